@@ -1,0 +1,135 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"github.com/quizstream/quizstream/store"
+)
+
+type studentJSON struct {
+	ID        uuid.UUID `json:"id"`
+	Email     string    `json:"email"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func toStudentJSON(st store.Student) studentJSON {
+	return studentJSON{ID: st.ID, Email: st.Email, Name: st.Name, CreatedAt: st.CreatedAt.UTC()}
+}
+
+type signupRequest struct {
+	Email    *string `json:"email"`
+	Name     *string `json:"name"`
+	Password *string `json:"password"`
+}
+
+func validEmail(email string) bool {
+	return strings.Contains(email, "@") && utf8.RuneCountInString(email) <= 254
+}
+
+func (s *Server) signup(c echo.Context) error {
+	var req signupRequest
+	if err := s.decode(c, &req); err != nil {
+		return err
+	}
+	switch {
+	case req.Email == nil || req.Name == nil || req.Password == nil:
+		return invalid("email, name and password are required")
+	case !validEmail(strings.TrimSpace(*req.Email)):
+		return invalid("email must contain @ and be at most 254 characters")
+	case utf8.RuneCountInString(*req.Password) < 8 || utf8.RuneCountInString(*req.Password) > 128:
+		return invalid("password must be 8 to 128 characters")
+	case strings.TrimSpace(*req.Name) == "" || utf8.RuneCountInString(*req.Name) > 100:
+		return invalid("name must be 1 to 100 characters")
+	}
+	ctx := c.Request().Context()
+	hash, err := s.hasher.hash(ctx, *req.Password)
+	if err != nil {
+		return err
+	}
+	st := store.Student{
+		ID:        uuid.New(),
+		Email:     strings.TrimSpace(*req.Email),
+		Name:      *req.Name,
+		CreatedAt: time.Now().UTC().Truncate(time.Microsecond),
+	}
+	if err := s.store.CreateStudent(ctx, st, hash); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return &Error{http.StatusConflict, "conflict", "that email is already registered"}
+		}
+		return err
+	}
+	tok, err := s.issueToken(c, st)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, map[string]any{"student": toStudentJSON(st), "token": tok})
+}
+
+type loginRequest struct {
+	Email    *string `json:"email"`
+	Password *string `json:"password"`
+}
+
+func (s *Server) login(c echo.Context) error {
+	var req loginRequest
+	if err := s.decode(c, &req); err != nil {
+		return err
+	}
+	if req.Email == nil || req.Password == nil {
+		return invalid("email and password are required")
+	}
+	ctx := c.Request().Context()
+	st, hash, err := s.store.StudentByEmail(ctx, strings.TrimSpace(*req.Email))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		hash = s.dummyHash // a wrong email costs as much as a wrong password
+	case err != nil:
+		return err
+	}
+	ok, err := s.hasher.verify(ctx, *req.Password, hash)
+	if err != nil {
+		return err
+	}
+	if !ok || st.ID == uuid.Nil {
+		return &Error{http.StatusUnauthorized, "unauthorized", "wrong email or password"}
+	}
+	tok, err := s.issueToken(c, st)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]string{"token": tok})
+}
+
+func (s *Server) issueToken(c echo.Context, st store.Student) (string, error) {
+	tok, hash, err := newToken()
+	if err != nil {
+		return "", err
+	}
+	expires := time.Now().Add(s.cfg.TokenLifetime)
+	if err := s.store.CreateToken(c.Request().Context(), hash, st.ID, expires); err != nil {
+		return "", err
+	}
+	return tok, nil
+}
+
+func (s *Server) getUser(c echo.Context) error {
+	return c.JSON(http.StatusOK, toStudentJSON(session(c).Student))
+}
+
+func (s *Server) logout(c echo.Context) error {
+	tok, _ := bearer(c)
+	hash := tokenHash(tok)
+	if err := s.store.DeleteToken(c.Request().Context(), hash); err != nil {
+		return err
+	}
+	s.tokens.Remove(string(hash))
+	return c.NoContent(http.StatusNoContent)
+}

@@ -1,0 +1,235 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/store"
+)
+
+// Attempt statuses as API.md names them.
+const (
+	statusAccepted = "accepted"
+	statusRecorded = "recorded"
+)
+
+const maxIdempotencyKey = 128
+
+type attemptJSON struct {
+	AttemptID   uuid.UUID `json:"attempt_id"`
+	QuizID      uuid.UUID `json:"quiz_id"`
+	StudentID   uuid.UUID `json:"student_id"`
+	Score       int       `json:"score"`
+	MaxScore    int       `json:"max_score"`
+	Status      string    `json:"status"`
+	SubmittedAt time.Time `json:"submitted_at"`
+}
+
+type submitRequest struct {
+	Answers *[]events.Answer `json:"answers"`
+}
+
+// grade checks answers against the quiz's answer key and returns the score:
+// one point per correctly answered question. It returns an invalid-request
+// error for an unknown question or choice, or a question answered twice.
+func grade(q *quizKey, answers []events.Answer) (int, error) {
+	seen := make(map[string]bool, len(answers))
+	score := 0
+	for _, a := range answers {
+		choices, ok := q.choices[a.QuestionID]
+		if !ok {
+			return 0, invalid("unknown question %q", a.QuestionID)
+		}
+		if seen[a.QuestionID] {
+			return 0, invalid("question %q is answered twice", a.QuestionID)
+		}
+		seen[a.QuestionID] = true
+		correct, ok := choices[a.ChoiceID]
+		if !ok {
+			return 0, invalid("unknown choice %q for question %q", a.ChoiceID, a.QuestionID)
+		}
+		if correct {
+			score++
+		}
+	}
+	return score, nil
+}
+
+// submitAttempt grades an attempt and publishes it; it answers 202 only
+// from the stream's acknowledgement, and touches no database.
+func (s *Server) submitAttempt(c echo.Context) error {
+	var req submitRequest
+	if err := s.decode(c, &req); err != nil {
+		return err
+	}
+	if req.Answers == nil {
+		return invalid("answers is required (an empty list is valid)")
+	}
+	quizID, err := uuid.Parse(c.Param("quiz_id"))
+	if err != nil {
+		return notFound("quiz")
+	}
+	quiz, ok := s.content.Load().quizzes[quizID]
+	if !ok {
+		return notFound("quiz")
+	}
+	key := c.Request().Header.Get("Idempotency-Key")
+	if len(key) > maxIdempotencyKey {
+		return invalid("Idempotency-Key must be at most %d characters", maxIdempotencyKey)
+	}
+	score, err := grade(quiz, *req.Answers)
+	if err != nil {
+		return err
+	}
+	student := session(c).Student.ID
+	ev := events.AttemptSubmitted{
+		AttemptID:      events.AttemptID(student, key),
+		StudentID:      student,
+		QuizID:         quiz.id,
+		CourseID:       quiz.courseID,
+		IdempotencyKey: key,
+		Answers:        *req.Answers,
+		AnswersHash:    events.HashAnswers(quiz.id, *req.Answers),
+		Score:          score,
+		MaxScore:       len(quiz.choices),
+		SubmittedAt:    time.Now().UTC().Truncate(time.Microsecond),
+	}
+
+	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.PublishTimeout)
+	defer cancel()
+	pub, err := s.events.PublishAttempt(ctx, ev)
+	if err != nil {
+		s.metrics.publishes.WithLabelValues("failed").Inc()
+		s.log.Warn("api: publish failed", "attempt_id", ev.AttemptID, "err", err)
+		return unavailable("the event log")
+	}
+	status := statusAccepted
+	if pub.Duplicate {
+		s.metrics.publishes.WithLabelValues("duplicate").Inc()
+		orig := pub.Event
+		if orig.StudentID != student || orig.QuizID != ev.QuizID || !bytes.Equal(orig.AnswersHash, ev.AnswersHash) {
+			return errKeyReused
+		}
+		if floor, err := s.events.AckFloor(ctx); err == nil && pub.Seq <= floor {
+			status = statusRecorded
+		}
+	} else {
+		s.metrics.publishes.WithLabelValues("published").Inc()
+	}
+	e := pub.Event
+	return c.JSON(http.StatusAccepted, attemptJSON{
+		AttemptID: e.AttemptID, QuizID: e.QuizID, StudentID: e.StudentID,
+		Score: e.Score, MaxScore: e.MaxScore, Status: status, SubmittedAt: e.SubmittedAt.UTC(),
+	})
+}
+
+func attemptFromRow(a store.Attempt) attemptJSON {
+	status := statusRecorded
+	if a.Status == store.StatusFailed {
+		status = store.StatusFailed
+	}
+	return attemptJSON{
+		AttemptID: a.ID, QuizID: a.QuizID, StudentID: a.StudentID,
+		Score: a.Score, MaxScore: a.MaxScore, Status: status, SubmittedAt: a.SubmittedAt.UTC(),
+	}
+}
+
+func (s *Server) getAttempt(c echo.Context) error {
+	id, err := uuid.Parse(c.Param("attempt_id"))
+	if err != nil {
+		return notFound("attempt")
+	}
+	a, err := s.store.GetAttempt(c.Request().Context(), session(c).Student.ID, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("attempt")
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, attemptFromRow(a))
+}
+
+const (
+	defaultPageSize = 20
+	maxPageSize     = 100
+)
+
+func (s *Server) listAttempts(c echo.Context) error {
+	p := store.ListAttemptsParams{StudentID: session(c).Student.ID, Limit: defaultPageSize}
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return invalid("limit must be a whole number of at least 1")
+		}
+		p.Limit = min(n, maxPageSize)
+	}
+	if v := c.QueryParam("cursor"); v != "" {
+		cur, err := decodeCursor(v)
+		if err != nil {
+			return invalid("cursor is not one this API issued")
+		}
+		p.After = &cur
+	}
+	if v := c.QueryParam("quiz_id"); v != "" {
+		id, err := uuid.Parse(v)
+		if err != nil {
+			// A filter naming no quiz matches nothing.
+			return c.JSON(http.StatusOK, map[string]any{"attempts": []attemptJSON{}, "next_cursor": nil})
+		}
+		p.QuizID = id
+	}
+	want := p.Limit
+	p.Limit++ // one more tells whether there is a next page
+	rows, err := s.store.ListAttempts(c.Request().Context(), p)
+	if err != nil {
+		return err
+	}
+	var next *string
+	if len(rows) > want {
+		rows = rows[:want]
+		last := rows[want-1]
+		cur := encodeCursor(store.Cursor{SubmittedAt: last.SubmittedAt, ID: last.ID})
+		next = &cur
+	}
+	out := make([]attemptJSON, len(rows))
+	for i, a := range rows {
+		out[i] = attemptFromRow(a)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"attempts": out, "next_cursor": next})
+}
+
+// A cursor is opaque to clients: base64url of "<unix microseconds>.<attempt id>".
+func encodeCursor(c store.Cursor) string {
+	return base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, "%d.%s", c.SubmittedAt.UnixMicro(), c.ID))
+}
+
+func decodeCursor(s string) (store.Cursor, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return store.Cursor{}, err
+	}
+	micros, id, ok := strings.Cut(string(raw), ".")
+	if !ok {
+		return store.Cursor{}, errors.New("no separator")
+	}
+	us, err := strconv.ParseInt(micros, 10, 64)
+	if err != nil {
+		return store.Cursor{}, err
+	}
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return store.Cursor{}, err
+	}
+	return store.Cursor{SubmittedAt: time.UnixMicro(us).UTC(), ID: u}, nil
+}

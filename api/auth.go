@@ -1,0 +1,79 @@
+package api
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/quizstream/quizstream/store"
+)
+
+const sessionKey = "quizstream.session"
+
+// newToken returns a bearer token (32 random bytes) and the SHA-256 that is
+// all the database ever stores of it.
+func newToken() (string, []byte, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", nil, err
+	}
+	tok := base64.RawURLEncoding.EncodeToString(b)
+	sum := sha256.Sum256([]byte(tok))
+	return tok, sum[:], nil
+}
+
+func tokenHash(tok string) []byte {
+	sum := sha256.Sum256([]byte(tok))
+	return sum[:]
+}
+
+func bearer(c echo.Context) (string, bool) {
+	h := c.Request().Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, len(tok) == 43 // 32 bytes, base64url without padding
+}
+
+// authenticate resolves the bearer token to a session, from the in-process
+// cache when it can, so that most requests (the attempt POST above all)
+// never query PostgreSQL. A token revoked on another instance keeps working
+// here for at most TokenCacheTTL.
+func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		tok, ok := bearer(c)
+		if !ok {
+			return errUnauthorized
+		}
+		hash := tokenHash(tok)
+		sess, ok := s.tokens.Get(string(hash))
+		if !ok {
+			var err error
+			sess, err = s.store.SessionByToken(c.Request().Context(), hash)
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+				return errUnauthorized
+			case err != nil:
+				return err
+			}
+			s.tokens.Add(string(hash), sess)
+		}
+		if !time.Now().Before(sess.ExpiresAt) {
+			s.tokens.Remove(string(hash))
+			return errUnauthorized
+		}
+		c.Set(sessionKey, sess)
+		return next(c)
+	}
+}
+
+func session(c echo.Context) store.Session {
+	return c.Get(sessionKey).(store.Session)
+}

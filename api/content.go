@@ -1,0 +1,238 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"github.com/quizstream/quizstream/store"
+)
+
+// resource is a response body serialized once, with its strong ETag.
+type resource struct {
+	body []byte
+	etag string
+}
+
+func newResource(v any) (resource, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return resource{}, err
+	}
+	sum := sha256.Sum256(b)
+	return resource{body: b, etag: `"` + base64.RawURLEncoding.EncodeToString(sum[:18]) + `"`}, nil
+}
+
+// quizKey is what grading needs of a quiz.
+type quizKey struct {
+	id       uuid.UUID
+	courseID uuid.UUID
+	// choices maps each question id to its choices' ids and whether each is correct.
+	choices map[string]map[string]bool
+	res     resource
+}
+
+// snapshot is all content, immutable once built: response bodies, ETags
+// and answer keys. A new one replaces it whole.
+type snapshot struct {
+	courseList resource
+	courses    map[uuid.UUID]resource
+	quizzes    map[uuid.UUID]*quizKey
+	// order lists course ids and their quiz ids in display order, for progress.
+	order []courseQuizzes
+	// version changes whenever any content does.
+	version string
+}
+
+type courseQuizzes struct {
+	id      uuid.UUID
+	quizIDs []uuid.UUID
+}
+
+type choiceJSON struct {
+	ID   uuid.UUID `json:"id"`
+	Text string    `json:"text"`
+}
+
+type questionJSON struct {
+	ID      uuid.UUID    `json:"id"`
+	Prompt  string       `json:"prompt"`
+	Choices []choiceJSON `json:"choices"`
+}
+
+type quizJSON struct {
+	ID        uuid.UUID      `json:"id"`
+	CourseID  uuid.UUID      `json:"course_id"`
+	Title     string         `json:"title"`
+	Questions []questionJSON `json:"questions"`
+}
+
+type courseSummaryJSON struct {
+	ID      uuid.UUID   `json:"id"`
+	Slug    string      `json:"slug"`
+	Title   string      `json:"title"`
+	QuizIDs []uuid.UUID `json:"quiz_ids"`
+}
+
+type courseQuizJSON struct {
+	ID            uuid.UUID `json:"id"`
+	Title         string    `json:"title"`
+	QuestionCount int       `json:"question_count"`
+}
+
+type courseJSON struct {
+	courseSummaryJSON
+	Description string           `json:"description"`
+	Quizzes     []courseQuizJSON `json:"quizzes"`
+}
+
+// buildSnapshot serializes all content once; it fails only if a body does
+// not encode.
+func buildSnapshot(courses []store.Course) (*snapshot, error) {
+	snap := &snapshot{courses: map[uuid.UUID]resource{}, quizzes: map[uuid.UUID]*quizKey{}}
+	summaries := make([]courseSummaryJSON, 0, len(courses))
+	version := sha256.New()
+	for _, c := range courses {
+		sum := courseSummaryJSON{ID: c.ID, Slug: c.Slug, Title: c.Title, QuizIDs: []uuid.UUID{}}
+		full := courseJSON{Description: c.Description, Quizzes: []courseQuizJSON{}}
+		for _, q := range c.Quizzes {
+			sum.QuizIDs = append(sum.QuizIDs, q.ID)
+			full.Quizzes = append(full.Quizzes, courseQuizJSON{ID: q.ID, Title: q.Title, QuestionCount: len(q.Questions)})
+			key := &quizKey{id: q.ID, courseID: c.ID, choices: map[string]map[string]bool{}}
+			body := quizJSON{ID: q.ID, CourseID: c.ID, Title: q.Title, Questions: []questionJSON{}}
+			for _, qu := range q.Questions {
+				qj := questionJSON{ID: qu.ID, Prompt: qu.Prompt, Choices: []choiceJSON{}}
+				key.choices[qu.ID.String()] = map[string]bool{}
+				for _, ch := range qu.Choices {
+					qj.Choices = append(qj.Choices, choiceJSON{ID: ch.ID, Text: ch.Text})
+					key.choices[qu.ID.String()][ch.ID.String()] = ch.Correct
+					fmt.Fprintf(version, "%s %t\n", ch.ID, ch.Correct)
+				}
+				body.Questions = append(body.Questions, qj)
+			}
+			var err error
+			if key.res, err = newResource(body); err != nil {
+				return nil, fmt.Errorf("encode quiz %s: %w", q.ID, err)
+			}
+			version.Write(key.res.body)
+			snap.quizzes[q.ID] = key
+		}
+		full.courseSummaryJSON = sum
+		res, err := newResource(full)
+		if err != nil {
+			return nil, fmt.Errorf("encode course %s: %w", c.ID, err)
+		}
+		snap.courses[c.ID] = res
+		snap.order = append(snap.order, courseQuizzes{id: c.ID, quizIDs: sum.QuizIDs})
+		summaries = append(summaries, sum)
+	}
+	var err error
+	if snap.courseList, err = newResource(map[string]any{"courses": summaries}); err != nil {
+		return nil, fmt.Errorf("encode course list: %w", err)
+	}
+	version.Write(snap.courseList.body)
+	snap.version = base64.RawURLEncoding.EncodeToString(version.Sum(nil))
+	return snap, nil
+}
+
+// loadContent reads all content from the store and swaps in a new snapshot
+// when it changed. It reports whether it did.
+func (s *Server) loadContent(ctx context.Context) (bool, error) {
+	courses, err := s.store.LoadContent(ctx)
+	if err != nil {
+		return false, err
+	}
+	snap, err := buildSnapshot(courses)
+	if err != nil {
+		return false, err
+	}
+	if old := s.content.Load(); old != nil && old.version == snap.version {
+		return false, nil
+	}
+	s.content.Store(snap)
+	s.log.Info("api: content snapshot loaded", "courses", len(snap.order), "quizzes", len(snap.quizzes), "version", snap.version[:12])
+	return true, nil
+}
+
+// reloadContent reloads the snapshot every interval until ctx ends.
+func (s *Server) reloadContent(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := s.loadContent(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("api: content reload failed; serving the previous snapshot", "err", err)
+			}
+		}
+	}
+}
+
+// serveResource answers with a precomputed body, or 304 when the client
+// already holds it.
+func (s *Server) serveResource(c echo.Context, r resource) error {
+	h := c.Response().Header()
+	h.Set("ETag", r.etag)
+	h.Set("Cache-Control", s.cacheControl)
+	if etagMatches(c.Request().Header.Get("If-None-Match"), r.etag) {
+		return c.NoContent(http.StatusNotModified)
+	}
+	return c.JSONBlob(http.StatusOK, r.body)
+}
+
+// etagMatches applies If-None-Match's weak comparison (RFC 9110 13.1.2).
+func etagMatches(header, etag string) bool {
+	if header == "" {
+		return false
+	}
+	for _, tag := range strings.Split(header, ",") {
+		tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
+		if tag == "*" || tag == etag {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) listCourses(c echo.Context) error {
+	return s.serveResource(c, s.content.Load().courseList)
+}
+
+func (s *Server) getCourse(c echo.Context) error {
+	id, err := uuid.Parse(c.Param("course_id"))
+	if err != nil {
+		return notFound("course")
+	}
+	r, ok := s.content.Load().courses[id]
+	if !ok {
+		return notFound("course")
+	}
+	return s.serveResource(c, r)
+}
+
+func (s *Server) getQuiz(c echo.Context) error {
+	id, err := uuid.Parse(c.Param("quiz_id"))
+	if err != nil {
+		return notFound("quiz")
+	}
+	q, ok := s.content.Load().quizzes[id]
+	if !ok {
+		return notFound("quiz")
+	}
+	return s.serveResource(c, q.res)
+}
+
+func cacheControl(maxAge time.Duration) string {
+	return "public, max-age=" + strconv.Itoa(int(maxAge.Seconds()))
+}

@@ -1,0 +1,191 @@
+// Package api is quizstream's HTTP surface (Echo v4): accounts, content
+// from an in-memory snapshot, the attempt POST that publishes to the event
+// log, and the student's reads from PostgreSQL.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/store"
+)
+
+// EventLog is what the API needs of the event log.
+type EventLog interface {
+	// PublishAttempt returns once the log durably holds the attempt (or
+	// already held one with its id); an error means the outcome is unknown.
+	PublishAttempt(ctx context.Context, e events.AttemptSubmitted) (events.Published, error)
+	// AckFloor returns the sequence up to which every event is stored.
+	AckFloor(ctx context.Context) (uint64, error)
+	// Ping reports whether the log answers.
+	Ping(ctx context.Context) error
+}
+
+// Config configures a Server.
+type Config struct {
+	// Store and Events are required.
+	Store  *store.Store
+	Events EventLog
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Registerer receives the API's metrics. Defaults to none.
+	Registerer prometheus.Registerer
+	// BodyLimit caps request bodies, in bytes. Defaults to 64 KiB.
+	BodyLimit int64
+	// TokenLifetime is how long a token lives after login. Defaults to 30 days.
+	TokenLifetime time.Duration
+	// TokenCacheSize bounds the in-process token cache. Defaults to 100000.
+	TokenCacheSize int
+	// TokenCacheTTL bounds how long a cached token is trusted without asking
+	// PostgreSQL: a token revoked on another instance stops working here
+	// within it. Defaults to 30s.
+	TokenCacheTTL time.Duration
+	// ContentMaxAge is the Cache-Control max-age of content. Defaults to 60s.
+	ContentMaxAge time.Duration
+	// ContentReload is how often the content snapshot is reloaded; negative
+	// disables it. Defaults to 1 minute.
+	ContentReload time.Duration
+	// PublishTimeout bounds waiting for the event log's acknowledgement;
+	// past it the client gets 503. Defaults to 5s.
+	PublishTimeout time.Duration
+	// RetryAfterSeconds is sent with every 503. Defaults to 1.
+	RetryAfterSeconds int
+	// HashConcurrency caps concurrent password hashes. Defaults to the CPU count.
+	HashConcurrency int
+	// ShutdownTimeout bounds finishing in-flight requests at shutdown. Defaults to 10s.
+	ShutdownTimeout time.Duration
+}
+
+func (c *Config) defaults() error {
+	if c.Store == nil || c.Events == nil {
+		return errors.New("api: Config.Store and Config.Events are required")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.BodyLimit <= 0 {
+		c.BodyLimit = 64 << 10
+	}
+	if c.TokenLifetime <= 0 {
+		c.TokenLifetime = 30 * 24 * time.Hour
+	}
+	if c.TokenCacheSize <= 0 {
+		c.TokenCacheSize = 100000
+	}
+	if c.TokenCacheTTL <= 0 {
+		c.TokenCacheTTL = 30 * time.Second
+	}
+	if c.ContentMaxAge <= 0 {
+		c.ContentMaxAge = time.Minute
+	}
+	if c.ContentReload == 0 {
+		c.ContentReload = time.Minute
+	}
+	if c.PublishTimeout <= 0 {
+		c.PublishTimeout = 5 * time.Second
+	}
+	if c.RetryAfterSeconds <= 0 {
+		c.RetryAfterSeconds = 1
+	}
+	if c.HashConcurrency <= 0 {
+		c.HashConcurrency = runtime.NumCPU()
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 10 * time.Second
+	}
+	return nil
+}
+
+// Server is one API instance.
+type Server struct {
+	cfg          Config
+	echo         *echo.Echo
+	store        *store.Store
+	events       EventLog
+	log          *slog.Logger
+	metrics      *metrics
+	content      atomic.Pointer[snapshot]
+	tokens       *expirable.LRU[string, store.Session]
+	hasher       *hasher
+	dummyHash    string
+	cacheControl string
+	draining     atomic.Bool
+}
+
+// NewServer builds a Server and loads its content snapshot; it fails when
+// the snapshot cannot be loaded or a Config field is bad.
+func NewServer(ctx context.Context, cfg Config) (*Server, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:          cfg,
+		store:        cfg.Store,
+		events:       cfg.Events,
+		log:          cfg.Logger,
+		metrics:      m,
+		tokens:       expirable.NewLRU[string, store.Session](cfg.TokenCacheSize, nil, cfg.TokenCacheTTL),
+		hasher:       newHasher(cfg.HashConcurrency),
+		cacheControl: cacheControl(cfg.ContentMaxAge),
+	}
+	if s.dummyHash, err = s.hasher.hash(ctx, "not a password of anyone's"); err != nil {
+		return nil, err
+	}
+	if _, err := s.loadContent(ctx); err != nil {
+		return nil, fmt.Errorf("api: load content: %w", err)
+	}
+	s.echo = s.routes()
+	return s, nil
+}
+
+// Handler returns the HTTP handler of the whole public surface.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Serve answers HTTP on ln until ctx is cancelled, then drains: /readyz
+// fails at once, no new connection is accepted, and in-flight requests
+// (publishes included) finish within ShutdownTimeout. It returns nil after
+// a clean drain.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{Handler: s.echo, ReadHeaderTimeout: 10 * time.Second}
+	var wg sync.WaitGroup
+	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer func() { stop(); wg.Wait() }()
+	if s.cfg.ContentReload > 0 {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.reloadContent(bg, s.cfg.ContentReload) }()
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("api: serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.draining.Store(true)
+	s.log.Info("api: draining")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("api: shutdown: %w", err)
+	}
+	<-errc
+	s.log.Info("api: stopped")
+	return nil
+}

@@ -1,0 +1,117 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Log is the attempts stream seen from the API: it publishes events and
+// reads them back. It is safe for concurrent use.
+type Log struct {
+	js       jetstream.JetStream
+	stream   jetstream.Stream
+	consumer string
+}
+
+// NewLog ensures the stream and its consumer exist as cfg says and returns
+// a Log on them, or the error that stopped it.
+func NewLog(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (*Log, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s, err := EnsureStream(ctx, js, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := EnsureConsumer(ctx, js, cfg); err != nil {
+		return nil, err
+	}
+	return &Log{js: js, stream: s, consumer: cfg.Consumer}, nil
+}
+
+// Published is the outcome of PublishAttempt.
+type Published struct {
+	// Event is the event the stream holds: the one published, or for a
+	// duplicate the original, which may differ from the one offered.
+	Event AttemptSubmitted
+	// Seq is the event's stream sequence.
+	Seq uint64
+	// Duplicate is true when the stream already held this attempt id.
+	Duplicate bool
+}
+
+// PublishAttempt appends e to the stream and returns once the stream has
+// acknowledged it (durably, as the stream is configured). The stream keeps
+// one event per attempt id: when it already holds one, inside the duplicate
+// window or long after, PublishAttempt returns that original with
+// Duplicate set. Any error means the outcome is unknown.
+func (l *Log) PublishAttempt(ctx context.Context, e AttemptSubmitted) (Published, error) {
+	data, err := Encode(e)
+	if err != nil {
+		return Published{}, err
+	}
+	subject := e.Subject()
+	ack, err := l.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: data},
+		jetstream.WithMsgID(e.AttemptID.String()),
+		jetstream.WithExpectStream(l.stream.CachedInfo().Config.Name),
+		// Refuse a second event on this attempt's subject forever, not only
+		// within the duplicate window.
+		jetstream.WithExpectLastSequencePerSubject(0))
+	var orig *jetstream.RawStreamMsg
+	switch {
+	case err == nil && !ack.Duplicate:
+		return Published{Event: e, Seq: ack.Sequence}, nil
+	case err == nil:
+		orig, err = l.stream.GetMsg(ctx, ack.Sequence)
+	case isWrongLastSequence(err):
+		orig, err = l.stream.GetLastMsgForSubject(ctx, subject)
+	default:
+		return Published{}, fmt.Errorf("publish attempt: %w", err)
+	}
+	if err != nil {
+		return Published{}, fmt.Errorf("read original attempt: %w", err)
+	}
+	stored, err := Decode(orig.Data)
+	if err != nil {
+		return Published{}, fmt.Errorf("read original attempt at seq %d: %w", orig.Sequence, err)
+	}
+	return Published{Event: stored, Seq: orig.Sequence, Duplicate: true}, nil
+}
+
+func isWrongLastSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) &&
+		(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// AckFloor returns the stream sequence at and below which the workers have
+// acknowledged every event, or the error of the lookup.
+func (l *Log) AckFloor(ctx context.Context) (uint64, error) {
+	c, err := l.Consumer(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("ack floor: %w", err)
+	}
+	return c.CachedInfo().AckFloor.Stream, nil
+}
+
+// Ping reports whether the stream answers.
+func (l *Log) Ping(ctx context.Context) error {
+	if _, err := l.stream.Info(ctx); err != nil {
+		return fmt.Errorf("stream info: %w", err)
+	}
+	return nil
+}
+
+// Consumer returns the durable consumer that workers share.
+func (l *Log) Consumer(ctx context.Context) (jetstream.Consumer, error) {
+	c, err := l.js.Consumer(ctx, l.stream.CachedInfo().Config.Name, l.consumer)
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s: %w", l.consumer, err)
+	}
+	return c, nil
+}

@@ -1,0 +1,126 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// StreamConfig sizes the attempts stream and its durable consumer.
+type StreamConfig struct {
+	// Name of the stream. Defaults to "ATTEMPTS".
+	Name string
+	// Replicas is 1 (with a server syncing every write) or 3 (a quorum
+	// holds each write). Defaults to 1.
+	Replicas int
+	// Duplicates is the window in which JetStream drops a re-published
+	// Nats-Msg-Id. Defaults to 2 minutes.
+	Duplicates time.Duration
+	// MaxAge bounds how long an event is kept: idempotency and replay hold
+	// within it. Defaults to 30 days.
+	MaxAge time.Duration
+	// MaxBytes bounds the stream's size; past it publishes fail (DiscardNew)
+	// and the API answers 503. Defaults to 10 GiB.
+	MaxBytes int64
+	// Consumer is the durable consumer shared by all workers. Defaults to "attempt-writer".
+	Consumer string
+	// AckWait is how long a delivered message may stay unacknowledged before
+	// redelivery; longer than the slowest batch. Defaults to 30s.
+	AckWait time.Duration
+	// MaxAckPending bounds unacknowledged messages across all workers; at
+	// least workers x batch size. Defaults to 20000.
+	MaxAckPending int
+}
+
+func (c *StreamConfig) defaults() {
+	if c.Name == "" {
+		c.Name = "ATTEMPTS"
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	if c.Duplicates <= 0 {
+		c.Duplicates = 2 * time.Minute
+	}
+	if c.MaxAge <= 0 {
+		c.MaxAge = 30 * 24 * time.Hour
+	}
+	if c.MaxBytes <= 0 {
+		c.MaxBytes = 10 << 30
+	}
+	if c.Consumer == "" {
+		c.Consumer = "attempt-writer"
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.MaxAckPending <= 0 {
+		c.MaxAckPending = 20000
+	}
+}
+
+// Validate fills defaults and reports the first field that is out of range.
+func (c *StreamConfig) Validate() error {
+	c.defaults()
+	switch {
+	case c.Replicas != 1 && c.Replicas != 3 && c.Replicas != 5:
+		return fmt.Errorf("events: StreamConfig.Replicas must be 1, 3 or 5, not %d", c.Replicas)
+	case c.Duplicates > c.MaxAge:
+		return errors.New("events: StreamConfig.Duplicates must not exceed MaxAge")
+	}
+	return nil
+}
+
+// EnsureStream creates the attempts stream, or updates it to cfg when it
+// exists (idempotent), and returns it.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetstream.Stream, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        cfg.Name,
+		Description: "quizstream attempts: the system of record for writes",
+		Subjects:    []string{SubjectPrefix + ".>"},
+		// Limits retention: the stream is the log replays read, so acking a
+		// message must never delete it.
+		Retention:  jetstream.LimitsPolicy,
+		Discard:    jetstream.DiscardNew,
+		Storage:    jetstream.FileStorage,
+		Replicas:   cfg.Replicas,
+		Duplicates: cfg.Duplicates,
+		MaxAge:     cfg.MaxAge,
+		MaxBytes:   cfg.MaxBytes,
+		MaxMsgSize: 1 << 20,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
+	}
+	return s, nil
+}
+
+// EnsureConsumer creates or updates the durable pull consumer that all
+// workers share, and returns it.
+func EnsureConsumer(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetstream.Consumer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c, err := js.CreateOrUpdateConsumer(ctx, cfg.Name, jetstream.ConsumerConfig{
+		Durable:       cfg.Consumer,
+		Description:   "quizstream workers: attempts to PostgreSQL",
+		FilterSubject: SubjectPrefix + ".>",
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWait,
+		// Unlimited: poison is isolated by the worker, not by a delivery count.
+		MaxDeliver:    -1,
+		MaxAckPending: cfg.MaxAckPending,
+		Replicas:      cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ensure consumer %s: %w", cfg.Consumer, err)
+	}
+	return c, nil
+}

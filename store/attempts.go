@@ -1,0 +1,177 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Attempt statuses stored in the database.
+const (
+	StatusRecorded = "recorded"
+	StatusFailed   = "failed"
+)
+
+// Attempt is a stored quiz attempt.
+type Attempt struct {
+	ID             uuid.UUID
+	StudentID      uuid.UUID
+	QuizID         uuid.UUID
+	CourseID       uuid.UUID
+	IdempotencyKey string // empty when the client sent none
+	Answers        []byte // JSON, as submitted
+	AnswersHash    []byte
+	Score          int
+	MaxScore       int
+	Status         string
+	SubmittedAt    time.Time
+	StreamSeq      uint64
+}
+
+// InsertResult says what InsertAttempts changed.
+type InsertResult struct {
+	// Inserted counts new attempt rows; the rest of the batch was stored before.
+	Inserted int64
+	// ProgressRows counts the progress rows created or updated.
+	ProgressRows int64
+}
+
+var stagingColumns = []string{"id", "student_id", "quiz_id", "course_id", "idempotency_key",
+	"answers", "answers_hash", "score", "max_score", "status", "submitted_at", "stream_seq"}
+
+// InsertAttempts stores a batch of attempts in one transaction: it copies
+// them into a per-connection staging table, inserts those whose id is new,
+// and folds exactly the inserted ones into the progress projection (so a
+// batch delivered twice changes nothing the second time). It returns what
+// it changed, or an error after which nothing was written.
+func (s *Store) InsertAttempts(ctx context.Context, batch []Attempt) (InsertResult, error) {
+	var res InsertResult
+	if len(batch) == 0 {
+		return res, nil
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// Created once per connection: IF NOT EXISTS on a present table is a
+		// catalog lookup, not catalog churn. ON COMMIT DELETE ROWS empties it.
+		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS attempts_staging (
+				id uuid, student_id uuid, quiz_id uuid, course_id uuid, idempotency_key text,
+				answers jsonb, answers_hash bytea, score integer, max_score integer,
+				status text, submitted_at timestamptz, stream_seq bigint
+			) ON COMMIT DELETE ROWS`); err != nil {
+			return fmt.Errorf("create staging: %w", err)
+		}
+		rows := make([][]any, len(batch))
+		for i, a := range batch {
+			var key *string
+			if a.IdempotencyKey != "" {
+				key = &a.IdempotencyKey
+			}
+			status := a.Status
+			if status == "" {
+				status = StatusRecorded
+			}
+			rows[i] = []any{a.ID, a.StudentID, a.QuizID, a.CourseID, key, string(a.Answers),
+				a.AnswersHash, a.Score, a.MaxScore, status, a.SubmittedAt, int64(a.StreamSeq)}
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"attempts_staging"}, stagingColumns, pgx.CopyFromRows(rows)); err != nil {
+			return fmt.Errorf("copy to staging: %w", err)
+		}
+		// Rows are inserted in id order and progress rows upserted in
+		// (student, quiz) order, so that concurrent workers never deadlock.
+		return tx.QueryRow(ctx, `
+			WITH ins AS (
+				INSERT INTO attempts (id, student_id, quiz_id, course_id, idempotency_key, answers,
+					answers_hash, score, max_score, status, submitted_at, stream_seq)
+				SELECT DISTINCT ON (id) id, student_id, quiz_id, course_id, idempotency_key, answers,
+					answers_hash, score, max_score, status, submitted_at, stream_seq
+				FROM attempts_staging ORDER BY id, stream_seq
+				ON CONFLICT (id) DO NOTHING
+				RETURNING student_id, quiz_id, course_id, score, status
+			), prog AS (
+				INSERT INTO progress AS p (student_id, quiz_id, course_id, attempts, best_score)
+				SELECT student_id, quiz_id, min(course_id::text)::uuid, count(*), max(score)
+				FROM ins WHERE status = 'recorded'
+				GROUP BY student_id, quiz_id
+				ORDER BY student_id, quiz_id
+				ON CONFLICT (student_id, quiz_id) DO UPDATE
+				SET attempts = p.attempts + EXCLUDED.attempts,
+				    best_score = greatest(p.best_score, EXCLUDED.best_score)
+				RETURNING 1
+			)
+			SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM prog)`).
+			Scan(&res.Inserted, &res.ProgressRows)
+	})
+	return res, wrap("insert attempts", err)
+}
+
+// Cursor is a position in a student's attempts, newest first.
+type Cursor struct {
+	SubmittedAt time.Time
+	ID          uuid.UUID
+}
+
+// ListAttemptsParams selects a page of a student's attempts.
+type ListAttemptsParams struct {
+	StudentID uuid.UUID
+	QuizID    uuid.UUID // uuid.Nil for every quiz
+	After     *Cursor   // nil for the first page
+	Limit     int
+}
+
+const attemptColumns = `id, student_id, quiz_id, course_id, coalesce(idempotency_key, ''), answers,
+	answers_hash, score, max_score, status, submitted_at, stream_seq`
+
+func scanAttempt(row pgx.CollectableRow) (Attempt, error) {
+	var a Attempt
+	var seq int64
+	err := row.Scan(&a.ID, &a.StudentID, &a.QuizID, &a.CourseID, &a.IdempotencyKey, &a.Answers,
+		&a.AnswersHash, &a.Score, &a.MaxScore, &a.Status, &a.SubmittedAt, &seq)
+	a.StreamSeq = uint64(seq)
+	return a, err
+}
+
+// ListAttempts returns one page of a student's attempts ordered by
+// submitted_at, then id, both descending; one index scan serves it.
+func (s *Store) ListAttempts(ctx context.Context, p ListAttemptsParams) ([]Attempt, error) {
+	sql := `SELECT ` + attemptColumns + ` FROM attempts WHERE student_id = $1`
+	args := []any{p.StudentID}
+	if p.QuizID != uuid.Nil {
+		args = append(args, p.QuizID)
+		sql += fmt.Sprintf(` AND quiz_id = $%d`, len(args))
+	}
+	if p.After != nil {
+		args = append(args, p.After.SubmittedAt, p.After.ID)
+		sql += fmt.Sprintf(` AND (submitted_at, id) < ($%d, $%d)`, len(args)-1, len(args))
+	}
+	args = append(args, p.Limit)
+	sql += fmt.Sprintf(` ORDER BY submitted_at DESC, id DESC LIMIT $%d`, len(args))
+	rows, _ := s.pool.Query(ctx, sql, args...)
+	out, err := pgx.CollectRows(rows, scanAttempt)
+	return out, wrap("list attempts", err)
+}
+
+// GetAttempt returns one of a student's attempts, or ErrNotFound when it is
+// unknown or another student's.
+func (s *Store) GetAttempt(ctx context.Context, studentID, id uuid.UUID) (Attempt, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT `+attemptColumns+` FROM attempts WHERE id = $1 AND student_id = $2`, id, studentID)
+	a, err := pgx.CollectExactlyOneRow(rows, scanAttempt)
+	return a, wrap("get attempt", err)
+}
+
+// Progress is a student's recorded attempts at one quiz.
+type Progress struct {
+	QuizID    uuid.UUID
+	CourseID  uuid.UUID
+	Attempts  int
+	BestScore int
+}
+
+// GetProgress returns a student's progress rows, one per quiz attempted.
+func (s *Store) GetProgress(ctx context.Context, studentID uuid.UUID) ([]Progress, error) {
+	rows, _ := s.pool.Query(ctx,
+		`SELECT quiz_id, course_id, attempts, best_score FROM progress WHERE student_id = $1`, studentID)
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Progress])
+	return out, wrap("get progress", err)
+}

@@ -1,0 +1,144 @@
+// Package store is quizstream's only door to PostgreSQL: every SQL
+// statement lives here, and pgx errors become ErrNotFound, ErrConflict or
+// ErrUnavailable once, at this boundary.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+var (
+	// ErrNotFound means the row asked for does not exist (or is not the caller's).
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict means a unique constraint refused the write.
+	ErrConflict = errors.New("store: conflict")
+	// ErrUnavailable means PostgreSQL could not be reached or is shutting
+	// down: the same call may succeed later.
+	ErrUnavailable = errors.New("store: database unavailable")
+)
+
+// Config configures Open.
+type Config struct {
+	// URL is a PostgreSQL connection string. Required.
+	URL string
+	// MaxConns caps the pool. Defaults to 4 per CPU (pgxpool's default).
+	MaxConns int32
+	// ConnectTimeout bounds each new connection. Defaults to 5s.
+	ConnectTimeout time.Duration
+}
+
+// Store holds the pgx pool. It is safe for concurrent use.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// Open parses cfg, creates the pool and checks that PostgreSQL answers;
+// it returns an error naming what failed.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.URL == "" {
+		return nil, errors.New("store: Config.URL is required")
+	}
+	pc, err := pgxpool.ParseConfig(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("store: parse database url: %w", err)
+	}
+	if cfg.MaxConns > 0 {
+		pc.MaxConns = cfg.MaxConns
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = 5 * time.Second
+	}
+	pc.ConnConfig.ConnectTimeout = cfg.ConnectTimeout
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("store: create pool: %w", err)
+	}
+	s := &Store{pool: pool}
+	if err := s.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes every connection of the pool.
+func (s *Store) Close() { s.pool.Close() }
+
+// Ping reports whether PostgreSQL answers: nil, or an error wrapping
+// ErrUnavailable.
+func (s *Store) Ping(ctx context.Context) error {
+	return wrap("ping", s.pool.Ping(ctx))
+}
+
+// Pool returns the underlying pool, for tests and operator tools.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// wrap translates a pgx error into the package's sentinel errors, prefixed
+// with the action that failed.
+func wrap(action string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("%s: %w", action, ErrNotFound)
+	case IsTransient(err):
+		return fmt.Errorf("%s: %w: %w", action, ErrUnavailable, err)
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		return fmt.Errorf("%s: %w: %w", action, ErrConflict, err)
+	}
+	return fmt.Errorf("%s: %w", action, err)
+}
+
+// IsTransient reports whether err is the kind of failure that goes away by
+// itself: PostgreSQL unreachable, restarting, out of connections, or a
+// deadline. A constraint violation or bad data is not transient.
+func IsTransient(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code[:2] {
+		case "08", // connection exception
+			"53", // insufficient resources
+			"57", // operator intervention (admin shutdown, crash recovery)
+			"40": // serialization failure, deadlock: safe to run again
+			return true
+		}
+		return false
+	}
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connectErr) || errors.As(err, &netErr) ||
+		pgconn.SafeToRetry(err) || pgconn.Timeout(err) ||
+		errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.EPIPE)
+}
+
+// IsDataError reports whether err is PostgreSQL refusing the data itself
+// (SQLSTATE class 22, data exception, or 23, integrity constraint
+// violation): writing the same rows again fails the same way.
+func IsDataError(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	return pgErr.Code[:2] == "22" || pgErr.Code[:2] == "23"
+}

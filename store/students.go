@@ -1,0 +1,67 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Student is an account.
+type Student struct {
+	ID        uuid.UUID
+	Email     string
+	Name      string
+	CreatedAt time.Time
+}
+
+// Session is what a bearer token stands for.
+type Session struct {
+	Student   Student
+	ExpiresAt time.Time
+}
+
+// CreateStudent inserts an account; it returns ErrConflict when the email
+// (compared case-insensitively) is taken.
+func (s *Store) CreateStudent(ctx context.Context, st Student, passwordHash string) error {
+	_, err := s.pool.Exec(ctx,
+		`INSERT INTO students (id, email, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)`,
+		st.ID, st.Email, st.Name, passwordHash, st.CreatedAt)
+	return wrap("create student", err)
+}
+
+// StudentByEmail returns the account and its password hash, or ErrNotFound.
+func (s *Store) StudentByEmail(ctx context.Context, email string) (Student, string, error) {
+	var st Student
+	var hash string
+	err := s.pool.QueryRow(ctx,
+		`SELECT id, email, name, created_at, password_hash FROM students WHERE lower(email) = lower($1)`, email).
+		Scan(&st.ID, &st.Email, &st.Name, &st.CreatedAt, &hash)
+	return st, hash, wrap("student by email", err)
+}
+
+// CreateToken stores a token's hash for a student until expiresAt.
+func (s *Store) CreateToken(ctx context.Context, tokenHash []byte, studentID uuid.UUID, expiresAt time.Time) error {
+	_, err := s.pool.Exec(ctx,
+		`INSERT INTO tokens (token_hash, student_id, expires_at) VALUES ($1, $2, $3)`,
+		tokenHash, studentID, expiresAt)
+	return wrap("create token", err)
+}
+
+// SessionByToken returns the student a live token belongs to, or
+// ErrNotFound for an unknown, revoked or expired token.
+func (s *Store) SessionByToken(ctx context.Context, tokenHash []byte) (Session, error) {
+	var ss Session
+	err := s.pool.QueryRow(ctx, `
+		SELECT s.id, s.email, s.name, s.created_at, t.expires_at
+		FROM tokens t JOIN students s ON s.id = t.student_id
+		WHERE t.token_hash = $1 AND t.expires_at > now()`, tokenHash).
+		Scan(&ss.Student.ID, &ss.Student.Email, &ss.Student.Name, &ss.Student.CreatedAt, &ss.ExpiresAt)
+	return ss, wrap("session by token", err)
+}
+
+// DeleteToken revokes a token; revoking an unknown token is not an error.
+func (s *Store) DeleteToken(ctx context.Context, tokenHash []byte) error {
+	_, err := s.pool.Exec(ctx, `DELETE FROM tokens WHERE token_hash = $1`, tokenHash)
+	return wrap("delete token", err)
+}
