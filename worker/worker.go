@@ -158,23 +158,28 @@ func (w *Worker) handle(ctx context.Context, msgs []jetstream.Msg) {
 		defer wg.Done()
 		w.heartbeat(hold, items)
 	}()
-	stored := w.write(hold, items)
+	unsettled := w.write(hold, items)
 	release()
 	wg.Wait()
 
 	w.metrics.batchSeconds.Observe(time.Since(start).Seconds())
 	w.metrics.batchSize.Observe(float64(len(msgs)))
-	if !stored {
-		w.log.Warn("worker: batch left for redelivery", "messages", len(items))
+	if len(unsettled) > 0 {
+		// The transaction rolled back: hand the messages back for
+		// immediate redelivery rather than after AckWait.
+		w.log.Warn("worker: batch abandoned at shutdown; left for redelivery", "messages", len(unsettled))
+		for _, it := range unsettled {
+			_ = it.msg.Nak()
+		}
 	}
 }
 
-// write writes items, splitting the batch to isolate rows PostgreSQL
-// refuses; it reports whether every item was settled (stored and acked, or
-// terminated), false when ctx ended first.
-func (w *Worker) write(ctx context.Context, items []item) bool {
+// write stores items, splitting the batch to isolate rows PostgreSQL
+// refuses, and acks what it stored; it returns the items it could not
+// settle (neither stored nor terminated) because ctx ended first.
+func (w *Worker) write(ctx context.Context, items []item) (unsettled []item) {
 	if len(items) == 0 {
-		return true
+		return nil
 	}
 	rows := make([]store.Attempt, len(items))
 	for i, it := range items {
@@ -202,15 +207,15 @@ func (w *Worker) write(ctx context.Context, items []item) bool {
 		w.metrics.messages.WithLabelValues("stored").Add(float64(res.Inserted))
 		w.metrics.messages.WithLabelValues("duplicate").Add(float64(int64(len(items)) - res.Inserted))
 		w.log.Debug("worker: batch committed", "messages", len(items), "inserted", res.Inserted)
-		return true
+		return nil
 	case ctx.Err() != nil:
-		return false
+		return items
 	case len(items) == 1:
 		w.poison(items[0].msg, err)
-		return true
+		return nil
 	}
 	half := len(items) / 2
-	return w.write(ctx, items[:half]) && w.write(ctx, items[half:])
+	return append(w.write(ctx, items[:half]), w.write(ctx, items[half:])...)
 }
 
 // poison terminates a message that can never be stored, so that it never
