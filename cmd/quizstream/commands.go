@@ -382,4 +382,3 @@ func serveOps(ctx context.Context, addr string, reg *prometheus.Registry, ready 
 	}
 	return nil
 }
-
