@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
@@ -85,7 +86,7 @@ func (s *Server) submitAttempt(c echo.Context) error {
 		return notFound("quiz")
 	}
 	key := c.Request().Header.Get("Idempotency-Key")
-	if len(key) > maxIdempotencyKey {
+	if utf8.RuneCountInString(key) > maxIdempotencyKey {
 		return invalid("Idempotency-Key must be at most %d characters", maxIdempotencyKey)
 	}
 	score, err := grade(quiz, *req.Answers)

@@ -183,4 +183,3 @@ func TestRedeliveryChangesNothing(t *testing.T) {
 		t.Fatal("delivering every message again changed the attempts or progress rows")
 	}
 }
-
