@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +24,7 @@ import (
 const (
 	statusAccepted = "accepted"
 	statusRecorded = "recorded"
+	statusFailed   = "failed"
 )
 
 const maxIdempotencyKey = 128
@@ -112,7 +114,7 @@ func (s *Server) submitAttempt(c echo.Context) error {
 	pub, err := s.events.PublishAttempt(ctx, ev)
 	if err != nil {
 		s.metrics.publishes.WithLabelValues("failed").Inc()
-		s.log.Warn("api: publish failed", "attempt_id", ev.AttemptID, "err", err)
+		s.log.Debug("api: publish failed", "attempt_id", ev.AttemptID, "err", err)
 		return unavailable("the event log")
 	}
 	status := statusAccepted
@@ -138,7 +140,7 @@ func (s *Server) submitAttempt(c echo.Context) error {
 func attemptFromRow(a store.Attempt) attemptJSON {
 	status := statusRecorded
 	if a.Status == store.StatusFailed {
-		status = store.StatusFailed
+		status = statusFailed
 	}
 	return attemptJSON{
 		AttemptID: a.ID, QuizID: a.QuizID, StudentID: a.StudentID,
@@ -146,25 +148,74 @@ func attemptFromRow(a store.Attempt) attemptJSON {
 	}
 }
 
+func attemptFromEvent(e events.AttemptSubmitted, status string) attemptJSON {
+	return attemptJSON{
+		AttemptID: e.AttemptID, QuizID: e.QuizID, StudentID: e.StudentID,
+		Score: e.Score, MaxScore: e.MaxScore, Status: status, SubmittedAt: e.SubmittedAt.UTC(),
+	}
+}
+
+// ackFloor reads the consumer's ack floor. Student reads take it before
+// they query PostgreSQL: every event at or below it was settled before the
+// query began, so the query sees it, and every event above it is read from
+// the stream itself. That makes a 202 visible at once, on any instance.
+func (s *Server) ackFloor(ctx context.Context) (uint64, error) {
+	floor, err := s.events.AckFloor(ctx)
+	if err != nil {
+		s.log.Debug("api: reading the ack floor failed", "err", err)
+		return 0, unavailable("the event log")
+	}
+	return floor, nil
+}
+
 func (s *Server) getAttempt(c echo.Context) error {
 	id, err := uuid.Parse(c.Param("attempt_id"))
 	if err != nil {
 		return notFound("attempt")
 	}
-	a, err := s.store.GetAttempt(c.Request().Context(), session(c).Student.ID, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return notFound("attempt")
-	}
+	ctx := c.Request().Context()
+	student := session(c).Student.ID
+	floor, err := s.ackFloor(ctx)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, attemptFromRow(a))
+	a, err := s.store.GetAttempt(ctx, student, id)
+	if err == nil {
+		return c.JSON(http.StatusOK, attemptFromRow(a))
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	pub, err := s.events.Attempt(ctx, student, id)
+	switch {
+	case errors.Is(err, events.ErrNotInLog):
+		return notFound("attempt")
+	case err != nil:
+		s.log.Warn("api: reading an attempt from the event log failed", "err", err)
+		return unavailable("the event log")
+	case pub.Seq > floor:
+		return c.JSON(http.StatusOK, attemptFromEvent(pub.Event, statusAccepted))
+	}
+	// Settled before the query, yet not stored: a worker set it aside.
+	return c.JSON(http.StatusOK, attemptFromEvent(pub.Event, statusFailed))
 }
 
 const (
 	defaultPageSize = 20
 	maxPageSize     = 100
+	// maxPending bounds how many of a student's not-yet-stored attempts a
+	// list reads from the stream.
+	maxPending = 1000
 )
+
+// before reports whether a sorts before b in API.md's order: submitted_at
+// descending, then attempt_id descending.
+func before(a, b attemptJSON) bool {
+	if !a.SubmittedAt.Equal(b.SubmittedAt) {
+		return a.SubmittedAt.After(b.SubmittedAt)
+	}
+	return bytes.Compare(a.AttemptID[:], b.AttemptID[:]) > 0
+}
 
 func (s *Server) listAttempts(c echo.Context) error {
 	p := store.ListAttemptsParams{StudentID: session(c).Student.ID, Limit: defaultPageSize}
@@ -190,22 +241,56 @@ func (s *Server) listAttempts(c echo.Context) error {
 		}
 		p.QuizID = id
 	}
-	want := p.Limit
-	p.Limit++ // one more tells whether there is a next page
-	rows, err := s.store.ListAttempts(c.Request().Context(), p)
+	ctx := c.Request().Context()
+	floor, err := s.ackFloor(ctx)
 	if err != nil {
 		return err
 	}
-	var next *string
-	if len(rows) > want {
-		rows = rows[:want]
-		last := rows[want-1]
-		cur := encodeCursor(store.Cursor{SubmittedAt: last.SubmittedAt, ID: last.ID})
-		next = &cur
+	want := p.Limit
+	p.Limit++ // one more tells whether there is a next page
+	rows, err := s.store.ListAttempts(ctx, p)
+	if err != nil {
+		return err
 	}
-	out := make([]attemptJSON, len(rows))
-	for i, a := range rows {
-		out[i] = attemptFromRow(a)
+	pending, err := s.events.StudentAttempts(ctx, p.StudentID, floor, maxPending)
+	if err != nil {
+		s.log.Warn("api: reading pending attempts from the event log failed", "err", err)
+		return unavailable("the event log")
+	}
+
+	// The page is the first `want` of (this page of stored rows) merged with
+	// (the stream's attempts above the floor): any attempt of the true page
+	// is in one or the other.
+	out := make([]attemptJSON, 0, len(rows)+len(pending))
+	stored := make(map[uuid.UUID]bool, len(rows))
+	for _, a := range rows {
+		stored[a.ID] = true
+		out = append(out, attemptFromRow(a))
+	}
+	var cursor attemptJSON
+	if p.After != nil {
+		cursor = attemptJSON{SubmittedAt: p.After.SubmittedAt, AttemptID: p.After.ID}
+	}
+	for _, pub := range pending {
+		a := attemptFromEvent(pub.Event, statusAccepted)
+		if stored[a.AttemptID] || (p.QuizID != uuid.Nil && a.QuizID != p.QuizID) ||
+			(p.After != nil && !before(cursor, a)) {
+			continue
+		}
+		out = append(out, a)
+	}
+	slices.SortFunc(out, func(a, b attemptJSON) int {
+		if before(a, b) {
+			return -1
+		}
+		return 1
+	})
+	var next *string
+	if len(out) > want {
+		out = out[:want]
+		last := out[want-1]
+		cur := encodeCursor(store.Cursor{SubmittedAt: last.SubmittedAt, ID: last.AttemptID})
+		next = &cur
 	}
 	return c.JSON(http.StatusOK, map[string]any{"attempts": out, "next_cursor": next})
 }

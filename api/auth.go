@@ -42,34 +42,45 @@ func bearer(c echo.Context) (string, bool) {
 	return tok, len(tok) == 43 // 32 bytes, base64url without padding
 }
 
+// cachedSession is a session and when PostgreSQL last confirmed it.
+type cachedSession struct {
+	store.Session
+	checked time.Time
+}
+
 // authenticate resolves the bearer token to a session, from the in-process
-// cache when it can, so that most requests (the attempt POST above all)
-// never query PostgreSQL. A token revoked on another instance keeps working
-// here for at most TokenCacheTTL.
+// cache when it was confirmed within TokenCacheTTL, so that most requests
+// (the attempt POST above all) never query PostgreSQL. A token revoked on
+// another instance keeps working here for at most TokenCacheTTL. While
+// PostgreSQL is unreachable, a token it confirmed before keeps working
+// (until its own expiry), so that attempt POSTs go on through an outage.
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		tok, ok := bearer(c)
 		if !ok {
 			return errUnauthorized
 		}
-		hash := tokenHash(tok)
-		sess, ok := s.tokens.Get(string(hash))
-		if !ok {
-			var err error
-			sess, err = s.store.SessionByToken(c.Request().Context(), hash)
+		key := string(tokenHash(tok))
+		now := time.Now()
+		cached, hit := s.tokens.Get(key)
+		if !hit || now.Sub(cached.checked) >= s.cfg.TokenCacheTTL {
+			sess, err := s.store.SessionByToken(c.Request().Context(), []byte(key))
 			switch {
+			case err == nil:
+				cached, hit = cachedSession{sess, now}, true
+				s.tokens.Add(key, cached)
 			case errors.Is(err, store.ErrNotFound):
+				s.tokens.Remove(key)
 				return errUnauthorized
-			case err != nil:
+			case !hit || !errors.Is(err, store.ErrUnavailable):
 				return err
 			}
-			s.tokens.Add(string(hash), sess)
 		}
-		if !time.Now().Before(sess.ExpiresAt) {
-			s.tokens.Remove(string(hash))
+		if !now.Before(cached.ExpiresAt) {
+			s.tokens.Remove(key)
 			return errUnauthorized
 		}
-		c.Set(sessionKey, sess)
+		c.Set(sessionKey, cached.Session)
 		return next(c)
 	}
 }

@@ -90,7 +90,12 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	default:
 		e = &Error{http.StatusInternalServerError, "internal", "internal error"}
 	}
-	if e.Status >= 500 {
+	switch {
+	case e.Status == http.StatusServiceUnavailable:
+		// Expected during an outage and counted by the metrics; one line a
+		// request would flood the log.
+		s.log.Debug("api: dependency unavailable", "route", c.Path(), "err", err)
+	case e.Status >= 500:
 		s.log.Error("api: request failed", "method", c.Request().Method, "route", c.Path(), "status", e.Status, "err", err)
 	}
 	if e.Status == http.StatusServiceUnavailable {

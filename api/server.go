@@ -15,7 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/expirable"
+	"github.com/google/uuid"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -28,8 +29,13 @@ type EventLog interface {
 	// PublishAttempt returns once the log durably holds the attempt (or
 	// already held one with its id); an error means the outcome is unknown.
 	PublishAttempt(ctx context.Context, e events.AttemptSubmitted) (events.Published, error)
-	// AckFloor returns the sequence up to which every event is stored.
+	// AckFloor returns the sequence up to which every event is settled
+	// (stored, or set aside as poison).
 	AckFloor(ctx context.Context) (uint64, error)
+	// Attempt returns one attempt's event, or events.ErrNotInLog.
+	Attempt(ctx context.Context, student, attempt uuid.UUID) (events.Published, error)
+	// StudentAttempts returns up to max of a student's events above a sequence.
+	StudentAttempts(ctx context.Context, student uuid.UUID, after uint64, max int) ([]events.Published, error)
 	// Ping reports whether the log answers.
 	Ping(ctx context.Context) error
 }
@@ -51,7 +57,7 @@ type Config struct {
 	TokenCacheSize int
 	// TokenCacheTTL bounds how long a cached token is trusted without asking
 	// PostgreSQL: a token revoked on another instance stops working here
-	// within it. Defaults to 30s.
+	// within it (unless PostgreSQL is unreachable then). Defaults to 30s.
 	TokenCacheTTL time.Duration
 	// ContentMaxAge is the Cache-Control max-age of content. Defaults to 60s.
 	ContentMaxAge time.Duration
@@ -118,7 +124,7 @@ type Server struct {
 	log          *slog.Logger
 	metrics      *metrics
 	content      atomic.Pointer[snapshot]
-	tokens       *expirable.LRU[string, store.Session]
+	tokens       *lru.Cache[string, cachedSession]
 	hasher       *hasher
 	dummyHash    string
 	cacheControl string
@@ -141,9 +147,11 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		events:       cfg.Events,
 		log:          cfg.Logger,
 		metrics:      m,
-		tokens:       expirable.NewLRU[string, store.Session](cfg.TokenCacheSize, nil, cfg.TokenCacheTTL),
 		hasher:       newHasher(cfg.HashConcurrency),
 		cacheControl: cacheControl(cfg.ContentMaxAge),
+	}
+	if s.tokens, err = lru.New[string, cachedSession](cfg.TokenCacheSize); err != nil {
+		return nil, err
 	}
 	if s.dummyHash, err = s.hasher.hash(ctx, "not a password of anyone's"); err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -114,4 +115,46 @@ func (l *Log) Consumer(ctx context.Context) (jetstream.Consumer, error) {
 		return nil, fmt.Errorf("consumer %s: %w", l.consumer, err)
 	}
 	return c, nil
+}
+
+// ErrNotInLog means the log holds no event for the attempt asked for.
+var ErrNotInLog = errors.New("attempt not in the event log")
+
+// Attempt returns the event of one attempt of one student, read from its
+// subject, or ErrNotInLog.
+func (l *Log) Attempt(ctx context.Context, student, attempt uuid.UUID) (Published, error) {
+	m, err := l.stream.GetLastMsgForSubject(ctx, AttemptSubject(student, attempt))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return Published{}, ErrNotInLog
+	}
+	if err != nil {
+		return Published{}, fmt.Errorf("read attempt: %w", err)
+	}
+	e, err := Decode(m.Data)
+	if err != nil {
+		return Published{}, fmt.Errorf("read attempt at seq %d: %w", m.Sequence, err)
+	}
+	return Published{Event: e, Seq: m.Sequence}, nil
+}
+
+// StudentAttempts returns up to max of a student's events with a sequence
+// above after, oldest first: with after = the ack floor, the attempts that
+// workers may not have stored yet. Undecodable events are skipped.
+func (l *Log) StudentAttempts(ctx context.Context, student uuid.UUID, after uint64, max int) ([]Published, error) {
+	subject := StudentSubjects(student)
+	var out []Published
+	for seq := after + 1; len(out) < max; {
+		m, err := l.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read student attempts: %w", err)
+		}
+		if e, err := Decode(m.Data); err == nil {
+			out = append(out, Published{Event: e, Seq: m.Sequence})
+		}
+		seq = m.Sequence + 1
+	}
+	return out, nil
 }
