@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
+	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/store"
 )
 
@@ -131,5 +132,11 @@ func (s *Server) logout(c echo.Context) error {
 		return err
 	}
 	s.tokens.Remove(string(hash))
+	if s.cfg.Notices != nil {
+		if err := s.cfg.Notices.Notify(events.SubjectTokenRevoked, hash); err != nil {
+			// Other instances still drop it within TokenCacheTTL.
+			s.log.Warn("api: token revocation notice failed", "err", err)
+		}
+	}
 	return c.NoContent(http.StatusNoContent)
 }

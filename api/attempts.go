@@ -155,17 +155,30 @@ func attemptFromEvent(e events.AttemptSubmitted, status string) attemptJSON {
 	}
 }
 
-// ackFloor reads the consumer's ack floor. Student reads take it before
-// they query PostgreSQL: every event at or below it was settled before the
-// query began, so the query sees it, and every event above it is read from
-// the stream itself. That makes a 202 visible at once, on any instance.
+// ackFloor returns the consumer's ack floor as it was at most
+// AckFloorMaxAge ago. Student reads take it before they query PostgreSQL:
+// every event at or below it was settled before the query began, so the
+// query sees it, and every event above it is read from the stream itself.
+// That makes a 202 visible at once, on any instance. An older floor is only
+// lower, which costs a longer look at the stream, never a missed attempt.
 func (s *Server) ackFloor(ctx context.Context) (uint64, error) {
-	floor, err := s.events.AckFloor(ctx)
+	if f := s.floor.Load(); f != nil && time.Since(f.at) < s.cfg.AckFloorMaxAge {
+		return f.seq, nil
+	}
+	at := time.Now() // before the read: the floor is at least this recent
+	seq, err := s.events.AckFloor(ctx)
 	if err != nil {
 		s.log.Debug("api: reading the ack floor failed", "err", err)
 		return 0, unavailable("the event log")
 	}
-	return floor, nil
+	s.floor.Store(&floorReading{seq: seq, at: at})
+	return seq, nil
+}
+
+// floorReading is an ack floor and when it was read.
+type floorReading struct {
+	seq uint64
+	at  time.Time
 }
 
 func (s *Server) getAttempt(c echo.Context) error {

@@ -163,18 +163,24 @@ func (s *Server) loadContent(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// reloadContent reloads the snapshot every interval until ctx ends.
-func (s *Server) reloadContent(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
+// reloadContent reloads the snapshot when a content-changed notice asks,
+// and every ContentReload as a safety net, until ctx ends.
+func (s *Server) reloadContent(ctx context.Context) {
+	var tick <-chan time.Time
+	if s.cfg.ContentReload > 0 {
+		t := time.NewTicker(s.cfg.ContentReload)
+		defer t.Stop()
+		tick = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-			if _, err := s.loadContent(ctx); err != nil && ctx.Err() == nil {
-				s.log.Warn("api: content reload failed; serving the previous snapshot", "err", err)
-			}
+		case <-tick:
+		case <-s.reload:
+		}
+		if _, err := s.loadContent(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("api: content reload failed; serving the previous snapshot", "err", err)
 		}
 	}
 }

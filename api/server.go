@@ -40,11 +40,23 @@ type EventLog interface {
 	Ping(ctx context.Context) error
 }
 
+// Notices is how API instances tell each other to drop what they cache.
+type Notices interface {
+	// Notify tells every instance; an error means some may not have heard.
+	Notify(subject string, payload []byte) error
+	// Subscribe calls handle for every notice on subject until unsubscribed.
+	Subscribe(subject string, handle func(payload []byte)) (unsubscribe func() error, err error)
+}
+
 // Config configures a Server.
 type Config struct {
 	// Store and Events are required.
 	Store  *store.Store
 	Events EventLog
+	// Notices, when set, carries content-changed and token-revoked notices
+	// between instances, so that they act at once rather than after
+	// ContentReload or TokenCacheTTL. Defaults to none.
+	Notices Notices
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the API's metrics. Defaults to none.
@@ -67,6 +79,9 @@ type Config struct {
 	// PublishTimeout bounds waiting for the event log's acknowledgement;
 	// past it the client gets 503. Defaults to 5s.
 	PublishTimeout time.Duration
+	// AckFloorMaxAge is how old an ack floor reading may be when a student
+	// read uses it. Defaults to 250ms.
+	AckFloorMaxAge time.Duration
 	// RetryAfterSeconds is sent with every 503. Defaults to 1.
 	RetryAfterSeconds int
 	// HashConcurrency caps concurrent password hashes. Defaults to the CPU count.
@@ -103,6 +118,9 @@ func (c *Config) defaults() error {
 	if c.PublishTimeout <= 0 {
 		c.PublishTimeout = 5 * time.Second
 	}
+	if c.AckFloorMaxAge <= 0 {
+		c.AckFloorMaxAge = 250 * time.Millisecond
+	}
 	if c.RetryAfterSeconds <= 0 {
 		c.RetryAfterSeconds = 1
 	}
@@ -129,6 +147,10 @@ type Server struct {
 	dummyHash    string
 	cacheControl string
 	draining     atomic.Bool
+	floor        atomic.Pointer[floorReading]
+	// reload asks the content reloader for a reload now; capacity 1, so
+	// notices arriving together cost one reload.
+	reload chan struct{}
 }
 
 // NewServer builds a Server and loads its content snapshot; it fails when
@@ -148,6 +170,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		log:          cfg.Logger,
 		metrics:      m,
 		hasher:       newHasher(cfg.HashConcurrency),
+		reload:       make(chan struct{}, 1),
 		cacheControl: cacheControl(cfg.ContentMaxAge),
 	}
 	if s.tokens, err = lru.New[string, cachedSession](cfg.TokenCacheSize); err != nil {
@@ -166,6 +189,28 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 // Handler returns the HTTP handler of the whole public surface.
 func (s *Server) Handler() http.Handler { return s.echo }
 
+// subscribe listens to other instances' notices until the returned
+// function is called.
+func (s *Server) subscribe() (func(), error) {
+	unContent, err := s.cfg.Notices.Subscribe(events.SubjectContentChanged, func([]byte) {
+		select {
+		case s.reload <- struct{}{}:
+		default: // a reload is pending already
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	unTokens, err := s.cfg.Notices.Subscribe(events.SubjectTokenRevoked, func(hash []byte) {
+		s.tokens.Remove(string(hash))
+	})
+	if err != nil {
+		unContent()
+		return nil, err
+	}
+	return func() { unContent(); unTokens() }, nil
+}
+
 // Serve answers HTTP on ln until ctx is cancelled, then drains: /readyz
 // fails at once, no new connection is accepted, and in-flight requests
 // (publishes included) finish within ShutdownTimeout. It returns nil after
@@ -175,9 +220,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	var wg sync.WaitGroup
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer func() { stop(); wg.Wait() }()
-	if s.cfg.ContentReload > 0 {
-		wg.Add(1)
-		go func() { defer wg.Done(); s.reloadContent(bg, s.cfg.ContentReload) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); s.reloadContent(bg) }()
+	if s.cfg.Notices != nil {
+		unsubscribe, err := s.subscribe()
+		if err != nil {
+			return err
+		}
+		defer unsubscribe()
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 var (
@@ -35,11 +36,14 @@ type Config struct {
 	MaxConns int32
 	// ConnectTimeout bounds each new connection. Defaults to 5s.
 	ConnectTimeout time.Duration
+	// Registerer receives the store's metrics. Defaults to none.
+	Registerer prometheus.Registerer
 }
 
 // Store holds the pgx pool. It is safe for concurrent use.
 type Store struct {
-	pool *pgxpool.Pool
+	pool    *pgxpool.Pool
+	queries *queryCounter
 }
 
 // Open parses cfg, creates the pool and checks that PostgreSQL answers;
@@ -59,11 +63,17 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		cfg.ConnectTimeout = 5 * time.Second
 	}
 	pc.ConnConfig.ConnectTimeout = cfg.ConnectTimeout
+	queries := &queryCounter{}
+	pc.ConnConfig.Tracer = queries
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("store: create pool: %w", err)
 	}
-	s := &Store{pool: pool}
+	s := &Store{pool: pool, queries: queries}
+	if err := registerMetrics(cfg.Registerer, queries, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
 	if err := s.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, err

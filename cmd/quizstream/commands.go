@@ -84,6 +84,7 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 	f := newFlags("seed", getenv, stderr)
 	f.common(&c)
 	f.database(&c)
+	f.secretURL(&c.NATSURL, "NATS_URL", "", "NATS server URL(s); when set, running API instances are told to reload content")
 	log, err := setup(f, &c, args, "seed", stderr)
 	if err != nil {
 		return err
@@ -93,16 +94,30 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	defer st.Close()
-	return seed(ctx, st, log)
-}
-
-func seed(ctx context.Context, st *store.Store, log *slog.Logger) error {
-	changed, err := st.SaveContent(ctx, store.DemoContent(store.DefaultDemo))
+	changed, err := seed(ctx, st, log)
+	if err != nil || changed == 0 || c.NATSURL == "" {
+		return err
+	}
+	nc, err := connectNATS(c.NATSURL, log)
 	if err != nil {
 		return err
 	}
-	log.Info("seed: demo content loaded", "rows_changed", changed)
+	defer nc.Close()
+	if err := events.Notify(nc, events.SubjectContentChanged, nil); err != nil {
+		return err
+	}
+	log.Info("seed: API instances told to reload content")
 	return nil
+}
+
+// seed loads the demo content and returns how many rows it changed.
+func seed(ctx context.Context, st *store.Store, log *slog.Logger) (int64, error) {
+	changed, err := st.SaveContent(ctx, store.DemoContent(store.DefaultDemo))
+	if err != nil {
+		return 0, err
+	}
+	log.Info("seed: demo content loaded", "rows_changed", changed)
+	return changed, nil
 }
 
 func runAPI(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -188,7 +203,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	err = migrate(ctx, st, log)
 	if err == nil {
-		err = seed(ctx, st, log)
+		_, err = seed(ctx, st, log)
 	}
 	st.Close()
 	if err != nil {
@@ -200,7 +215,9 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 // serve runs an API (when withAPI) and workers (how many) on one store
 // and one NATS connection until ctx ends, then drains them in order.
 func serve(ctx context.Context, c *config, log *slog.Logger, stdout io.Writer, withAPI bool, workers int) error {
-	st, err := store.Open(ctx, store.Config{URL: c.DatabaseURL})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	st, err := store.Open(ctx, store.Config{URL: c.DatabaseURL, Registerer: reg})
 	if err != nil {
 		return err
 	}
@@ -220,14 +237,11 @@ func serve(ctx context.Context, c *config, log *slog.Logger, stdout io.Writer, w
 		return err
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
 	var srv *api.Server
 	var ln net.Listener
 	if withAPI {
 		srv, err = api.NewServer(ctx, api.Config{
-			Store: st, Events: lg, Logger: log, Registerer: reg,
+			Store: st, Events: lg, Notices: events.NewNotices(nc), Logger: log, Registerer: reg,
 			BodyLimit: int64(c.BodyLimit), TokenLifetime: c.TokenLifetime, TokenCacheTTL: c.TokenCacheTTL,
 			ContentMaxAge: c.ContentMaxAge, ContentReload: c.ContentReload, PublishTimeout: c.PublishTimeout,
 			ShutdownTimeout: c.Worker.ShutdownTimeout,
@@ -269,7 +283,7 @@ func serve(ctx context.Context, c *config, log *slog.Logger, stdout io.Writer, w
 	for _, w := range ws {
 		g.Go(func() error { return w.Run(gctx) })
 	}
-	if c.MetricsAddr != "" {
+	if c.MetricsAddr != "" && c.MetricsAddr != "off" {
 		ready := func(ctx context.Context) error {
 			if !nc.IsConnected() {
 				return errors.New("nats: not connected")

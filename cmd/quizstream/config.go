@@ -165,7 +165,7 @@ func (f *flags) nats(c *config, required bool) {
 }
 
 func (f *flags) metrics(c *config, def string) {
-	f.str(&c.MetricsAddr, "METRICS_ADDR", def, "operations listener for /metrics, /livez and /readyz; empty disables it")
+	f.str(&c.MetricsAddr, "METRICS_ADDR", def, "operations listener for /metrics, /livez and /readyz; off disables it")
 }
 
 func (f *flags) stream(c *config) {

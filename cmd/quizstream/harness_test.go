@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quizstream/quizstream/api"
@@ -46,6 +47,7 @@ type stack struct {
 	Store   *store.Store
 	NATS    *server.Server
 	NATSURL string
+	NC      *nats.Conn
 	JS      jetstream.JetStream
 	Stream  events.StreamConfig
 	Log     *events.Log
@@ -56,7 +58,7 @@ func newStack(t testing.TB, stream events.StreamConfig) *stack {
 	t.Helper()
 	st, dbURL := storetest.Open(t)
 	ns := eventstest.NewServer(t)
-	_, js := eventstest.Connect(t, ns)
+	nc, js := eventstest.Connect(t, ns)
 	if err := stream.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +66,7 @@ func newStack(t testing.TB, stream events.StreamConfig) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &stack{DBURL: dbURL, Store: st, NATS: ns, NATSURL: ns.ClientURL(), JS: js, Stream: stream, Log: lg}
+	s := &stack{DBURL: dbURL, Store: st, NATS: ns, NATSURL: ns.ClientURL(), NC: nc, JS: js, Stream: stream, Log: lg}
 	for _, c := range store.DemoContent(store.DefaultDemo) {
 		s.Quizzes = append(s.Quizzes, c.Quizzes...)
 	}
@@ -93,6 +95,9 @@ type apiInstance struct {
 func (s *stack) startAPI(t testing.TB, cfg api.Config) *apiInstance {
 	t.Helper()
 	cfg.Store, cfg.Events = s.Store, s.Log
+	if cfg.Notices == nil {
+		cfg.Notices = events.NewNotices(s.NC)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger(t)
 	}
@@ -167,7 +172,7 @@ func (s *stack) spawn(t testing.TB, command string, env ...string) *exec.Cmd {
 		"QUIZSTREAM_TEST_MAIN=1",
 		"DATABASE_URL="+s.DBURL,
 		"NATS_URL="+s.NATSURL,
-		"METRICS_ADDR=",
+		"METRICS_ADDR=off",
 		"LOG_LEVEL=warn",
 		fmt.Sprintf("ACK_WAIT=%s", s.Stream.AckWait),
 		fmt.Sprintf("STREAM_DUPLICATES=%s", s.Stream.Duplicates),

@@ -25,10 +25,10 @@ func freeAddr(t testing.TB) string {
 }
 
 // spawnAPI starts `quizstream api` as its own process and waits until it is ready.
-func (s *stack) spawnAPI(t testing.TB) string {
+func (s *stack) spawnAPI(t testing.TB, env ...string) string {
 	t.Helper()
 	addr := freeAddr(t)
-	s.spawn(t, "api", "LISTEN_ADDR="+addr)
+	s.spawn(t, "api", append([]string{"LISTEN_ADDR=" + addr}, env...)...)
 	base := "http://" + addr
 	waitFor(t, 30*time.Second, "the api process to be ready", func() bool {
 		resp, err := http.Get(base + "/readyz")
