@@ -11,6 +11,10 @@ run:
 test:
 	$(GO) test -count=1 -timeout 15m $(PKGS)
 
+## test-faults: the fault suite: steady load with a fault injected, several minutes
+test-faults:
+	$(GO) test -count=1 -tags faults -run '^TestFault' -timeout 30m -v ./cmd/quizstream
+
 ## build: the quizstream binary, in bin/
 build:
 	$(GO) build -o bin/quizstream ./cmd/quizstream
