@@ -290,6 +290,7 @@ func (s *Server) listAttempts(c echo.Context) error {
 			(p.After != nil && !before(cursor, a)) {
 			continue
 		}
+		stored[a.AttemptID] = true // a redriven attempt is in the stream twice
 		out = append(out, a)
 	}
 	slices.SortFunc(out, func(a, b attemptJSON) int {

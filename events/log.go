@@ -131,8 +131,8 @@ func (l *Log) Attempt(ctx context.Context, student, attempt uuid.UUID) (Publishe
 		return Published{}, fmt.Errorf("read attempt: %w", err)
 	}
 	e, err := Decode(m.Data)
-	if err != nil {
-		return Published{}, fmt.Errorf("read attempt at seq %d: %w", m.Sequence, err)
+	if err != nil { // not an attempt anyone can read
+		return Published{}, fmt.Errorf("%w: seq %d: %w", ErrNotInLog, m.Sequence, err)
 	}
 	return Published{Event: e, Seq: m.Sequence}, nil
 }

@@ -33,7 +33,8 @@ type Attempt struct {
 
 // InsertResult says what InsertAttempts changed.
 type InsertResult struct {
-	// Inserted counts new attempt rows; the rest of the batch was stored before.
+	// Inserted counts new attempt rows (and failed tombstones that became
+	// recorded); the rest of the batch was stored before.
 	Inserted int64
 	// ProgressRows counts the progress rows created or updated.
 	ProgressRows int64
@@ -42,7 +43,8 @@ type InsertResult struct {
 var stagingColumns = []string{"id", "student_id", "quiz_id", "course_id", "idempotency_key",
 	"answers", "answers_hash", "score", "max_score", "status", "submitted_at", "stream_seq"}
 
-// InsertAttempts stores a batch of attempts in one transaction: it copies
+// InsertAttempts stores a batch of attempts (status recorded, or failed
+// for a tombstone) in one transaction: it copies
 // them into a per-connection staging table, inserts those whose id is new,
 // and folds exactly the inserted ones into the progress projection (so a
 // batch delivered twice changes nothing the second time). It returns what
@@ -86,8 +88,13 @@ func (s *Store) InsertAttempts(ctx context.Context, batch []Attempt) (InsertResu
 					answers_hash, score, max_score, status, submitted_at, stream_seq)
 				SELECT DISTINCT ON (id) id, student_id, quiz_id, course_id, idempotency_key, answers,
 					answers_hash, score, max_score, status, submitted_at, stream_seq
-				FROM attempts_staging ORDER BY id, stream_seq
-				ON CONFLICT (id) DO NOTHING
+				FROM attempts_staging ORDER BY id, status = 'recorded' DESC, stream_seq
+				-- A stored attempt is never changed, except that a failed
+				-- tombstone becomes recorded when its redriven event is stored.
+				ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, answers = EXCLUDED.answers,
+					score = EXCLUDED.score, max_score = EXCLUDED.max_score,
+					stream_seq = EXCLUDED.stream_seq, recorded_at = now()
+				WHERE attempts.status = 'failed' AND EXCLUDED.status = 'recorded'
 				RETURNING student_id, quiz_id, course_id, score, status
 			), prog AS (
 				INSERT INTO progress AS p (student_id, quiz_id, course_id, attempts, best_score)

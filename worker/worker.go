@@ -5,9 +5,7 @@ package worker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -45,14 +43,15 @@ type Config struct {
 // of workers may share one consumer.
 type Worker struct {
 	cons    jetstream.Consumer
-	store   *store.Store
+	writer  *Writer
 	cfg     Config
 	log     *slog.Logger
 	metrics *metrics
 }
 
-// New returns a Worker on cons and st, or an error naming a bad Config field.
-func New(cons jetstream.Consumer, st *store.Store, cfg Config) (*Worker, error) {
+// New returns a Worker on cons and st, dead-lettering poison to
+// deadLetters, or an error naming a bad Config field.
+func New(cons jetstream.Consumer, st *store.Store, deadLetters *events.DeadLetters, cfg Config) (*Worker, error) {
 	if cons == nil || st == nil {
 		return nil, errors.New("worker: consumer and store are required")
 	}
@@ -78,14 +77,17 @@ func New(cons jetstream.Consumer, st *store.Store, cfg Config) (*Worker, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &Worker{cons: cons, store: st, cfg: cfg, log: cfg.Logger, metrics: m}, nil
+	wr := NewWriter(st, deadLetters, cfg.Logger)
+	wr.maxBackoff, wr.metrics = cfg.MaxBackoff, m
+	return &Worker{cons: cons, writer: wr, cfg: cfg, log: cfg.Logger, metrics: m}, nil
 }
 
 // Run fetches and stores batches until ctx is cancelled, then finishes the
 // batch in hand (within ShutdownTimeout) and returns nil.
 func (w *Worker) Run(ctx context.Context) error {
 	w.log.Info("worker: started", "batch_size", w.cfg.BatchSize, "max_wait", w.cfg.MaxWait)
-	fetchBackoff := w.newBackoff()
+	fetchBackoff := backoff.NewExponentialBackOff()
+	fetchBackoff.InitialInterval, fetchBackoff.MaxInterval, fetchBackoff.MaxElapsedTime = 50*time.Millisecond, w.cfg.MaxBackoff, 0
 	for ctx.Err() == nil {
 		msgs, err := w.fetch()
 		if err != nil {
@@ -121,15 +123,9 @@ func (w *Worker) fetch() ([]jetstream.Msg, error) {
 	return msgs, nil
 }
 
-// item is one fetched message and the row it becomes.
-type item struct {
-	msg jetstream.Msg
-	row store.Attempt
-}
-
-// handle decodes a fetched batch, stores it and acks it. Messages that can
-// never be stored are terminated; everything else is acked only after the
-// transaction holding it committed, or left for redelivery.
+// handle stores a fetched batch and settles every message: acked once the
+// transaction holding it committed, terminated once set aside as poison,
+// or handed back (Nak) when shutdown came first.
 func (w *Worker) handle(ctx context.Context, msgs []jetstream.Msg) {
 	start := time.Now()
 	// The batch in hand is finished even when ctx is cancelled meanwhile,
@@ -142,97 +138,53 @@ func (w *Worker) handle(ctx context.Context, msgs []jetstream.Msg) {
 	})
 	defer stopAfter()
 
-	items := make([]item, 0, len(msgs))
-	for _, m := range msgs {
-		it, err := toItem(m)
-		if err != nil {
-			w.poison(m, err)
-			continue
+	recs := make([]Record, len(msgs))
+	for i, m := range msgs {
+		recs[i] = Record{Subject: m.Subject(), Data: m.Data()}
+		if md, err := m.Metadata(); err == nil {
+			recs[i].Seq = md.Sequence.Stream
 		}
-		items = append(items, it)
 	}
-
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { // keep the batch ours while writes are retried
 		defer wg.Done()
-		w.heartbeat(hold, items)
+		w.heartbeat(hold, msgs)
 	}()
-	unsettled := w.write(hold, items)
+	out := w.writer.Write(hold, recs)
 	release()
 	wg.Wait()
 
-	w.metrics.batchSeconds.Observe(time.Since(start).Seconds())
-	w.metrics.batchSize.Observe(float64(len(msgs)))
-	if len(unsettled) > 0 {
-		// The transaction rolled back: hand the messages back for
-		// immediate redelivery rather than after AckWait.
-		w.log.Warn("worker: batch abandoned at shutdown; left for redelivery", "messages", len(unsettled))
-		for _, it := range unsettled {
-			_ = it.msg.Nak()
+	settled := make([]bool, len(msgs))
+	for _, i := range out.Poison {
+		settled[i] = true
+		if err := msgs[i].TermWithReason("poison: set aside in the dead-letter stream"); err != nil {
+			w.log.Warn("worker: term failed; the message will be redelivered", "err", err)
 		}
 	}
-}
-
-// write stores items, splitting the batch to isolate rows PostgreSQL
-// refuses, and acks what it stored; it returns the items it could not
-// settle (neither stored nor terminated) because ctx ended first.
-func (w *Worker) write(ctx context.Context, items []item) (unsettled []item) {
-	if len(items) == 0 {
-		return nil
+	for _, i := range out.Unsettled {
+		settled[i] = true
+		_ = msgs[i].Nak() // the transaction rolled back: redeliver now, not after AckWait
 	}
-	rows := make([]store.Attempt, len(items))
-	for i, it := range items {
-		rows[i] = it.row
-	}
-	var res store.InsertResult
-	err := backoff.RetryNotify(func() error {
-		var err error
-		res, err = w.store.InsertAttempts(ctx, rows)
-		if err != nil && store.IsDataError(err) {
-			return backoff.Permanent(err)
-		}
-		return err
-	}, backoff.WithContext(w.newBackoff(), ctx), func(err error, d time.Duration) {
-		w.metrics.retries.Inc()
-		w.log.Warn("worker: write failed, retrying", "err", err, "messages", len(rows), "retry_in", d)
-	})
-	switch {
-	case err == nil:
-		for _, it := range items {
-			if err := it.msg.Ack(); err != nil {
+	for i, m := range msgs {
+		if !settled[i] {
+			if err := m.Ack(); err != nil {
 				w.log.Warn("worker: ack failed; the message will be redelivered", "err", err)
 			}
 		}
-		w.metrics.messages.WithLabelValues("stored").Add(float64(res.Inserted))
-		w.metrics.messages.WithLabelValues("duplicate").Add(float64(int64(len(items)) - res.Inserted))
-		w.log.Debug("worker: batch committed", "messages", len(items), "inserted", res.Inserted)
-		return nil
-	case ctx.Err() != nil:
-		return items
-	case len(items) == 1:
-		w.poison(items[0].msg, err)
-		return nil
 	}
-	half := len(items) / 2
-	return append(w.write(ctx, items[:half]), w.write(ctx, items[half:])...)
+	if len(out.Unsettled) > 0 {
+		w.log.Warn("worker: batch abandoned at shutdown; left for redelivery", "messages", len(out.Unsettled))
+	}
+	w.metrics.messages.WithLabelValues("stored").Add(float64(out.Stored))
+	w.metrics.messages.WithLabelValues("duplicate").Add(float64(out.Duplicates))
+	w.metrics.messages.WithLabelValues("poison").Add(float64(len(out.Poison)))
+	w.metrics.batchSeconds.Observe(time.Since(start).Seconds())
+	w.metrics.batchSize.Observe(float64(len(msgs)))
+	w.log.Debug("worker: batch settled", "messages", len(msgs), "stored", out.Stored, "poison", len(out.Poison))
 }
 
-// poison terminates a message that can never be stored, so that it never
-// blocks the stream; it stays in the stream for an operator to replay.
-func (w *Worker) poison(m jetstream.Msg, reason error) {
-	w.metrics.messages.WithLabelValues("poison").Inc()
-	var seq uint64
-	if md, err := m.Metadata(); err == nil {
-		seq = md.Sequence.Stream
-	}
-	w.log.Error("worker: poison message terminated", "stream_seq", seq, "subject", m.Subject(), "err", reason)
-	if err := m.TermWithReason(reason.Error()); err != nil {
-		w.log.Warn("worker: term failed", "err", err)
-	}
-}
-
-func (w *Worker) heartbeat(ctx context.Context, items []item) {
+func (w *Worker) heartbeat(ctx context.Context, msgs []jetstream.Msg) {
 	t := time.NewTicker(w.cfg.AckWait / 2)
 	defer t.Stop()
 	for {
@@ -240,47 +192,9 @@ func (w *Worker) heartbeat(ctx context.Context, items []item) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			for _, it := range items {
-				_ = it.msg.InProgress()
+			for _, m := range msgs {
+				_ = m.InProgress()
 			}
 		}
 	}
-}
-
-func (w *Worker) newBackoff() *backoff.ExponentialBackOff {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = 50 * time.Millisecond
-	b.MaxInterval = w.cfg.MaxBackoff
-	b.MaxElapsedTime = 0 // transient failures are retried until they pass
-	return b
-}
-
-// toItem decodes a message into the row it becomes.
-func toItem(m jetstream.Msg) (item, error) {
-	e, err := events.Decode(m.Data())
-	if err != nil {
-		return item{}, err
-	}
-	md, err := m.Metadata()
-	if err != nil {
-		return item{}, fmt.Errorf("metadata: %w", err)
-	}
-	answers, err := json.Marshal(e.Answers)
-	if err != nil {
-		return item{}, fmt.Errorf("encode answers: %w", err)
-	}
-	return item{msg: m, row: store.Attempt{
-		ID:             e.AttemptID,
-		StudentID:      e.StudentID,
-		QuizID:         e.QuizID,
-		CourseID:       e.CourseID,
-		IdempotencyKey: e.IdempotencyKey,
-		Answers:        answers,
-		AnswersHash:    e.AnswersHash,
-		Score:          e.Score,
-		MaxScore:       e.MaxScore,
-		Status:         store.StatusRecorded,
-		SubmittedAt:    e.SubmittedAt,
-		StreamSeq:      md.Sequence.Stream,
-	}}, nil
 }

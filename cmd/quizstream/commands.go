@@ -259,6 +259,10 @@ func serve(ctx context.Context, c *config, log *slog.Logger, stdout io.Writer, w
 		if err != nil {
 			return err
 		}
+		dl, err := events.EnsureDeadLetters(ctx, js, c.Stream)
+		if err != nil {
+			return err
+		}
 		wcfg := c.Worker
 		wcfg.AckWait, wcfg.Logger = c.Stream.AckWait, log
 		for i := range workers {
@@ -267,7 +271,7 @@ func serve(ctx context.Context, c *config, log *slog.Logger, stdout io.Writer, w
 			} else {
 				wcfg.Registerer = nil // one set of collectors per process
 			}
-			w, err := worker.New(cons, st, wcfg)
+			w, err := worker.New(cons, st, dl, wcfg)
 			if err != nil {
 				return err
 			}

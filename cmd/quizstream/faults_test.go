@@ -584,7 +584,7 @@ func (s *stack) goWorker(t *testing.T, cfg worker.Config) (context.CancelFunc, <
 	if cfg.AckWait == 0 {
 		cfg.AckWait = s.Stream.AckWait
 	}
-	w, err := worker.New(cons, s.Store, cfg)
+	w, err := worker.New(cons, s.Store, nil, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -142,7 +142,11 @@ func (s *stack) startWorker(t testing.TB, cfg worker.Config) (stop func()) {
 	if cfg.AckWait == 0 {
 		cfg.AckWait = s.Stream.AckWait
 	}
-	w, err := worker.New(cons, s.Store, cfg)
+	dl, err := events.EnsureDeadLetters(t.Context(), s.JS, s.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := worker.New(cons, s.Store, dl, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

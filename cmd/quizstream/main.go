@@ -5,6 +5,7 @@
 //	quizstream migrate  applies the database migrations
 //	quizstream seed     loads the demo content (idempotent)
 //	quizstream dev      all of the above in one process, with an embedded NATS server
+//	quizstream dlq      lists, shows and redrives dead letters
 //
 // Configuration comes from environment variables, overridden by flags;
 // `quizstream <command> -h` lists them.
@@ -41,6 +42,7 @@ commands:
   migrate   apply the database migrations
   seed      load the demo content (20 courses x 10 quizzes x 10 questions); idempotent
   dev       everything in one process with an embedded NATS server
+  dlq       list, show and redrive dead letters (needs NATS_URL)
 
 Run 'quizstream <command> -h' for its flags and environment variables.
 `
@@ -64,6 +66,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runSeed(ctx, args, getenv, stdout, stderr)
 	case "dev":
 		return runDev(ctx, args, getenv, stdout, stderr)
+	case "dlq":
+		return runDLQ(ctx, args, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

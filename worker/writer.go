@@ -1,0 +1,210 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/store"
+)
+
+// Record is one message of the attempts stream.
+type Record struct {
+	Seq     uint64
+	Subject string
+	Data    []byte
+}
+
+// Outcome says what Write did with each record of a batch.
+type Outcome struct {
+	// Stored counts new rows; Duplicates counts records stored before.
+	Stored, Duplicates int64
+	// Poison lists the indexes of records that can never be stored; they
+	// were dead-lettered (when the Writer has a dead-letter stream).
+	Poison []int
+	// Unsettled lists the indexes of records neither stored nor set aside,
+	// because ctx ended first: their transaction rolled back.
+	Unsettled []int
+}
+
+// Writer turns records into rows: decode, write the batch in one
+// transaction, split it to isolate what PostgreSQL refuses. Workers and
+// replay share it, so a replay stores exactly what a worker would.
+type Writer struct {
+	store       *store.Store
+	deadLetters *events.DeadLetters
+	log         *slog.Logger
+	maxBackoff  time.Duration
+	metrics     *metrics
+}
+
+// NewWriter returns a Writer on st. With deadLetters set, every poison
+// record is copied there with its reason and stored as a failed tombstone
+// (when it decodes); with nil, poison is only reported.
+func NewWriter(st *store.Store, deadLetters *events.DeadLetters, log *slog.Logger) *Writer {
+	if log == nil {
+		log = slog.Default()
+	}
+	m, _ := newMetrics(nil)
+	return &Writer{store: st, deadLetters: deadLetters, log: log, maxBackoff: 5 * time.Second, metrics: m}
+}
+
+// item is one record and, when it decodes, its row.
+type item struct {
+	index int
+	rec   Record
+	row   store.Attempt
+	event *events.AttemptSubmitted
+}
+
+// Write stores records as one transaction (or, when PostgreSQL refuses
+// some, as several, to isolate them). Transient failures are retried with
+// backoff until ctx ends. It never returns before every record is settled
+// or ctx has ended.
+func (w *Writer) Write(ctx context.Context, recs []Record) Outcome {
+	var out Outcome
+	items := make([]item, 0, len(recs))
+	for i, r := range recs {
+		it, err := toItem(i, r)
+		if err != nil {
+			w.setAside(ctx, &out, item{index: i, rec: r}, err)
+			continue
+		}
+		items = append(items, it)
+	}
+	w.write(ctx, items, &out)
+	return out
+}
+
+func (w *Writer) write(ctx context.Context, items []item, out *Outcome) {
+	if len(items) == 0 {
+		return
+	}
+	rows := make([]store.Attempt, len(items))
+	for i, it := range items {
+		rows[i] = it.row
+	}
+	var res store.InsertResult
+	err := w.retry(ctx, "write", func() error {
+		var err error
+		res, err = w.store.InsertAttempts(ctx, rows)
+		return err
+	})
+	switch {
+	case err == nil:
+		out.Stored += res.Inserted
+		out.Duplicates += int64(len(items)) - res.Inserted
+		return
+	case ctx.Err() != nil:
+		for _, it := range items {
+			out.Unsettled = append(out.Unsettled, it.index)
+		}
+		return
+	case len(items) == 1:
+		w.setAside(ctx, out, items[0], err)
+		return
+	}
+	half := len(items) / 2
+	w.write(ctx, items[:half], out)
+	w.write(ctx, items[half:], out)
+}
+
+// retry runs op until it succeeds, fails with a data error, or ctx ends.
+func (w *Writer) retry(ctx context.Context, what string, op func() error) error {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 50 * time.Millisecond
+	b.MaxInterval = w.maxBackoff
+	b.MaxElapsedTime = 0 // transient failures are retried until they pass
+	return backoff.RetryNotify(func() error {
+		err := op()
+		if err != nil && store.IsDataError(err) {
+			return backoff.Permanent(err)
+		}
+		return err
+	}, backoff.WithContext(b, ctx), func(err error, d time.Duration) {
+		w.metrics.retries.Inc()
+		w.log.Warn("worker: "+what+" failed, retrying", "err", err, "retry_in", d)
+	})
+}
+
+// setAside handles a record that can never be stored: copied to the
+// dead-letter stream with the reason, and, when it decodes, stored as a
+// failed tombstone so that the attempt never silently disappears after its
+// 202. It is settled only once both are done.
+func (w *Writer) setAside(ctx context.Context, out *Outcome, it item, reason error) {
+	w.log.Error("worker: poison message", "stream_seq", it.rec.Seq, "subject", it.rec.Subject, "err", reason)
+	if w.deadLetters != nil {
+		err := w.retry(ctx, "dead-letter", func() error {
+			return w.deadLetters.Put(ctx, events.DeadLetter{
+				OriginalSeq: it.rec.Seq, OriginalSubject: it.rec.Subject, Reason: reason.Error(), Data: it.rec.Data,
+			})
+		})
+		if err != nil {
+			out.Unsettled = append(out.Unsettled, it.index)
+			return
+		}
+		if it.event != nil {
+			tomb := tombstone(it)
+			err := w.retry(ctx, "tombstone", func() error {
+				_, err := w.store.InsertAttempts(ctx, []store.Attempt{tomb})
+				return err
+			})
+			switch {
+			case ctx.Err() != nil:
+				out.Unsettled = append(out.Unsettled, it.index)
+				return
+			case err != nil:
+				w.log.Error("worker: tombstone refused too; the attempt is only in the dead-letter stream",
+					"attempt_id", tomb.ID, "err", err)
+			}
+		}
+	}
+	out.Poison = append(out.Poison, it.index)
+}
+
+// tombstone is the row of an attempt that could not be stored: its ids and
+// its score as the client was told, without the answers PostgreSQL refused.
+func tombstone(it item) store.Attempt {
+	t := it.row
+	t.Status = store.StatusFailed
+	t.Answers = []byte("[]")
+	t.MaxScore = max(t.MaxScore, 0)
+	t.Score = min(max(t.Score, 0), t.MaxScore)
+	return t
+}
+
+// toItem decodes a record into the row it becomes.
+func toItem(i int, r Record) (item, error) {
+	e, err := events.Decode(r.Data)
+	if err != nil {
+		return item{}, err
+	}
+	if r.Subject != e.Subject() {
+		return item{}, fmt.Errorf("%w: subject %s does not match attempt %s of student %s",
+			events.ErrUndecodable, r.Subject, e.AttemptID, e.StudentID)
+	}
+	answers, err := json.Marshal(e.Answers)
+	if err != nil {
+		return item{}, errors.Join(events.ErrUndecodable, err)
+	}
+	return item{index: i, rec: r, event: &e, row: store.Attempt{
+		ID:             e.AttemptID,
+		StudentID:      e.StudentID,
+		QuizID:         e.QuizID,
+		CourseID:       e.CourseID,
+		IdempotencyKey: e.IdempotencyKey,
+		Answers:        answers,
+		AnswersHash:    e.AnswersHash,
+		Score:          e.Score,
+		MaxScore:       e.MaxScore,
+		Status:         store.StatusRecorded,
+		SubmittedAt:    e.SubmittedAt,
+		StreamSeq:      r.Seq,
+	}}, nil
+}
