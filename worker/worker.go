@@ -77,7 +77,7 @@ func New(cons jetstream.Consumer, st *store.Store, deadLetters *events.DeadLette
 	if err != nil {
 		return nil, err
 	}
-	wr := NewWriter(st, deadLetters, cfg.Logger)
+	wr := NewWriter(st, WriterConfig{DeadLetters: deadLetters, Tombstones: true, Logger: cfg.Logger})
 	wr.maxBackoff, wr.metrics = cfg.MaxBackoff, m
 	return &Worker{cons: cons, writer: wr, cfg: cfg, log: cfg.Logger, metrics: m}, nil
 }

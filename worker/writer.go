@@ -37,22 +37,32 @@ type Outcome struct {
 // transaction, split it to isolate what PostgreSQL refuses. Workers and
 // replay share it, so a replay stores exactly what a worker would.
 type Writer struct {
-	store       *store.Store
-	deadLetters *events.DeadLetters
-	log         *slog.Logger
-	maxBackoff  time.Duration
-	metrics     *metrics
+	store      *store.Store
+	cfg        WriterConfig
+	log        *slog.Logger
+	maxBackoff time.Duration
+	metrics    *metrics
 }
 
-// NewWriter returns a Writer on st. With deadLetters set, every poison
-// record is copied there with its reason and stored as a failed tombstone
-// (when it decodes); with nil, poison is only reported.
-func NewWriter(st *store.Store, deadLetters *events.DeadLetters, log *slog.Logger) *Writer {
-	if log == nil {
-		log = slog.Default()
+// WriterConfig says what a Writer does with poison.
+type WriterConfig struct {
+	// DeadLetters, when set, receives a copy of every poison record with
+	// its reason. Defaults to none: poison is only reported.
+	DeadLetters *events.DeadLetters
+	// Tombstones stores every poison record that decodes as a failed
+	// attempt, so that it never silently disappears after its 202.
+	Tombstones bool
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// NewWriter returns a Writer on st.
+func NewWriter(st *store.Store, cfg WriterConfig) *Writer {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
 	}
 	m, _ := newMetrics(nil)
-	return &Writer{store: st, deadLetters: deadLetters, log: log, maxBackoff: 5 * time.Second, metrics: m}
+	return &Writer{store: st, cfg: cfg, log: cfg.Logger, maxBackoff: 5 * time.Second, metrics: m}
 }
 
 // item is one record and, when it decodes, its row.
@@ -133,15 +143,14 @@ func (w *Writer) retry(ctx context.Context, what string, op func() error) error 
 	})
 }
 
-// setAside handles a record that can never be stored: copied to the
-// dead-letter stream with the reason, and, when it decodes, stored as a
-// failed tombstone so that the attempt never silently disappears after its
-// 202. It is settled only once both are done.
+// setAside handles a record that can never be stored, as the config says:
+// copied to the dead-letter stream with the reason, and, when it decodes,
+// stored as a failed tombstone. It is settled only once both are done.
 func (w *Writer) setAside(ctx context.Context, out *Outcome, it item, reason error) {
 	w.log.Error("worker: poison message", "stream_seq", it.rec.Seq, "subject", it.rec.Subject, "err", reason)
-	if w.deadLetters != nil {
+	if dl := w.cfg.DeadLetters; dl != nil {
 		err := w.retry(ctx, "dead-letter", func() error {
-			return w.deadLetters.Put(ctx, events.DeadLetter{
+			return dl.Put(ctx, events.DeadLetter{
 				OriginalSeq: it.rec.Seq, OriginalSubject: it.rec.Subject, Reason: reason.Error(), Data: it.rec.Data,
 			})
 		})
@@ -149,20 +158,20 @@ func (w *Writer) setAside(ctx context.Context, out *Outcome, it item, reason err
 			out.Unsettled = append(out.Unsettled, it.index)
 			return
 		}
-		if it.event != nil {
-			tomb := tombstone(it)
-			err := w.retry(ctx, "tombstone", func() error {
-				_, err := w.store.InsertAttempts(ctx, []store.Attempt{tomb})
-				return err
-			})
-			switch {
-			case ctx.Err() != nil:
-				out.Unsettled = append(out.Unsettled, it.index)
-				return
-			case err != nil:
-				w.log.Error("worker: tombstone refused too; the attempt is only in the dead-letter stream",
-					"attempt_id", tomb.ID, "err", err)
-			}
+	}
+	if w.cfg.Tombstones && it.event != nil {
+		tomb := tombstone(it)
+		err := w.retry(ctx, "tombstone", func() error {
+			_, err := w.store.InsertAttempts(ctx, []store.Attempt{tomb})
+			return err
+		})
+		switch {
+		case ctx.Err() != nil:
+			out.Unsettled = append(out.Unsettled, it.index)
+			return
+		case err != nil:
+			w.log.Error("worker: tombstone refused too; the attempt is only in the dead-letter stream",
+				"attempt_id", tomb.ID, "err", err)
 		}
 	}
 	out.Poison = append(out.Poison, it.index)
