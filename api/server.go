@@ -86,6 +86,9 @@ type Config struct {
 	RetryAfterSeconds int
 	// HashConcurrency caps concurrent password hashes. Defaults to the CPU count.
 	HashConcurrency int
+	// DrainDelay is how long /readyz fails before the listener closes at
+	// shutdown, so that load balancers stop sending first. Defaults to 0.
+	DrainDelay time.Duration
 	// ShutdownTimeout bounds finishing in-flight requests at shutdown. Defaults to 10s.
 	ShutdownTimeout time.Duration
 }
@@ -237,7 +240,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	}
 	s.draining.Store(true)
-	s.log.Info("api: draining")
+	s.log.Info("api: draining", "drain_delay", s.cfg.DrainDelay)
+	time.Sleep(s.cfg.DrainDelay) // /readyz fails meanwhile; requests are still served
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {

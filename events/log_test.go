@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/events/eventstest"
@@ -88,5 +89,41 @@ func TestPublishAttemptDuplicates(t *testing.T) {
 	}
 	if floor, err := lg.AckFloor(t.Context()); err != nil || floor != 0 {
 		t.Fatalf("ack floor = %d, %v; want 0 with no worker", floor, err)
+	}
+}
+
+func TestStreamCollector(t *testing.T) {
+	_, js := eventstest.Connect(t, eventstest.NewServer(t))
+	lg, err := events.NewLog(t.Context(), js, events.StreamConfig{MaxAge: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(events.NewStreamCollector(lg))
+	gather := func() map[string]float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]float64{}
+		for _, mf := range mfs {
+			out[mf.GetName()] = mf.GetMetric()[0].GetGauge().GetValue()
+		}
+		return out
+	}
+	if m := gather(); m["quizstream_stream_up"] != 1 || m["quizstream_stream_oldest_unacked_age_seconds"] != 0 ||
+		m["quizstream_stream_max_age_seconds"] != 3600 {
+		t.Fatalf("empty stream: %v", m)
+	}
+	for range 3 {
+		if _, err := lg.PublishAttempt(t.Context(), newEvent(uuid.New(), "", nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(20 * time.Millisecond) // an age to measure
+	m := gather()
+	if m["quizstream_stream_messages"] != 3 || m["quizstream_stream_pending_messages"] != 3 ||
+		m["quizstream_stream_oldest_unacked_age_seconds"] <= 0 {
+		t.Fatalf("three unstored messages: %v", m)
 	}
 }

@@ -129,6 +129,7 @@ func runAPI(ctx context.Context, args []string, getenv func(string) string, stdo
 	f.metrics(&c, "127.0.0.1:9090")
 	f.stream(&c)
 	f.api(&c)
+	f.shutdown(&c)
 	log, err := setup(f, &c, args, "api", stderr)
 	if err != nil {
 		return err
@@ -148,6 +149,7 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	f.metrics(&c, "127.0.0.1:9091")
 	f.stream(&c)
 	f.worker(&c)
+	f.shutdown(&c)
 	f.int(&c.Workers, "WORKERS", 1, "concurrent batch writers in this process")
 	log, err := setup(f, &c, args, "worker", stderr)
 	if err != nil {
@@ -169,6 +171,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	f.stream(&c)
 	f.api(&c)
 	f.worker(&c)
+	f.shutdown(&c)
 	f.int(&c.Workers, "WORKERS", 2, "concurrent batch writers")
 	f.str(&c.DataDir, "DATA_DIR", ".quizstream", "folder of the embedded NATS server's file store")
 	f.int(&c.NATSPort, "NATS_PORT", -1, "port of the embedded NATS server; -1 picks a free one")
@@ -215,6 +218,9 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 // serve runs an API (when withAPI) and workers (how many) on one store
 // and one NATS connection until ctx ends, then drains them in order.
 func serve(ctx context.Context, c *config, log *slog.Logger, stdout io.Writer, withAPI bool, workers int) error {
+	if err := c.Stream.Validate(); err != nil {
+		return err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	st, err := store.Open(ctx, store.Config{URL: c.DatabaseURL, Registerer: reg})
@@ -236,6 +242,11 @@ func serve(ctx context.Context, c *config, log *slog.Logger, stdout io.Writer, w
 	if err != nil {
 		return err
 	}
+	reg.MustRegister(events.NewStreamCollector(lg))
+	log.Info("events: stream ready", "stream", c.Stream.Name, "replicas", c.Stream.Replicas, "storage", "file",
+		"duplicates", c.Stream.Duplicates, "max_age", c.Stream.MaxAge, "max_bytes", c.Stream.MaxBytes,
+		"consumer", c.Stream.Consumer, "ack_wait", c.Stream.AckWait, "max_ack_pending", c.Stream.MaxAckPending,
+		"server_version", nc.ConnectedServerVersion())
 
 	var srv *api.Server
 	var ln net.Listener
@@ -244,7 +255,7 @@ func serve(ctx context.Context, c *config, log *slog.Logger, stdout io.Writer, w
 			Store: st, Events: lg, Notices: events.NewNotices(nc), Logger: log, Registerer: reg,
 			BodyLimit: int64(c.BodyLimit), TokenLifetime: c.TokenLifetime, TokenCacheTTL: c.TokenCacheTTL,
 			ContentMaxAge: c.ContentMaxAge, ContentReload: c.ContentReload, PublishTimeout: c.PublishTimeout,
-			ShutdownTimeout: c.Worker.ShutdownTimeout,
+			DrainDelay: c.DrainDelay, ShutdownTimeout: c.Worker.ShutdownTimeout,
 		})
 		if err != nil {
 			return err

@@ -33,6 +33,7 @@ type config struct {
 	ContentReload  time.Duration
 	ContentMaxAge  time.Duration
 	BodyLimit      int
+	DrainDelay     time.Duration
 
 	DataDir  string
 	NATSPort int
@@ -178,6 +179,10 @@ func (f *flags) stream(c *config) {
 	f.int(&s.MaxAckPending, "MAX_ACK_PENDING", 20000, "unacknowledged messages across all workers (>= workers x batch size)")
 }
 
+func (f *flags) shutdown(c *config) {
+	f.dur(&c.Worker.ShutdownTimeout, "SHUTDOWN_TIMEOUT", 10*time.Second, "how long shutdown may take to finish the work in hand")
+}
+
 func (f *flags) api(c *config) {
 	f.str(&c.ListenAddr, "LISTEN_ADDR", "127.0.0.1:8080", "public HTTP listen address")
 	f.dur(&c.PublishTimeout, "PUBLISH_TIMEOUT", 5*time.Second, "how long an attempt POST waits for the stream before answering 503")
@@ -186,11 +191,11 @@ func (f *flags) api(c *config) {
 	f.dur(&c.ContentReload, "CONTENT_RELOAD", time.Minute, "how often content is reloaded from PostgreSQL; negative disables")
 	f.dur(&c.ContentMaxAge, "CONTENT_MAX_AGE", time.Minute, "Cache-Control max-age of content responses")
 	f.int(&c.BodyLimit, "BODY_LIMIT", 64<<10, "request body limit in bytes")
+	f.dur(&c.DrainDelay, "DRAIN_DELAY", 0, "at shutdown, how long /readyz fails before the listener closes")
 }
 
 func (f *flags) worker(c *config) {
 	w := &c.Worker
 	f.int(&w.BatchSize, "BATCH_SIZE", 500, "messages per worker batch")
 	f.dur(&w.MaxWait, "BATCH_MAX_WAIT", 100*time.Millisecond, "how long a fetch waits to fill a batch")
-	f.dur(&w.ShutdownTimeout, "SHUTDOWN_TIMEOUT", 10*time.Second, "how long shutdown may take to finish the work in hand")
 }
