@@ -9,7 +9,7 @@ run:
 
 ## test: every test, against a real PostgreSQL and real JetStream servers
 test:
-	$(GO) test -count=1 -timeout 15m $(PKGS)
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
 ## test-faults: the fault suite: steady load with a fault injected, several minutes
 test-faults:

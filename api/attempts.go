@@ -261,15 +261,26 @@ func (s *Server) listAttempts(c echo.Context) error {
 	}
 	want := p.Limit
 	p.Limit++ // one more tells whether there is a next page
+	// The stream is read while the query runs: both only need the floor.
+	type streamRead struct {
+		pending []events.Published
+		err     error
+	}
+	fromStream := make(chan streamRead, 1)
+	go func() {
+		pending, err := s.events.StudentAttempts(ctx, p.StudentID, floor, maxPending)
+		fromStream <- streamRead{pending, err}
+	}()
 	rows, err := s.store.ListAttempts(ctx, p)
+	sr := <-fromStream
 	if err != nil {
 		return err
 	}
-	pending, err := s.events.StudentAttempts(ctx, p.StudentID, floor, maxPending)
-	if err != nil {
-		s.log.Warn("api: reading pending attempts from the event log failed", "err", err)
+	if sr.err != nil {
+		s.log.Debug("api: reading pending attempts from the event log failed", "err", sr.err)
 		return unavailable("the event log")
 	}
+	pending := sr.pending
 
 	// The page is the first `want` of (this page of stored rows) merged with
 	// (the stream's attempts above the floor): any attempt of the true page
