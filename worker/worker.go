@@ -31,7 +31,9 @@ type Config struct {
 	// batch in hand once its context is cancelled; past it the batch is
 	// left unacknowledged, to be redelivered. Defaults to 10s.
 	ShutdownTimeout time.Duration
-	// MaxBackoff caps the delay between retries of a failing write. Defaults to 5s.
+	// MaxBackoff caps the delay between retries of a failing write, and so
+	// how long after PostgreSQL returns the worker may take to notice.
+	// Defaults to 2s.
 	MaxBackoff time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
@@ -68,7 +70,7 @@ func New(cons jetstream.Consumer, st *store.Store, deadLetters *events.DeadLette
 		cfg.ShutdownTimeout = 10 * time.Second
 	}
 	if cfg.MaxBackoff <= 0 {
-		cfg.MaxBackoff = 5 * time.Second
+		cfg.MaxBackoff = 2 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -322,6 +322,10 @@ func connectNATS(url string, log *slog.Logger) (*nats.Conn, error) {
 		nats.Name("quizstream"),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond),
+		// No buffering while disconnected: a publish fails at once (the
+		// client gets its 503 now, not after PUBLISH_TIMEOUT), rather than
+		// going out unseen when the connection returns.
+		nats.ReconnectBufSize(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil { // nil when we closed it ourselves
 				log.Warn("nats: disconnected", "err", err)

@@ -198,4 +198,5 @@ func (f *flags) worker(c *config) {
 	w := &c.Worker
 	f.int(&w.BatchSize, "BATCH_SIZE", 500, "messages per worker batch")
 	f.dur(&w.MaxWait, "BATCH_MAX_WAIT", 100*time.Millisecond, "how long a fetch waits to fill a batch")
+	f.dur(&w.MaxBackoff, "MAX_BACKOFF", 2*time.Second, "longest pause between retries of a failing database write")
 }

@@ -5,6 +5,7 @@ package main
 // and compares them, one by one, with the 202 bodies clients were given.
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -464,12 +465,29 @@ func faultSubmitRound(t *testing.T, s *stack, clients []*client, l *faultLedger,
 	}
 }
 
+// faultTally is what faultCheckStored found.
+type faultTally struct {
+	Acknowledged   int // distinct attempts a client got a 202 for
+	Stored         int // attempt rows in the database
+	Missing        int // acknowledged, not stored
+	Duplicated     int // (student, Idempotency-Key) pairs stored more than once
+	Unacknowledged int // stored, never acknowledged to a client
+	Mismatched     int // stored with other facts than the 202 body said
+}
+
+func (f faultTally) String() string {
+	return fmt.Sprintf("acknowledged %d, stored %d, missing %d, duplicated %d, stored but never acknowledged %d, differing from the 202 body %d",
+		f.Acknowledged, f.Stored, f.Missing, f.Duplicated, f.Unacknowledged, f.Mismatched)
+}
+
 // faultCheckStored compares the database with the ledger: one row per
 // accepted attempt and no other, none stored twice for one (student,
 // Idempotency-Key), each with the score and submitted_at its client was
-// given, and progress rows exactly as those attempts make them.
-func faultCheckStored(t *testing.T, s *stack, l *faultLedger) {
+// given, and progress rows exactly as those attempts make them. It fails t
+// on any difference and returns the counts.
+func faultCheckStored(t *testing.T, s *stack, l *faultLedger) faultTally {
 	t.Helper()
+	var tally faultTally
 	ctx := t.Context()
 	pool := s.Store.Pool()
 	l.mu.Lock()
@@ -481,6 +499,7 @@ func faultCheckStored(t *testing.T, s *stack, l *faultLedger) {
 	var count int
 	if _, err := pgx.ForEachRow(rows, []any{&student, &key, &count}, func() error {
 		t.Errorf("student %s, Idempotency-Key %q: stored %d times", student, key, count)
+		tally.Duplicated++
 		return nil
 	}); err != nil {
 		t.Fatalf("count duplicates: %v", err)
@@ -501,6 +520,7 @@ func faultCheckStored(t *testing.T, s *stack, l *faultLedger) {
 	}); err != nil {
 		t.Fatalf("read attempts: %v", err)
 	}
+	tally.Acknowledged, tally.Stored = len(l.accepted), len(stored)
 	if len(stored) != len(l.accepted) {
 		t.Errorf("stored attempts = %d, accepted (distinct 202s) = %d", len(stored), len(l.accepted))
 	}
@@ -513,12 +533,14 @@ func faultCheckStored(t *testing.T, s *stack, l *faultLedger) {
 	for id, got := range stored {
 		acc, ok := l.accepted[id]
 		if !ok {
+			tally.Unacknowledged++
 			report("stored attempt %s (student %s, key %q) was never accepted", id, got.student, got.key)
 			continue
 		}
 		b := acc.body
 		if got.student != b.StudentID || got.quiz != b.QuizID || got.key != acc.key || got.status != store.StatusRecorded ||
 			got.score != b.Score || got.maxScore != b.MaxScore || !got.submittedAt.Equal(b.SubmittedAt) {
+			tally.Mismatched++
 			report("attempt %s: stored {student %s quiz %s key %q status %s score %d/%d submitted_at %s}, client was told {student %s quiz %s key %q score %d/%d submitted_at %s}",
 				id, got.student, got.quiz, got.key, got.status, got.score, got.maxScore, got.submittedAt.UTC().Format(time.RFC3339Nano),
 				b.StudentID, b.QuizID, acc.key, b.Score, b.MaxScore, b.SubmittedAt.UTC().Format(time.RFC3339Nano))
@@ -526,6 +548,7 @@ func faultCheckStored(t *testing.T, s *stack, l *faultLedger) {
 	}
 	for id, acc := range l.accepted {
 		if _, ok := stored[id]; !ok {
+			tally.Missing++
 			report("accepted attempt %s (key %q, 202 at %s) was not stored", id, acc.key, acc.body.SubmittedAt.Format(time.RFC3339Nano))
 		}
 	}
@@ -567,6 +590,7 @@ func faultCheckStored(t *testing.T, s *stack, l *faultLedger) {
 			t.Errorf("progress of student %s, quiz %s = %+v, but no attempt of theirs was accepted", k[0], k[1], g)
 		}
 	}
+	return tally
 }
 
 // goWorker runs a worker in this process like startWorker, but returns its
@@ -718,11 +742,12 @@ func (c *client) faultRead(path string) (int, string, error) {
 
 // faultProxy forwards TCP connections to a target; Cut closes every open
 // connection and refuses new ones until Restore, as a network partition
-// between the service and PostgreSQL would.
+// between the service and PostgreSQL would, and SetDelay adds latency.
 type faultProxy struct {
 	ln     net.Listener
 	target string
 	wg     sync.WaitGroup
+	delay  atomic.Int64 // nanoseconds each chunk is held, each way
 
 	mu    sync.Mutex
 	cut   bool
@@ -787,10 +812,41 @@ func (p *faultProxy) track(conns ...net.Conn) bool {
 	return true
 }
 
-// pipe copies src to dst; when either side ends, both are closed.
+// pipe copies src to dst, each chunk delivered the proxy's delay after it
+// was read (latency, not a bandwidth cap: chunks in flight overlap); when
+// either side ends, both are closed.
 func (p *faultProxy) pipe(dst, src net.Conn) {
 	defer p.wg.Done()
-	_, _ = io.Copy(dst, src) // a closed or reset connection ends it either way
+	type chunk struct {
+		data []byte
+		due  time.Time
+	}
+	chunks := make(chan chunk, 64)
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		for c := range chunks {
+			time.Sleep(time.Until(c.due))
+			if _, err := dst.Write(c.data); err != nil {
+				src.Close() // ends the reader below
+				for range chunks {
+				}
+				return
+			}
+		}
+	}()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			chunks <- chunk{data: bytes.Clone(buf[:n]), due: time.Now().Add(time.Duration(p.delay.Load()))}
+		}
+		if err != nil { // a closed or reset connection ends it either way
+			break
+		}
+	}
+	close(chunks)
+	<-written
 	p.mu.Lock()
 	delete(p.conns, dst)
 	delete(p.conns, src)
@@ -809,6 +865,9 @@ func (p *faultProxy) Cut() {
 		delete(p.conns, c)
 	}
 }
+
+// SetDelay holds every chunk d in each direction from now on; 0 removes the delay.
+func (p *faultProxy) SetDelay(d time.Duration) { p.delay.Store(int64(d)) }
 
 // Restore lets new connections through again.
 func (p *faultProxy) Restore() {
