@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -50,6 +51,12 @@ var stagingColumns = []string{"id", "student_id", "quiz_id", "course_id", "idemp
 // batch delivered twice changes nothing the second time). It returns what
 // it changed, or an error after which nothing was written.
 func (s *Store) InsertAttempts(ctx context.Context, batch []Attempt) (InsertResult, error) {
+	return s.insertAttempts(ctx, batch, true)
+}
+
+// insertAttempts is InsertAttempts, committed or (for TryInsertAttempts)
+// rolled back.
+func (s *Store) insertAttempts(ctx context.Context, batch []Attempt, commit bool) (InsertResult, error) {
 	var res InsertResult
 	if len(batch) == 0 {
 		return res, nil
@@ -82,7 +89,7 @@ func (s *Store) InsertAttempts(ctx context.Context, batch []Attempt) (InsertResu
 		}
 		// Rows are inserted in id order and progress rows upserted in
 		// (student, quiz) order, so that concurrent workers never deadlock.
-		return tx.QueryRow(ctx, `
+		err := tx.QueryRow(ctx, `
 			WITH ins AS (
 				INSERT INTO attempts (id, student_id, quiz_id, course_id, idempotency_key, answers,
 					answers_hash, score, max_score, status, submitted_at, stream_seq)
@@ -109,7 +116,14 @@ func (s *Store) InsertAttempts(ctx context.Context, batch []Attempt) (InsertResu
 			)
 			SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM prog)`).
 			Scan(&res.Inserted, &res.ProgressRows)
+		if err == nil && !commit {
+			return errRollback
+		}
+		return err
 	})
+	if errors.Is(err, errRollback) {
+		err = nil
+	}
 	return res, wrap("insert attempts", err)
 }
 

@@ -52,6 +52,10 @@ type WriterConfig struct {
 	// Tombstones stores every poison record that decodes as a failed
 	// attempt, so that it never silently disappears after its 202.
 	Tombstones bool
+	// DryRun writes each batch in a transaction that is rolled back, and
+	// neither dead-letters nor tombstones: the Outcome says what Write
+	// would have done, and nothing is written.
+	DryRun bool
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -62,7 +66,7 @@ func NewWriter(st *store.Store, cfg WriterConfig) *Writer {
 		cfg.Logger = slog.Default()
 	}
 	m, _ := newMetrics(nil)
-	return &Writer{store: st, cfg: cfg, log: cfg.Logger, maxBackoff: 5 * time.Second, metrics: m}
+	return &Writer{store: st, cfg: cfg, log: cfg.Logger, maxBackoff: 2 * time.Second, metrics: m}
 }
 
 // item is one record and, when it decodes, its row.
@@ -103,7 +107,11 @@ func (w *Writer) write(ctx context.Context, items []item, out *Outcome) {
 	var res store.InsertResult
 	err := w.retry(ctx, "write", func() error {
 		var err error
-		res, err = w.store.InsertAttempts(ctx, rows)
+		if w.cfg.DryRun {
+			res, err = w.store.TryInsertAttempts(ctx, rows)
+		} else {
+			res, err = w.store.InsertAttempts(ctx, rows)
+		}
 		return err
 	})
 	switch {
@@ -148,6 +156,10 @@ func (w *Writer) retry(ctx context.Context, what string, op func() error) error 
 // stored as a failed tombstone. It is settled only once both are done.
 func (w *Writer) setAside(ctx context.Context, out *Outcome, it item, reason error) {
 	w.log.Error("worker: poison message", "stream_seq", it.rec.Seq, "subject", it.rec.Subject, "err", reason)
+	if w.cfg.DryRun {
+		out.Poison = append(out.Poison, it.index)
+		return
+	}
 	if dl := w.cfg.DeadLetters; dl != nil {
 		err := w.retry(ctx, "dead-letter", func() error {
 			return dl.Put(ctx, events.DeadLetter{

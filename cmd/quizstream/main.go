@@ -6,6 +6,7 @@
 //	quizstream seed     loads the demo content (idempotent)
 //	quizstream dev      all of the above in one process, with an embedded NATS server
 //	quizstream dlq      lists, shows and redrives dead letters
+//	quizstream replay   re-reads the stream to restore the database or rebuild progress
 //
 // Configuration comes from environment variables, overridden by flags;
 // `quizstream <command> -h` lists them.
@@ -43,6 +44,7 @@ commands:
   seed      load the demo content (20 courses x 10 quizzes x 10 questions); idempotent
   dev       everything in one process with an embedded NATS server
   dlq       list, show and redrive dead letters (needs NATS_URL)
+  replay    re-read the stream: restore attempts, --dry-run, or --rebuild progress (needs NATS_URL)
 
 Run 'quizstream <command> -h' for its flags and environment variables.
 `
@@ -68,6 +70,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runDev(ctx, args, getenv, stdout, stderr)
 	case "dlq":
 		return runDLQ(ctx, args, getenv, stdout, stderr)
+	case "replay":
+		return runReplay(ctx, args, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
