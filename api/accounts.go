@@ -61,13 +61,16 @@ func (s *Server) signup(c echo.Context) error {
 		Name:      *req.Name,
 		CreatedAt: time.Now().UTC().Truncate(time.Microsecond),
 	}
-	if err := s.store.CreateStudent(ctx, st, hash); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			return &Error{http.StatusConflict, "conflict", "that email is already registered"}
-		}
+	tok, tokHash, err := newToken()
+	if err != nil {
 		return err
 	}
-	tok, err := s.issueToken(c, st)
+	err = s.store.CreateStudent(ctx, store.NewStudent{
+		Student: st, PasswordHash: hash, TokenHash: tokHash, TokenExpires: time.Now().Add(s.cfg.TokenLifetime),
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return &Error{http.StatusConflict, "conflict", "that email is already registered"}
+	}
 	if err != nil {
 		return err
 	}

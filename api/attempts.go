@@ -27,8 +27,6 @@ const (
 	statusFailed   = "failed"
 )
 
-const maxIdempotencyKey = 128
-
 type attemptJSON struct {
 	AttemptID   uuid.UUID `json:"attempt_id"`
 	QuizID      uuid.UUID `json:"quiz_id"`
@@ -76,6 +74,8 @@ func (s *Server) submitAttempt(c echo.Context) error {
 	if err := s.decode(c, &req); err != nil {
 		return err
 	}
+	// A body without its required field is malformed: judged before the
+	// quiz is looked up, as API.md orders it.
 	if req.Answers == nil {
 		return invalid("answers is required (an empty list is valid)")
 	}
@@ -88,8 +88,8 @@ func (s *Server) submitAttempt(c echo.Context) error {
 		return notFound("quiz")
 	}
 	key := c.Request().Header.Get("Idempotency-Key")
-	if utf8.RuneCountInString(key) > maxIdempotencyKey {
-		return invalid("Idempotency-Key must be at most %d characters", maxIdempotencyKey)
+	if utf8.RuneCountInString(key) > events.MaxIdempotencyKey {
+		return invalid("Idempotency-Key must be at most %d characters", events.MaxIdempotencyKey)
 	}
 	score, err := grade(quiz, *req.Answers)
 	if err != nil {
@@ -124,9 +124,7 @@ func (s *Server) submitAttempt(c echo.Context) error {
 		if orig.StudentID != student || orig.QuizID != ev.QuizID || !bytes.Equal(orig.AnswersHash, ev.AnswersHash) {
 			return errKeyReused
 		}
-		if floor, err := s.events.AckFloor(ctx); err == nil && pub.Seq <= floor {
-			status = statusRecorded
-		}
+		status = s.retryStatus(ctx, pub)
 	} else {
 		s.metrics.publishes.WithLabelValues("published").Inc()
 	}
@@ -135,6 +133,23 @@ func (s *Server) submitAttempt(c echo.Context) error {
 		AttemptID: e.AttemptID, QuizID: e.QuizID, StudentID: e.StudentID,
 		Score: e.Score, MaxScore: e.MaxScore, Status: status, SubmittedAt: e.SubmittedAt.UTC(),
 	})
+}
+
+// retryStatus is the status "as it is now" of an attempt a retry found in
+// the log. The stored row says recorded or failed; it is asked for with a
+// short deadline only, because the attempt POST must not depend on
+// PostgreSQL: without an answer, the ack floor tells settled (recorded, as
+// nearly every settled attempt is) from accepted.
+func (s *Server) retryStatus(ctx context.Context, pub events.Published) string {
+	dbCtx, cancel := context.WithTimeout(ctx, s.cfg.RetryStatusTimeout)
+	defer cancel()
+	if a, err := s.store.GetAttempt(dbCtx, pub.Event.StudentID, pub.Event.AttemptID); err == nil {
+		return attemptFromRow(a).Status
+	}
+	if floor, err := s.events.AckFloor(ctx); err == nil && pub.Seq <= floor {
+		return statusRecorded
+	}
+	return statusAccepted
 }
 
 func attemptFromRow(a store.Attempt) attemptJSON {
@@ -165,14 +180,20 @@ func (s *Server) ackFloor(ctx context.Context) (uint64, error) {
 	if f := s.floor.Load(); f != nil && time.Since(f.at) < s.cfg.AckFloorMaxAge {
 		return f.seq, nil
 	}
-	at := time.Now() // before the read: the floor is at least this recent
-	seq, err := s.events.AckFloor(ctx)
+	// One lookup at a time, however many reads find the reading old.
+	v, err, _ := s.floorLookups.Do("", func() (any, error) {
+		at := time.Now() // before the read: the floor is at least this recent
+		seq, err := s.events.AckFloor(context.WithoutCancel(ctx))
+		if err == nil {
+			s.floor.Store(&floorReading{seq: seq, at: at})
+		}
+		return seq, err
+	})
 	if err != nil {
 		s.log.Debug("api: reading the ack floor failed", "err", err)
 		return 0, unavailable("the event log")
 	}
-	s.floor.Store(&floorReading{seq: seq, at: at})
-	return seq, nil
+	return v.(uint64), nil
 }
 
 // floorReading is an ack floor and when it was read.
@@ -281,6 +302,11 @@ func (s *Server) listAttempts(c echo.Context) error {
 		return unavailable("the event log")
 	}
 	pending := sr.pending
+	if len(pending) == maxPending {
+		// The newest might be beyond what was read: no page is certain.
+		s.log.Warn("api: a student has too many unstored attempts to list; are the workers running?", "student_id", p.StudentID)
+		return unavailable("the attempts list")
+	}
 
 	// The page is the first `want` of (this page of stored rows) merged with
 	// (the stream's attempts above the floor): any attempt of the true page

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -64,7 +65,13 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		now := time.Now()
 		cached, hit := s.tokens.Get(key)
 		if !hit || now.Sub(cached.checked) >= s.cfg.TokenCacheTTL {
-			sess, err := s.store.SessionByToken(c.Request().Context(), []byte(key))
+			ctx := c.Request().Context()
+			if hit { // a slow database must not hold up a token it confirmed before
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, s.cfg.TokenCheckTimeout)
+				defer cancel()
+			}
+			sess, err := s.store.SessionByToken(ctx, []byte(key))
 			switch {
 			case err == nil:
 				cached, hit = cachedSession{sess, now}, true

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -87,6 +88,9 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		e = &Error{httpErr.Code, code, msg}
 	case errors.Is(err, store.ErrUnavailable):
 		e = unavailable("the database")
+	case errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil:
+		// The client went away; nobody reads this answer.
+		e = &Error{http.StatusServiceUnavailable, "unavailable", "the request was cancelled"}
 	default:
 		e = &Error{http.StatusInternalServerError, "internal", "internal error"}
 	}

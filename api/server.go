@@ -19,6 +19,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/store"
@@ -82,6 +83,13 @@ type Config struct {
 	// AckFloorMaxAge is how old an ack floor reading may be when a student
 	// read uses it. Defaults to 250ms.
 	AckFloorMaxAge time.Duration
+	// RetryStatusTimeout bounds asking PostgreSQL for the status of an
+	// attempt a retried POST found in the log; past it the ack floor
+	// decides. Defaults to 100ms.
+	RetryStatusTimeout time.Duration
+	// TokenCheckTimeout bounds asking PostgreSQL about a cached token whose
+	// TTL ran out; past it the cached session is used. Defaults to 300ms.
+	TokenCheckTimeout time.Duration
 	// RetryAfterSeconds is sent with every 503. Defaults to 1.
 	RetryAfterSeconds int
 	// HashConcurrency caps concurrent password hashes. Defaults to the CPU count.
@@ -124,6 +132,12 @@ func (c *Config) defaults() error {
 	if c.AckFloorMaxAge <= 0 {
 		c.AckFloorMaxAge = 250 * time.Millisecond
 	}
+	if c.RetryStatusTimeout <= 0 {
+		c.RetryStatusTimeout = 100 * time.Millisecond
+	}
+	if c.TokenCheckTimeout <= 0 {
+		c.TokenCheckTimeout = 300 * time.Millisecond
+	}
 	if c.RetryAfterSeconds <= 0 {
 		c.RetryAfterSeconds = 1
 	}
@@ -151,6 +165,7 @@ type Server struct {
 	cacheControl string
 	draining     atomic.Bool
 	floor        atomic.Pointer[floorReading]
+	floorLookups singleflight.Group
 	// reload asks the content reloader for a reload now; capacity 1, so
 	// notices arriving together cost one reload.
 	reload chan struct{}

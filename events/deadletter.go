@@ -66,6 +66,20 @@ func EnsureDeadLetters(ctx context.Context, js jetstream.JetStream, cfg StreamCo
 	return &DeadLetters{js: js, stream: s, attempts: cfg.Name}, nil
 }
 
+// LookupDeadLetters returns the dead-letter stream that goes with the
+// attempts stream cfg names, without changing its configuration, or the
+// error of the lookup.
+func LookupDeadLetters(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (*DeadLetters, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s, err := js.Stream(ctx, cfg.Name+"_DLQ")
+	if err != nil {
+		return nil, fmt.Errorf("dead-letter stream %s_DLQ: %w", cfg.Name, err)
+	}
+	return &DeadLetters{js: js, stream: s, attempts: cfg.Name}, nil
+}
+
 // Put copies a terminated message to the dead-letter stream and returns
 // once the stream holds it; a second Put of the same original sequence is
 // dropped as a duplicate.

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -70,6 +71,14 @@ func StudentSubjects(student uuid.UUID) string {
 	return SubjectPrefix + "." + student.String() + ".*"
 }
 
+// Bounds that Decode enforces, so that a decoded event always fits its row.
+const (
+	// MaxQuestions bounds max_score and the number of answers.
+	MaxQuestions = 10000
+	// MaxIdempotencyKey is API.md's limit on an Idempotency-Key, in characters.
+	MaxIdempotencyKey = 128
+)
+
 // ErrUndecodable wraps every Decode failure: such a message can never be
 // stored, however often it is retried.
 var ErrUndecodable = errors.New("undecodable event")
@@ -104,8 +113,12 @@ func Decode(data []byte) (AttemptSubmitted, error) {
 		return AttemptSubmitted{}, fmt.Errorf("%w: missing id", ErrUndecodable)
 	case e.SubmittedAt.IsZero():
 		return AttemptSubmitted{}, fmt.Errorf("%w: missing submitted_at", ErrUndecodable)
-	case e.MaxScore < 0 || e.Score < 0 || e.Score > e.MaxScore:
+	case e.MaxScore < 0 || e.MaxScore > MaxQuestions || e.Score < 0 || e.Score > e.MaxScore:
 		return AttemptSubmitted{}, fmt.Errorf("%w: score %d of %d", ErrUndecodable, e.Score, e.MaxScore)
+	case len(e.Answers) > MaxQuestions:
+		return AttemptSubmitted{}, fmt.Errorf("%w: %d answers", ErrUndecodable, len(e.Answers))
+	case utf8.RuneCountInString(e.IdempotencyKey) > MaxIdempotencyKey:
+		return AttemptSubmitted{}, fmt.Errorf("%w: idempotency_key over %d characters", ErrUndecodable, MaxIdempotencyKey)
 	case len(e.AnswersHash) != sha256.Size:
 		return AttemptSubmitted{}, fmt.Errorf("%w: answers_hash", ErrUndecodable)
 	}

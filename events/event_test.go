@@ -78,6 +78,8 @@ func TestDecodeRefuses(t *testing.T) {
 		"negative score":  replace(`"score":1`, `"score":-1`),
 		"no submitted_at": replace(`"submitted_at":"2026-11-26T09:30:00.123456Z"`, `"submitted_at":"0001-01-01T00:00:00Z"`),
 		"wrong type":      replace(`"score":1`, `"score":"one"`),
+		"huge max_score":  replace(`"max_score":10`, `"max_score":3000000000`),
+		"key too long":    replace(`"idempotency_key":"key-1"`, `"idempotency_key":"`+strings.Repeat("k", 129)+`"`),
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := Decode(data); !errors.Is(err, ErrUndecodable) {

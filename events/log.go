@@ -16,6 +16,7 @@ type Log struct {
 	js       jetstream.JetStream
 	stream   jetstream.Stream
 	consumer string
+	changed  []string
 }
 
 // NewLog ensures the stream and its consumer exist as cfg says and returns
@@ -24,6 +25,10 @@ func NewLog(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (*Log
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	var changed []string
+	if old, err := js.Stream(ctx, cfg.Name); err == nil {
+		changed = changes(old.CachedInfo().Config, cfg)
+	}
 	s, err := EnsureStream(ctx, js, cfg)
 	if err != nil {
 		return nil, err
@@ -31,7 +36,26 @@ func NewLog(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (*Log
 	if _, err := EnsureConsumer(ctx, js, cfg); err != nil {
 		return nil, err
 	}
-	return &Log{js: js, stream: s, consumer: cfg.Consumer}, nil
+	return &Log{js: js, stream: s, consumer: cfg.Consumer, changed: changed}, nil
+}
+
+// Changed lists the stream settings NewLog changed on an existing stream:
+// every process applies its own configuration, so a process started with
+// other settings changes them for all (a shorter MaxAge deletes events).
+func (l *Log) Changed() []string { return l.changed }
+
+func changes(old jetstream.StreamConfig, cfg StreamConfig) []string {
+	var out []string
+	diff := func(name string, was, now any) {
+		if was != now {
+			out = append(out, fmt.Sprintf("%s %v -> %v", name, was, now))
+		}
+	}
+	diff("replicas", old.Replicas, cfg.Replicas)
+	diff("max_age", old.MaxAge, cfg.MaxAge)
+	diff("max_bytes", old.MaxBytes, cfg.MaxBytes)
+	diff("duplicates", old.Duplicates, cfg.Duplicates)
+	return out
 }
 
 // Published is the outcome of PublishAttempt.

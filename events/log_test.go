@@ -2,6 +2,7 @@ package events_test
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,10 +27,20 @@ func TestEnsureStreamIsIdempotent(t *testing.T) {
 	_, js := eventstest.Connect(t, eventstest.NewServer(t))
 	cfg := events.StreamConfig{MaxBytes: 1 << 20}
 	for range 2 {
-		if _, err := events.NewLog(t.Context(), js, cfg); err != nil {
+		lg, err := events.NewLog(t.Context(), js, cfg)
+		if err != nil {
 			t.Fatal(err)
 		}
+		if len(lg.Changed()) != 0 {
+			t.Fatalf("the same settings changed %v", lg.Changed())
+		}
 	}
+	defer func() { // another process's settings are applied, and said so
+		lg, err := events.NewLog(t.Context(), js, events.StreamConfig{MaxBytes: 1 << 20, MaxAge: time.Hour})
+		if err != nil || len(lg.Changed()) != 1 || !strings.HasPrefix(lg.Changed()[0], "max_age") {
+			t.Fatalf("changing max_age: %v, %v", lg.Changed(), err)
+		}
+	}()
 	s, err := js.Stream(t.Context(), "ATTEMPTS")
 	if err != nil {
 		t.Fatal(err)

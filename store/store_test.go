@@ -158,12 +158,12 @@ func TestAccountsAndTokens(t *testing.T) {
 	st, _ := storetest.Open(t)
 	ctx := t.Context()
 	s := store.Student{ID: uuid.New(), Email: "Ada@Example.com", Name: "Ada", CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}
-	if err := st.CreateStudent(ctx, s, "hash"); err != nil {
+	if err := st.CreateStudent(ctx, store.NewStudent{Student: s, PasswordHash: "hash"}); err != nil {
 		t.Fatal(err)
 	}
 	dup := s
 	dup.ID, dup.Email = uuid.New(), "ada@example.COM"
-	if err := st.CreateStudent(ctx, dup, "hash"); !errors.Is(err, store.ErrConflict) {
+	if err := st.CreateStudent(ctx, store.NewStudent{Student: dup, PasswordHash: "hash"}); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("same email in another case: %v, want ErrConflict", err)
 	}
 	got, hash, err := st.StudentByEmail(ctx, "ADA@example.com")

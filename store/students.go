@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 )
 
 // Student is an account.
@@ -21,12 +22,32 @@ type Session struct {
 	ExpiresAt time.Time
 }
 
-// CreateStudent inserts an account; it returns ErrConflict when the email
-// (compared case-insensitively) is taken.
-func (s *Store) CreateStudent(ctx context.Context, st Student, passwordHash string) error {
-	_, err := s.pool.Exec(ctx,
-		`INSERT INTO students (id, email, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)`,
-		st.ID, st.Email, st.Name, passwordHash, st.CreatedAt)
+// NewStudent is an account to create, with its first token.
+type NewStudent struct {
+	Student
+	PasswordHash string
+	// TokenHash and TokenExpires, when set, describe a first token.
+	TokenHash    []byte
+	TokenExpires time.Time
+}
+
+// CreateStudent inserts an account and its first token in one
+// transaction; it returns ErrConflict when the email (compared
+// case-insensitively) is taken, and then stores nothing.
+func (s *Store) CreateStudent(ctx context.Context, n NewStudent) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx,
+			`INSERT INTO students (id, email, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)`,
+			n.ID, n.Email, n.Name, n.PasswordHash, n.CreatedAt); err != nil {
+			return err
+		}
+		if n.TokenHash == nil {
+			return nil
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO tokens (token_hash, student_id, expires_at) VALUES ($1, $2, $3)`,
+			n.TokenHash, n.ID, n.TokenExpires)
+		return err
+	})
 	return wrap("create student", err)
 }
 

@@ -123,7 +123,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	rand.Shuffle(len(jobs), func(a, b int) { jobs[a], jobs[b] = jobs[b], jobs[a] })
 
-	var accepted, failed atomic.Int64
+	var accepted, failed, retries atomic.Int64
 	lat := make([]time.Duration, len(jobs))
 	distinct := sync.Map{}
 	start = time.Now()
@@ -133,8 +133,19 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		var a struct {
 			AttemptID string `json:"attempt_id"`
 		}
-		status, err := call(ctx, c, "POST", o.url+"/api/v1/quizzes/"+j.quiz+"/attempts", tokens[j.student],
-			map[string]string{"Idempotency-Key": j.key}, j.body, &a)
+		// Like a real client: a 503 or a lost connection is retried with
+		// the same key, which makes it safe.
+		var status int
+		var err error
+		for try, wait := 0, 50*time.Millisecond; try < 10; try, wait = try+1, min(2*wait, time.Second) {
+			status, err = call(ctx, c, "POST", o.url+"/api/v1/quizzes/"+j.quiz+"/attempts", tokens[j.student],
+				map[string]string{"Idempotency-Key": j.key}, j.body, &a)
+			if (err == nil || status != 0) && status != http.StatusServiceUnavailable {
+				break
+			}
+			retries.Add(1)
+			time.Sleep(wait)
+		}
 		lat[i] = time.Since(t0)
 		if err != nil || status != http.StatusAccepted {
 			failed.Add(1)
@@ -152,8 +163,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	nDistinct := 0
 	perStudent := make([]int, o.students)
 	distinct.Range(func(_, v any) bool { nDistinct++; perStudent[v.(int)]++; return true })
-	fmt.Fprintf(out, "submitted %d attempts (%d distinct) in %s: %.0f accepted/s, %d failed; latency p50 %s p99 %s\n",
-		accepted.Load(), nDistinct, elapsed.Round(time.Millisecond), float64(accepted.Load())/elapsed.Seconds(), failed.Load(),
+	fmt.Fprintf(out, "submitted %d attempts (%d distinct) in %s: %.0f accepted/s, %d failed, %d retries; latency p50 %s p99 %s\n",
+		accepted.Load(), nDistinct, elapsed.Round(time.Millisecond), float64(accepted.Load())/elapsed.Seconds(), failed.Load(), retries.Load(),
 		lat[len(lat)/2].Round(time.Microsecond), lat[len(lat)*99/100].Round(time.Microsecond))
 
 	// Recorded means counted in progress, which only stored attempts are.

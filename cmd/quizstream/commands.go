@@ -242,6 +242,9 @@ func serve(ctx context.Context, c *config, log *slog.Logger, stdout io.Writer, w
 	if err != nil {
 		return err
 	}
+	if changed := lg.Changed(); len(changed) > 0 {
+		log.Warn("events: this process changed the stream's settings", "changes", changed)
+	}
 	reg.MustRegister(events.NewStreamCollector(lg))
 	log.Info("events: stream ready", "stream", c.Stream.Name, "replicas", c.Stream.Replicas, "storage", "file",
 		"duplicates", c.Stream.Duplicates, "max_age", c.Stream.MaxAge, "max_bytes", c.Stream.MaxBytes,
@@ -260,9 +263,6 @@ func serve(ctx context.Context, c *config, log *slog.Logger, stdout io.Writer, w
 		if err != nil {
 			return err
 		}
-		if ln, err = net.Listen("tcp", c.ListenAddr); err != nil {
-			return fmt.Errorf("listen %s: %w", c.ListenAddr, err)
-		}
 	}
 	var ws []*worker.Worker
 	if workers > 0 {
@@ -275,13 +275,8 @@ func serve(ctx context.Context, c *config, log *slog.Logger, stdout io.Writer, w
 			return err
 		}
 		wcfg := c.Worker
-		wcfg.AckWait, wcfg.Logger = c.Stream.AckWait, log
-		for i := range workers {
-			if i == 0 {
-				wcfg.Registerer = reg
-			} else {
-				wcfg.Registerer = nil // one set of collectors per process
-			}
+		wcfg.AckWait, wcfg.Logger, wcfg.Registerer = c.Stream.AckWait, log, reg
+		for range workers {
 			w, err := worker.New(cons, st, dl, wcfg)
 			if err != nil {
 				return err
@@ -290,6 +285,11 @@ func serve(ctx context.Context, c *config, log *slog.Logger, stdout io.Writer, w
 		}
 	}
 
+	if srv != nil { // last, so that no early return leaves it open
+		if ln, err = net.Listen("tcp", c.ListenAddr); err != nil {
+			return fmt.Errorf("listen %s: %w", c.ListenAddr, err)
+		}
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	if srv != nil {
 		g.Go(func() error { return srv.Serve(gctx, ln) })
@@ -391,10 +391,12 @@ func serveOps(ctx context.Context, addr string, reg *prometheus.Registry, ready 
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if ctx.Err() != nil {
+			w.Header().Set("Retry-After", "1")
 			http.Error(w, "shutting down", http.StatusServiceUnavailable)
 			return
 		}
 		if err := ready(r.Context()); err != nil {
+			w.Header().Set("Retry-After", "1")
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}

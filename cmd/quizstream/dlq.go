@@ -32,7 +32,6 @@ func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdo
 	f := newFlags("dlq "+verb, getenv, stderr)
 	f.common(&c)
 	f.nats(&c, true)
-	f.stream(&c)
 	all := f.fs.Bool("all", false, "with redrive: every dead letter")
 	limit := f.fs.Int("limit", 100, "with list: how many at most")
 	// Positional arguments (sequences) come before or after the flags.
@@ -73,7 +72,7 @@ func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return err
 	}
-	dl, err := events.EnsureDeadLetters(ctx, js, c.Stream)
+	dl, err := events.LookupDeadLetters(ctx, js, c.Stream) // an operator's look changes no setting
 	if err != nil {
 		return err
 	}

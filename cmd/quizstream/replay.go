@@ -38,8 +38,9 @@ modes:
                       what a restore would store, find stored, set aside
   --rebuild progress  rebuild the progress projection into a shadow table and
                       print how it differs from the live one; with --swap,
-                      replace the live table (atomically, under a short
-                      ACCESS EXCLUSIVE lock)
+                      replace the live table atomically, under an ACCESS
+                      EXCLUSIVE lock held for a scan of attempts (about 1s
+                      per million attempts; workers wait meanwhile)
 
 flags:
 `
