@@ -223,20 +223,11 @@ func serve(ctx context.Context, c *config, log *slog.Logger, stdout io.Writer, w
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	st, err := store.Open(ctx, store.Config{URL: c.DatabaseURL, Registerer: reg})
+	st, nc, js, closeAll, err := connect(ctx, c, log, reg)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	nc, err := connectNATS(c.NATSURL, log)
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
+	defer closeAll()
 	warnDurability(nc, c, log, workers > 0 && withAPI)
 	lg, err := events.NewLog(ctx, js, c.Stream)
 	if err != nil {
@@ -315,6 +306,28 @@ func serve(ctx context.Context, c *config, log *slog.Logger, stdout io.Writer, w
 		log.Warn("quizstream: nats drain", "err", derr)
 	}
 	return err
+}
+
+// connect opens what the long-running commands need: the store (its
+// metrics on reg, when set) and the NATS connection with JetStream. The
+// returned function closes both.
+func connect(ctx context.Context, c *config, log *slog.Logger, reg prometheus.Registerer) (*store.Store, *nats.Conn, jetstream.JetStream, func(), error) {
+	st, err := store.Open(ctx, store.Config{URL: c.DatabaseURL, Registerer: reg})
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	nc, err := connectNATS(c.NATSURL, log)
+	if err != nil {
+		st.Close()
+		return nil, nil, nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		st.Close()
+		return nil, nil, nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return st, nc, js, func() { nc.Close(); st.Close() }, nil
 }
 
 func connectNATS(url string, log *slog.Logger) (*nats.Conn, error) {

@@ -593,40 +593,6 @@ func faultCheckStored(t *testing.T, s *stack, l *faultLedger) faultTally {
 	return tally
 }
 
-// goWorker runs a worker in this process like startWorker, but returns its
-// cancel and its result separately, so that a test can act between the
-// two; it is cancelled and waited for when t ends if still running.
-func (s *stack) goWorker(t *testing.T, cfg worker.Config) (context.CancelFunc, <-chan error) {
-	t.Helper()
-	cons, err := s.Log.Consumer(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = testLogger(t)
-	}
-	if cfg.AckWait == 0 {
-		cfg.AckWait = s.Stream.AckWait
-	}
-	w, err := worker.New(cons, s.Store, nil, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		done <- w.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-	})
-	return cancel, done
-}
-
 // faultLockProgress locks the progress table (ACCESS EXCLUSIVE) in a
 // transaction on a connection of its own: a worker's batch then blocks
 // inside its transaction, after fetch and before commit. release rolls the

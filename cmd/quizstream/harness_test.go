@@ -128,9 +128,11 @@ func (s *stack) startAPI(t testing.TB, cfg api.Config) *apiInstance {
 	return &apiInstance{URL: "http://" + ln.Addr().String(), stop: stop}
 }
 
-// startWorker runs a worker in this process on the shared consumer; the
-// returned stop cancels it and waits for it to return.
-func (s *stack) startWorker(t testing.TB, cfg worker.Config) (stop func()) {
+// goWorker runs a worker in this process on the shared consumer (with the
+// dead-letter stream) and returns its cancel and its result separately, so
+// that a test can act between the two; it is cancelled and waited for when
+// t ends if still running.
+func (s *stack) goWorker(t testing.TB, cfg worker.Config) (context.CancelFunc, <-chan error) {
 	t.Helper()
 	cons, err := s.Log.Consumer(t.Context())
 	if err != nil {
@@ -152,7 +154,24 @@ func (s *stack) startWorker(t testing.TB, cfg worker.Config) (stop func()) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		done <- w.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+	})
+	return cancel, done
+}
+
+// startWorker runs a worker in this process; the returned stop cancels it
+// and waits for it to return.
+func (s *stack) startWorker(t testing.TB, cfg worker.Config) (stop func()) {
+	t.Helper()
+	cancel, done := s.goWorker(t, cfg)
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {

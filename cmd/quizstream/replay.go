@@ -94,20 +94,11 @@ func runReplay(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	f.logConfig(log, "replay")
 
-	st, err := store.Open(ctx, store.Config{URL: c.DatabaseURL})
+	st, _, js, closeAll, err := connect(ctx, &c, log, nil)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	nc, err := connectNATS(c.NATSURL, log)
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
+	defer closeAll()
 	r := &replay{opts: o, st: st, log: log, stdout: stdout}
 	return r.run(ctx, js, c.Stream)
 }
