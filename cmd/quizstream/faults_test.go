@@ -277,6 +277,8 @@ func TestDatabaseUnreachable(t *testing.T) {
 		}()
 	}
 	var reads []outcome
+	var restoredAt atomic.Int64 // unix nanoseconds, once restored
+	var readAfterRestore atomic.Bool
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -296,6 +298,9 @@ func TestDatabaseUnreachable(t *testing.T) {
 			o.status, o.retryAfter, o.err = clients[n%students].faultRead(o.path)
 			o.end = time.Now()
 			reads = append(reads, o)
+			if at := restoredAt.Load(); o.status == http.StatusOK && at != 0 && o.start.UnixNano() > at {
+				readAfterRestore.Store(true)
+			}
 		}
 	}()
 
@@ -311,6 +316,7 @@ func TestDatabaseUnreachable(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	seqAtRestore := faultLastSeq(t, s)
 	restoreAt := time.Now()
+	restoredAt.Store(restoreAt.UnixNano())
 	proxy.Restore()
 
 	// Recovery: everything accepted up to the restore is stored and acked.
@@ -318,7 +324,7 @@ func TestDatabaseUnreachable(t *testing.T) {
 		return faultAckFloor(t, s) >= seqAtRestore
 	})
 	caughtUp := time.Since(restoreAt)
-	time.Sleep(300 * time.Millisecond) // some load after recovery too
+	waitFor(t, 15*time.Second, "a student read to succeed after the restore", readAfterRestore.Load)
 	stopLoad()
 	s.waitDrained(t, 15*time.Second)
 
