@@ -77,7 +77,7 @@ func TestAPIDrainsOnSIGTERM(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, events.StreamConfig{})
 	addr := freeAddr(t)
-	cmd := s.spawn(t, "api", "LISTEN_ADDR="+addr, "DRAIN_DELAY=1s", "SHUTDOWN_TIMEOUT=5s")
+	cmd := s.spawn(t, "api", "LISTEN_ADDR="+addr, "DRAIN_DELAY=3s", "SHUTDOWN_TIMEOUT=5s")
 	base := "http://" + addr
 	waitFor(t, 30*time.Second, "the api process", func() bool {
 		resp, err := http.Get(base + "/readyz")
@@ -95,7 +95,7 @@ func TestAPIDrainsOnSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	sent := time.Now()
-	waitFor(t, 900*time.Millisecond, "/readyz to fail during the drain delay", func() bool {
+	waitFor(t, 1500*time.Millisecond, "/readyz to fail during the drain delay", func() bool {
 		resp, err := http.Get(base + "/readyz")
 		if err != nil {
 			return false
@@ -104,7 +104,7 @@ func TestAPIDrainsOnSIGTERM(t *testing.T) {
 		return resp.StatusCode == http.StatusServiceUnavailable
 	})
 	during := ld.accepted.Load()
-	waitFor(t, 900*time.Millisecond, "attempts still accepted while /readyz fails", func() bool {
+	waitFor(t, 1400*time.Millisecond, "attempts still accepted while /readyz fails", func() bool {
 		return ld.accepted.Load() > during
 	})
 	exited := make(chan error, 1)
