@@ -21,15 +21,7 @@ func queryInt(t *testing.T, st *store.Store, sql string, args ...any) int {
 	return n
 }
 
-// progressDiffers counts the progress rows that differ from the aggregate
-// of the recorded attempts.
-const progressDiffers = `
-	SELECT count(*) FROM progress p FULL JOIN (
-		SELECT student_id, quiz_id, min(course_id::text)::uuid AS course_id, count(*)::int AS attempts, max(score) AS best_score
-		FROM attempts WHERE status = 'recorded' GROUP BY student_id, quiz_id
-	) a ON (p.student_id, p.quiz_id) = (a.student_id, a.quiz_id)
-	WHERE p.student_id IS NULL OR a.student_id IS NULL
-		OR (p.course_id, p.attempts, p.best_score) IS DISTINCT FROM (a.course_id, a.attempts, a.best_score)`
+var progressDiffers = storetest.ProgressDriftSQL("progress")
 
 func progressEvent(a store.Attempt) store.ProgressEvent {
 	return store.ProgressEvent{AttemptID: a.ID, StudentID: a.StudentID, QuizID: a.QuizID, CourseID: a.CourseID, Score: a.Score}

@@ -23,6 +23,7 @@ import (
 	"github.com/quizstream/quizstream/api"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/events/eventstest"
+	"github.com/quizstream/quizstream/store/storetest"
 	"github.com/quizstream/quizstream/worker"
 )
 
@@ -281,15 +282,7 @@ func (b *replayLogBuffer) String() string {
 	return b.buf.String()
 }
 
-// progressDiffSQL counts the progress rows that differ from the aggregate
-// of the recorded attempts, computed from scratch.
-const progressDiffSQL = `
-	SELECT count(*) FROM progress p FULL JOIN (
-		SELECT student_id, quiz_id, min(course_id::text)::uuid AS course_id, count(*)::int AS attempts, max(score) AS best_score
-		FROM attempts WHERE status = 'recorded' GROUP BY student_id, quiz_id
-	) a ON (p.student_id, p.quiz_id) = (a.student_id, a.quiz_id)
-	WHERE p.student_id IS NULL OR a.student_id IS NULL
-		OR (p.course_id, p.attempts, p.best_score) IS DISTINCT FROM (a.course_id, a.attempts, a.best_score)`
+var progressDiffSQL = storetest.ProgressDriftSQL("progress")
 
 // replayDiffLine parses "progress: N live rows, M rebuilt rows: A changed,
 // B missing from live, C only in live".
@@ -366,7 +359,7 @@ func TestReplayRebuildProgress(t *testing.T) {
 	}
 	// --keep-shadow keeps it, equal to the aggregate of the attempts.
 	s.runCommand(t, "replay", "--rebuild", "progress", "--keep-shadow")
-	if n := s.replayQueryInt(t, strings.ReplaceAll(progressDiffSQL, "FROM progress p", "FROM progress_rebuild p")); n != 0 {
+	if n := s.replayQueryInt(t, storetest.ProgressDriftSQL("progress_rebuild")); n != 0 {
 		t.Fatalf("the kept shadow differs from the aggregate of attempts in %d rows", n)
 	}
 

@@ -165,3 +165,17 @@ func randomHex(n int) string {
 	rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// ProgressDriftSQL returns a query counting the rows of a progress table
+// (progress, or a shadow of it) that differ from the aggregate of the
+// recorded attempts computed from scratch: the invariant the workers keep,
+// so 0 unless it is broken.
+func ProgressDriftSQL(table string) string {
+	return `
+	SELECT count(*) FROM ` + table + ` p FULL JOIN (
+		SELECT student_id, quiz_id, min(course_id::text)::uuid AS course_id, count(*)::int AS attempts, max(score) AS best_score
+		FROM attempts WHERE status = 'recorded' GROUP BY student_id, quiz_id
+	) a ON (p.student_id, p.quiz_id) = (a.student_id, a.quiz_id)
+	WHERE p.student_id IS NULL OR a.student_id IS NULL
+		OR (p.course_id, p.attempts, p.best_score) IS DISTINCT FROM (a.course_id, a.attempts, a.best_score)`
+}
