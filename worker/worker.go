@@ -10,11 +10,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/retry"
 	"github.com/quizstream/quizstream/store"
 )
 
@@ -88,21 +88,15 @@ func New(cons jetstream.Consumer, st *store.Store, deadLetters *events.DeadLette
 // batch in hand (within ShutdownTimeout) and returns nil.
 func (w *Worker) Run(ctx context.Context) error {
 	w.log.Info("worker: started", "batch_size", w.cfg.BatchSize, "max_wait", w.cfg.MaxWait)
-	fetchBackoff := backoff.NewExponentialBackOff()
-	fetchBackoff.InitialInterval, fetchBackoff.MaxInterval, fetchBackoff.MaxElapsedTime = 50*time.Millisecond, w.cfg.MaxBackoff, 0
 	for ctx.Err() == nil {
-		msgs, err := w.fetch()
-		if err != nil {
-			delay := fetchBackoff.NextBackOff()
-			w.log.Warn("worker: fetch failed", "err", err, "retry_in", delay)
-			select {
-			case <-ctx.Done():
-			case <-time.After(delay):
-			}
-			continue
-		}
-		fetchBackoff.Reset()
-		if len(msgs) > 0 {
+		var msgs []jetstream.Msg
+		err := retry.Do(ctx, retry.Policy{Max: w.cfg.MaxBackoff}, retry.Always, func(err error, d time.Duration) {
+			w.log.Warn("worker: fetch failed", "err", err, "retry_in", d)
+		}, func() (err error) {
+			msgs, err = w.fetch()
+			return err
+		})
+		if err == nil && len(msgs) > 0 {
 			w.handle(ctx, msgs)
 		}
 	}

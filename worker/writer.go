@@ -8,9 +8,8 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
-
 	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/retry"
 	"github.com/quizstream/quizstream/store"
 )
 
@@ -135,20 +134,11 @@ func (w *Writer) write(ctx context.Context, items []item, out *Outcome) {
 
 // retry runs op until it succeeds, fails with a data error, or ctx ends.
 func (w *Writer) retry(ctx context.Context, what string, op func() error) error {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = 50 * time.Millisecond
-	b.MaxInterval = w.maxBackoff
-	b.MaxElapsedTime = 0 // transient failures are retried until they pass
-	return backoff.RetryNotify(func() error {
-		err := op()
-		if err != nil && store.IsDataError(err) {
-			return backoff.Permanent(err)
-		}
-		return err
-	}, backoff.WithContext(b, ctx), func(err error, d time.Duration) {
-		w.metrics.retries.Inc()
-		w.log.Warn("worker: "+what+" failed, retrying", "err", err, "retry_in", d)
-	})
+	return retry.Do(ctx, retry.Policy{Max: w.maxBackoff}, func(err error) bool { return !store.IsDataError(err) },
+		func(err error, d time.Duration) {
+			w.metrics.retries.Inc()
+			w.log.Warn("worker: "+what+" failed, retrying", "err", err, "retry_in", d)
+		}, op)
 }
 
 // setAside handles a record that can never be stored, as the config says:
