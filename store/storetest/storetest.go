@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/quizstream/quizstream/migrations"
 	"github.com/quizstream/quizstream/store"
@@ -178,4 +179,27 @@ func ProgressDriftSQL(table string) string {
 	) a ON (p.student_id, p.quiz_id) = (a.student_id, a.quiz_id)
 	WHERE p.student_id IS NULL OR a.student_id IS NULL
 		OR (p.course_id, p.attempts, p.best_score) IS DISTINCT FROM (a.course_id, a.attempts, a.best_score)`
+}
+
+// DB returns a connection pool of its own on the database at url, closed
+// when t ends: tests read and arrange rows through it, so that the Store
+// itself keeps every SQL statement of the product.
+func DB(t testing.TB, url string) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatalf("storetest: pool: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+// Int runs a query that returns one integer, or fails t.
+func Int(t testing.TB, db *pgxpool.Pool, sql string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := db.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+		t.Fatalf("storetest: %s: %v", sql, err)
+	}
+	return n
 }
