@@ -2,49 +2,39 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
-	"strconv"
-	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/quizstream/quizstream/health"
 )
 
 func (s *Server) livez(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz answers 200 when this instance can take attempts: the event log
-// answers and content is loaded. PostgreSQL is reported but does not take
-// the instance out of rotation: attempt POSTs never need it.
+// readiness is the API's rule: ready when the event log answers and
+// content is loaded. PostgreSQL is reported but does not take the instance
+// out of rotation: attempt POSTs never need it.
+func (s *Server) readiness() *health.Readiness {
+	return health.New(s.cfg.RetryAfterSeconds,
+		health.Check{Name: "event_log", Required: true, Probe: s.events.Ping},
+		health.Check{Name: "content", Required: true, Probe: func(context.Context) error {
+			if s.content.Load() == nil {
+				return errors.New("not loaded")
+			}
+			return nil
+		}},
+		health.Check{Name: "postgres", Probe: s.store.Ping},
+	)
+}
+
+// Readiness returns the checks behind the API's /readyz, which fail from
+// the moment a shutdown begins; the operations listener serves them too.
+func (s *Server) Readiness() *health.Readiness { return s.ready }
+
 func (s *Server) readyz(c echo.Context) error {
-	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
-	defer cancel()
-	checks := map[string]string{"event_log": "ok", "content": "ok", "postgres": "ok"}
-	problem := ""
-	if s.draining.Load() {
-		problem = "shutting down"
-	}
-	if err := s.events.Ping(ctx); err != nil {
-		checks["event_log"] = err.Error()
-		if problem == "" {
-			problem = "event_log: " + err.Error()
-		}
-	}
-	if s.content.Load() == nil {
-		checks["content"] = "not loaded"
-		if problem == "" {
-			problem = "content: not loaded"
-		}
-	}
-	if err := s.store.Ping(ctx); err != nil {
-		checks["postgres"] = err.Error()
-	}
-	if problem != "" {
-		c.Response().Header().Set("Retry-After", strconv.Itoa(s.cfg.RetryAfterSeconds))
-		return c.JSON(http.StatusServiceUnavailable, map[string]any{
-			"error":  map[string]string{"code": "unavailable", "message": problem},
-			"checks": checks,
-		})
-	}
-	return c.JSON(http.StatusOK, map[string]any{"status": "ready", "checks": checks})
+	s.ready.ServeHTTP(c.Response(), c.Request())
+	return nil
 }

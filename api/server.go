@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/health"
 	"github.com/quizstream/quizstream/store"
 )
 
@@ -48,6 +49,17 @@ type Notices interface {
 	// Subscribe calls handle for every notice on subject until unsubscribed.
 	Subscribe(subject string, handle func(payload []byte)) (unsubscribe func() error, err error)
 }
+
+// Defaults of Config, named once: the binary's settings use them too.
+const (
+	DefaultBodyLimit       = 64 << 10
+	DefaultTokenLifetime   = 30 * 24 * time.Hour
+	DefaultTokenCacheTTL   = 30 * time.Second
+	DefaultContentMaxAge   = time.Minute
+	DefaultContentReload   = time.Minute
+	DefaultPublishTimeout  = 5 * time.Second
+	DefaultShutdownTimeout = 10 * time.Second
+)
 
 // Config configures a Server.
 type Config struct {
@@ -109,25 +121,25 @@ func (c *Config) defaults() error {
 		c.Logger = slog.Default()
 	}
 	if c.BodyLimit <= 0 {
-		c.BodyLimit = 64 << 10
+		c.BodyLimit = DefaultBodyLimit
 	}
 	if c.TokenLifetime <= 0 {
-		c.TokenLifetime = 30 * 24 * time.Hour
+		c.TokenLifetime = DefaultTokenLifetime
 	}
 	if c.TokenCacheSize <= 0 {
 		c.TokenCacheSize = 100000
 	}
 	if c.TokenCacheTTL <= 0 {
-		c.TokenCacheTTL = 30 * time.Second
+		c.TokenCacheTTL = DefaultTokenCacheTTL
 	}
 	if c.ContentMaxAge <= 0 {
-		c.ContentMaxAge = time.Minute
+		c.ContentMaxAge = DefaultContentMaxAge
 	}
 	if c.ContentReload == 0 {
-		c.ContentReload = time.Minute
+		c.ContentReload = DefaultContentReload
 	}
 	if c.PublishTimeout <= 0 {
-		c.PublishTimeout = 5 * time.Second
+		c.PublishTimeout = DefaultPublishTimeout
 	}
 	if c.AckFloorMaxAge <= 0 {
 		c.AckFloorMaxAge = 250 * time.Millisecond
@@ -145,7 +157,7 @@ func (c *Config) defaults() error {
 		c.HashConcurrency = runtime.NumCPU()
 	}
 	if c.ShutdownTimeout <= 0 {
-		c.ShutdownTimeout = 10 * time.Second
+		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
 	return nil
 }
@@ -163,7 +175,7 @@ type Server struct {
 	hasher       *hasher
 	dummyHash    string
 	cacheControl string
-	draining     atomic.Bool
+	ready        *health.Readiness
 	floor        atomic.Pointer[floorReading]
 	floorLookups singleflight.Group
 	// reload asks the content reloader for a reload now; capacity 1, so
@@ -200,6 +212,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	if _, err := s.loadContent(ctx); err != nil {
 		return nil, fmt.Errorf("api: load content: %w", err)
 	}
+	s.ready = s.readiness()
 	s.echo = s.routes()
 	return s, nil
 }
@@ -254,7 +267,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("api: serve: %w", err)
 	case <-ctx.Done():
 	}
-	s.draining.Store(true)
+	s.ready.Drain()
 	s.log.Info("api: draining", "drain_delay", s.cfg.DrainDelay)
 	time.Sleep(s.cfg.DrainDelay) // /readyz fails meanwhile; requests are still served
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)

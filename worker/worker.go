@@ -18,6 +18,14 @@ import (
 	"github.com/quizstream/quizstream/store"
 )
 
+// Defaults of Config, named once: the binary's settings use them too.
+const (
+	DefaultBatchSize       = 500
+	DefaultMaxWait         = 100 * time.Millisecond
+	DefaultShutdownTimeout = 10 * time.Second
+	DefaultMaxBackoff      = 2 * time.Second
+)
+
 // Config configures a Worker.
 type Config struct {
 	// BatchSize is the most messages fetched and written at once. Defaults to 500.
@@ -58,19 +66,19 @@ func New(cons jetstream.Consumer, st *store.Store, deadLetters *events.DeadLette
 		return nil, errors.New("worker: consumer and store are required")
 	}
 	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = 500
+		cfg.BatchSize = DefaultBatchSize
 	}
 	if cfg.MaxWait <= 0 {
-		cfg.MaxWait = 100 * time.Millisecond
+		cfg.MaxWait = DefaultMaxWait
 	}
 	if cfg.AckWait <= 0 {
-		cfg.AckWait = 30 * time.Second
+		cfg.AckWait = events.DefaultAckWait
 	}
 	if cfg.ShutdownTimeout <= 0 {
-		cfg.ShutdownTimeout = 10 * time.Second
+		cfg.ShutdownTimeout = DefaultShutdownTimeout
 	}
 	if cfg.MaxBackoff <= 0 {
-		cfg.MaxBackoff = 2 * time.Second
+		cfg.MaxBackoff = DefaultMaxBackoff
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

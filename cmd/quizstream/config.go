@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/quizstream/quizstream/api"
+	"github.com/quizstream/quizstream/app"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/worker"
 )
@@ -25,15 +27,10 @@ type config struct {
 	LogFormat   string
 
 	Stream events.StreamConfig
+	API    api.Config
 	Worker worker.Config
 
-	PublishTimeout time.Duration
-	TokenCacheTTL  time.Duration
-	TokenLifetime  time.Duration
-	ContentReload  time.Duration
-	ContentMaxAge  time.Duration
-	BodyLimit      int
-	DrainDelay     time.Duration
+	ShutdownTimeout time.Duration
 
 	DataDir  string
 	NATSPort int
@@ -171,32 +168,46 @@ func (f *flags) metrics(c *config, def string) {
 
 func (f *flags) stream(c *config) {
 	s := &c.Stream
-	f.int(&s.Replicas, "STREAM_REPLICAS", 1, "replicas of the attempts stream: 1 (server must sync always) or 3")
-	f.dur(&s.Duplicates, "STREAM_DUPLICATES", 2*time.Minute, "duplicate window of the attempts stream")
-	f.dur(&s.MaxAge, "STREAM_MAX_AGE", 30*24*time.Hour, "how long the attempts stream keeps events")
-	f.int64(&s.MaxBytes, "STREAM_MAX_BYTES", 10<<30, "how many bytes the attempts stream keeps; past it publishes fail")
-	f.dur(&s.AckWait, "ACK_WAIT", 30*time.Second, "how long a worker may hold a message before it is redelivered")
-	f.int(&s.MaxAckPending, "MAX_ACK_PENDING", 20000, "unacknowledged messages across all workers (>= workers x batch size)")
+	f.int(&s.Replicas, "STREAM_REPLICAS", events.DefaultReplicas, "replicas of the attempts stream: 1 (server must sync always) or 3")
+	f.dur(&s.Duplicates, "STREAM_DUPLICATES", events.DefaultDuplicates, "duplicate window of the attempts stream")
+	f.dur(&s.MaxAge, "STREAM_MAX_AGE", events.DefaultMaxAge, "how long the attempts stream keeps events")
+	f.int64(&s.MaxBytes, "STREAM_MAX_BYTES", events.DefaultMaxBytes, "how many bytes the attempts stream keeps; past it publishes fail")
+	f.dur(&s.AckWait, "ACK_WAIT", events.DefaultAckWait, "how long a worker may hold a message before it is redelivered")
+	f.int(&s.MaxAckPending, "MAX_ACK_PENDING", events.DefaultMaxAckPending, "unacknowledged messages across all workers (>= workers x batch size)")
 }
 
 func (f *flags) shutdown(c *config) {
-	f.dur(&c.Worker.ShutdownTimeout, "SHUTDOWN_TIMEOUT", 10*time.Second, "how long shutdown may take to finish the work in hand")
+	f.dur(&c.ShutdownTimeout, "SHUTDOWN_TIMEOUT", worker.DefaultShutdownTimeout, "how long shutdown may take to finish the work in hand")
 }
 
 func (f *flags) api(c *config) {
+	a := &c.API
 	f.str(&c.ListenAddr, "LISTEN_ADDR", "127.0.0.1:8080", "public HTTP listen address")
-	f.dur(&c.PublishTimeout, "PUBLISH_TIMEOUT", 5*time.Second, "how long an attempt POST waits for the stream before answering 503")
-	f.dur(&c.TokenCacheTTL, "TOKEN_CACHE_TTL", 30*time.Second, "how long a token is trusted without asking PostgreSQL (bound on cross-instance logout)")
-	f.dur(&c.TokenLifetime, "TOKEN_LIFETIME", 30*24*time.Hour, "how long a login token lives")
-	f.dur(&c.ContentReload, "CONTENT_RELOAD", time.Minute, "how often content is reloaded from PostgreSQL; negative disables")
-	f.dur(&c.ContentMaxAge, "CONTENT_MAX_AGE", time.Minute, "Cache-Control max-age of content responses")
-	f.int(&c.BodyLimit, "BODY_LIMIT", 64<<10, "request body limit in bytes")
-	f.dur(&c.DrainDelay, "DRAIN_DELAY", 0, "at shutdown, how long /readyz fails before the listener closes")
+	f.dur(&a.PublishTimeout, "PUBLISH_TIMEOUT", api.DefaultPublishTimeout, "how long an attempt POST waits for the stream before answering 503")
+	f.dur(&a.TokenCacheTTL, "TOKEN_CACHE_TTL", api.DefaultTokenCacheTTL, "how long a token is trusted without asking PostgreSQL (bound on cross-instance logout)")
+	f.dur(&a.TokenLifetime, "TOKEN_LIFETIME", api.DefaultTokenLifetime, "how long a login token lives")
+	f.dur(&a.ContentReload, "CONTENT_RELOAD", api.DefaultContentReload, "how often content is reloaded from PostgreSQL; negative disables")
+	f.dur(&a.ContentMaxAge, "CONTENT_MAX_AGE", api.DefaultContentMaxAge, "Cache-Control max-age of content responses")
+	f.int64(&a.BodyLimit, "BODY_LIMIT", api.DefaultBodyLimit, "request body limit in bytes")
+	f.dur(&a.DrainDelay, "DRAIN_DELAY", 0, "at shutdown, how long /readyz fails before the listener closes")
 }
 
 func (f *flags) worker(c *config) {
 	w := &c.Worker
-	f.int(&w.BatchSize, "BATCH_SIZE", 500, "messages per worker batch")
-	f.dur(&w.MaxWait, "BATCH_MAX_WAIT", 100*time.Millisecond, "how long a fetch waits to fill a batch")
-	f.dur(&w.MaxBackoff, "MAX_BACKOFF", 2*time.Second, "longest pause between retries of a failing database write")
+	f.int(&w.BatchSize, "BATCH_SIZE", worker.DefaultBatchSize, "messages per worker batch")
+	f.dur(&w.MaxWait, "BATCH_MAX_WAIT", worker.DefaultMaxWait, "how long a fetch waits to fill a batch")
+	f.dur(&w.MaxBackoff, "MAX_BACKOFF", worker.DefaultMaxBackoff, "longest pause between retries of a failing database write")
+}
+
+// app is the process's wiring configuration: what c says, with the
+// shutdown timeout given to both the API and the workers.
+func (c *config) app(log *slog.Logger, withAPI, dev bool, workers int) app.Config {
+	ac, wc := c.API, c.Worker
+	ac.ShutdownTimeout, wc.ShutdownTimeout = c.ShutdownTimeout, c.ShutdownTimeout
+	return app.Config{
+		DatabaseURL: c.DatabaseURL, NATSURL: c.NATSURL, Stream: c.Stream,
+		API: withAPI, ListenAddr: c.ListenAddr, APIConfig: ac,
+		Workers: workers, WorkerConfig: wc,
+		MetricsAddr: c.MetricsAddr, Dev: dev, Logger: log,
+	}
 }

@@ -6,18 +6,6 @@ import (
 	"time"
 )
 
-func TestAtLeast(t *testing.T) {
-	for v, want := range map[string]bool{
-		"2.12.3": true, "v2.12.3": true, "2.12.4": true, "2.13.0": true, "3.0.0": true, "2.15.2": true,
-		"2.12.2": false, "2.9.10": false, "2.11.99": false, "1.99.0": false, "": false,
-		"2.12.3-RC.1": true,
-	} {
-		if got := atLeast(v, 2, 12, 3); got != want {
-			t.Errorf("atLeast(%q, 2.12.3) = %v, want %v", v, got, want)
-		}
-	}
-}
-
 func TestRedact(t *testing.T) {
 	for in, want := range map[string]string{
 		"postgres://u:secret@h:5432/db?sslmode=disable": "postgres://u:REDACTED@h:5432/db?sslmode=disable",
@@ -43,7 +31,7 @@ func TestFlagsPrecedence(t *testing.T) {
 	if err := f.parse([]string{"-body-limit", "200"}); err != nil {
 		t.Fatal(err)
 	}
-	if c.PublishTimeout != 3*time.Second || c.BodyLimit != 200 || c.ListenAddr != "127.0.0.1:8080" {
+	if c.API.PublishTimeout != 3*time.Second || c.API.BodyLimit != 200 || c.ListenAddr != "127.0.0.1:8080" {
 		t.Fatalf("config = %+v", c)
 	}
 	env["PUBLISH_TIMEOUT"] = "soon"

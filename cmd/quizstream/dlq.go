@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/quizstream/quizstream/app"
 	"github.com/quizstream/quizstream/events"
 )
 
@@ -63,7 +64,7 @@ func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return err
 	}
-	nc, err := connectNATS(c.NATSURL, log)
+	nc, err := app.Connect(c.NATSURL, log)
 	if err != nil {
 		return err
 	}

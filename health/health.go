@@ -1,0 +1,89 @@
+// Package health is readiness, written once: the API's public /readyz and
+// the operations listener of every process answer from the same checks and
+// in the same shape, so a load balancer and an operator see one truth.
+package health
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// Check is one dependency of a process's readiness.
+type Check struct {
+	// Name labels the check in the response body ("event_log", "postgres").
+	Name string
+	// Required checks take the process out of rotation when they fail;
+	// the others are only reported.
+	Required bool
+	// Probe returns nil when the dependency answers.
+	Probe func(ctx context.Context) error
+}
+
+// Readiness answers /readyz from its checks. It is safe for concurrent use.
+type Readiness struct {
+	checks     []Check
+	draining   atomic.Bool
+	timeout    time.Duration
+	retryAfter string
+}
+
+// New returns a Readiness over checks; each probe gets at most two seconds,
+// and a 503 carries Retry-After: retryAfterSeconds (at least 1).
+func New(retryAfterSeconds int, checks ...Check) *Readiness {
+	return &Readiness{checks: checks, timeout: 2 * time.Second, retryAfter: strconv.Itoa(max(retryAfterSeconds, 1))}
+}
+
+// With returns a Readiness over r's checks and more; it starts undrained.
+func (r *Readiness) With(checks ...Check) *Readiness {
+	all := append(append([]Check(nil), r.checks...), checks...)
+	return &Readiness{checks: all, timeout: r.timeout, retryAfter: r.retryAfter}
+}
+
+// Drain makes every later answer 503 "shutting down": the first step of a
+// graceful shutdown, so that load balancers stop sending.
+func (r *Readiness) Drain() { r.draining.Store(true) }
+
+// Status runs every check and returns each one's state ("ok" or what
+// failed) and the first problem that makes the process unready ("" when
+// ready). Error texts go to the operations listener and the log; the
+// public /readyz may not want them (see ServeHTTP).
+func (r *Readiness) Status(ctx context.Context) (checks map[string]string, problem string) {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	checks = make(map[string]string, len(r.checks))
+	if r.draining.Load() {
+		problem = "shutting down"
+	}
+	for _, c := range r.checks {
+		checks[c.Name] = "ok"
+		if err := c.Probe(ctx); err != nil {
+			checks[c.Name] = err.Error()
+			if c.Required && problem == "" {
+				problem = c.Name + ": " + err.Error()
+			}
+		}
+	}
+	return checks, problem
+}
+
+// ServeHTTP answers 200 {"status":"ready","checks":{...}} or 503 in the
+// API's error shape with the checks beside it.
+func (r *Readiness) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	checks, problem := r.Status(req.Context())
+	w.Header().Set("Content-Type", "application/json")
+	if problem == "" {
+		w.WriteHeader(http.StatusOK)
+		json.NewEncoder(w).Encode(map[string]any{"status": "ready", "checks": checks})
+		return
+	}
+	w.Header().Set("Retry-After", r.retryAfter)
+	w.WriteHeader(http.StatusServiceUnavailable)
+	json.NewEncoder(w).Encode(map[string]any{
+		"error":  map[string]string{"code": "unavailable", "message": problem},
+		"checks": checks,
+	})
+}
