@@ -9,6 +9,18 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// Defaults of StreamConfig, named once: the binary's settings use them too.
+const (
+	DefaultStreamName    = "ATTEMPTS"
+	DefaultReplicas      = 1
+	DefaultDuplicates    = 2 * time.Minute
+	DefaultMaxAge        = 30 * 24 * time.Hour
+	DefaultMaxBytes      = int64(10 << 30)
+	DefaultConsumer      = "attempt-writer"
+	DefaultAckWait       = 30 * time.Second
+	DefaultMaxAckPending = 20000
+)
+
 // StreamConfig sizes the attempts stream and its durable consumer.
 type StreamConfig struct {
 	// Name of the stream. Defaults to "ATTEMPTS".
@@ -37,28 +49,28 @@ type StreamConfig struct {
 
 func (c *StreamConfig) defaults() {
 	if c.Name == "" {
-		c.Name = "ATTEMPTS"
+		c.Name = DefaultStreamName
 	}
 	if c.Replicas <= 0 {
-		c.Replicas = 1
+		c.Replicas = DefaultReplicas
 	}
 	if c.Duplicates <= 0 {
-		c.Duplicates = 2 * time.Minute
+		c.Duplicates = DefaultDuplicates
 	}
 	if c.MaxAge <= 0 {
-		c.MaxAge = 30 * 24 * time.Hour
+		c.MaxAge = DefaultMaxAge
 	}
 	if c.MaxBytes <= 0 {
-		c.MaxBytes = 10 << 30
+		c.MaxBytes = DefaultMaxBytes
 	}
 	if c.Consumer == "" {
-		c.Consumer = "attempt-writer"
+		c.Consumer = DefaultConsumer
 	}
 	if c.AckWait <= 0 {
-		c.AckWait = 30 * time.Second
+		c.AckWait = DefaultAckWait
 	}
 	if c.MaxAckPending <= 0 {
-		c.MaxAckPending = 20000
+		c.MaxAckPending = DefaultMaxAckPending
 	}
 }
 
