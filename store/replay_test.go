@@ -7,18 +7,15 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/quizstream/quizstream/store"
 	"github.com/quizstream/quizstream/store/storetest"
 )
 
-func queryInt(t *testing.T, st *store.Store, sql string, args ...any) int {
+func queryInt(t *testing.T, db *pgxpool.Pool, sql string, args ...any) int {
 	t.Helper()
-	var n int
-	if err := st.Pool().QueryRow(t.Context(), sql, args...).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-	return n
+	return storetest.Int(t, db, sql, args...)
 }
 
 var progressDiffers = storetest.ProgressDriftSQL("progress")
@@ -31,7 +28,8 @@ func progressEvent(a store.Attempt) store.ProgressEvent {
 // PostgreSQL would refuse, and writes nothing.
 func TestTryInsertAttempts(t *testing.T) {
 	t.Parallel()
-	st, _ := storetest.Open(t)
+	st, dbURL := storetest.Open(t)
+	db := storetest.DB(t, dbURL)
 	ctx := t.Context()
 	student, quiz, course := uuid.New(), uuid.New(), uuid.New()
 	a, b := attempt(student, quiz, course, 3, time.Now()), attempt(student, quiz, course, 4, time.Now())
@@ -42,10 +40,10 @@ func TestTryInsertAttempts(t *testing.T) {
 	if err != nil || res.Inserted != 1 || res.ProgressRows != 1 {
 		t.Fatalf("TryInsertAttempts: %+v, %v; want 1 new row", res, err)
 	}
-	if n := queryInt(t, st, `SELECT count(*) FROM attempts`); n != 1 {
+	if n := queryInt(t, db, `SELECT count(*) FROM attempts`); n != 1 {
 		t.Fatalf("%d attempts stored, want the 1 stored before", n)
 	}
-	if n := queryInt(t, st, `SELECT attempts FROM progress`); n != 1 {
+	if n := queryInt(t, db, `SELECT attempts FROM progress`); n != 1 {
 		t.Fatalf("progress counts %d attempts, want 1", n)
 	}
 	bad := attempt(student, quiz, course, 11, time.Now()) // over max_score
@@ -60,7 +58,8 @@ func TestTryInsertAttempts(t *testing.T) {
 // of the recorded attempts, under its usual index name.
 func TestProgressRebuild(t *testing.T) {
 	t.Parallel()
-	st, _ := storetest.Open(t)
+	st, dbURL := storetest.Open(t)
+	db := storetest.DB(t, dbURL)
 	ctx := t.Context()
 	var stored []store.Attempt
 	quizzes := []uuid.UUID{uuid.New(), uuid.New(), uuid.New()}
@@ -73,10 +72,10 @@ func TestProgressRebuild(t *testing.T) {
 	if _, err := st.InsertAttempts(ctx, append(stored, tomb)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Pool().Exec(ctx, `UPDATE progress SET attempts = attempts + 1 WHERE quiz_id = $1`, quizzes[0]); err != nil {
+	if _, err := db.Exec(ctx, `UPDATE progress SET attempts = attempts + 1 WHERE quiz_id = $1`, quizzes[0]); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Pool().Exec(ctx, `DELETE FROM progress WHERE quiz_id = $1 AND student_id = $2`, quizzes[1], uuid.UUID{1, 1}); err != nil {
+	if _, err := db.Exec(ctx, `DELETE FROM progress WHERE quiz_id = $1 AND student_id = $2`, quizzes[1], uuid.UUID{1, 1}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -125,20 +124,20 @@ func TestProgressRebuild(t *testing.T) {
 	if err := rb.Close(ctx, false); err != nil {
 		t.Fatal(err)
 	}
-	if n := queryInt(t, st, progressDiffers); n != 0 {
+	if n := queryInt(t, db, progressDiffers); n != 0 {
 		t.Fatalf("after the swap, %d progress rows differ from the aggregate of recorded attempts", n)
 	}
-	if n := queryInt(t, st, `SELECT count(*) FROM pg_indexes WHERE tablename = 'progress' AND indexname = 'progress_pkey'`); n != 1 {
+	if n := queryInt(t, db, `SELECT count(*) FROM pg_indexes WHERE tablename = 'progress' AND indexname = 'progress_pkey'`); n != 1 {
 		t.Error("no progress_pkey index after the swap")
 	}
-	if n := queryInt(t, st, `SELECT count(*) FROM pg_class WHERE relname IN ('progress_rebuild', 'progress_rebuild_counted', 'progress_old')`); n != 0 {
+	if n := queryInt(t, db, `SELECT count(*) FROM pg_class WHERE relname IN ('progress_rebuild', 'progress_rebuild_counted', 'progress_old')`); n != 0 {
 		t.Error("the swap left tables behind")
 	}
 	// Workers go on with the new table, and the lock was released.
 	if _, err := st.InsertAttempts(ctx, []store.Attempt{attempt(uuid.New(), quizzes[0], course, 1, time.Now())}); err != nil {
 		t.Fatal(err)
 	}
-	if n := queryInt(t, st, progressDiffers); n != 0 {
+	if n := queryInt(t, db, progressDiffers); n != 0 {
 		t.Fatalf("after a write to the new table, %d progress rows differ", n)
 	}
 	rb, err = st.StartProgressRebuild(ctx)

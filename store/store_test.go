@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/quizstream/quizstream/store"
 	"github.com/quizstream/quizstream/store/storetest"
@@ -69,16 +70,15 @@ func TestInsertAttemptsIsIdempotent(t *testing.T) {
 
 func TestInsertAttemptsRefusesBadDataWhole(t *testing.T) {
 	t.Parallel()
-	st, _ := storetest.Open(t)
+	st, dbURL := storetest.Open(t)
 	good := attempt(uuid.New(), uuid.New(), uuid.New(), 1, time.Now())
 	bad := attempt(uuid.New(), uuid.New(), uuid.New(), 11, time.Now()) // score over max_score
 	_, err := st.InsertAttempts(t.Context(), []store.Attempt{good, bad})
 	if !store.IsDataError(err) || store.IsTransient(err) {
 		t.Fatalf("err = %v, want a data error", err)
 	}
-	var n int
-	if err := st.Pool().QueryRow(t.Context(), `SELECT count(*) FROM attempts`).Scan(&n); err != nil || n != 0 {
-		t.Fatalf("rows = %d (%v): a refused batch must write nothing", n, err)
+	if n := storetest.Int(t, storetest.DB(t, dbURL), `SELECT count(*) FROM attempts`); n != 0 {
+		t.Fatalf("rows = %d: a refused batch must write nothing", n)
 	}
 }
 
@@ -208,10 +208,10 @@ func TestEnsureDatabase(t *testing.T) {
 	name := "quizstream_test_ensure_" + uuid.NewString()[:8]
 	u := storetest.WithDatabase(storetest.AdminURL(), name)
 	t.Cleanup(func() {
-		st, err := store.Open(context.Background(), store.Config{URL: storetest.AdminURL()})
+		db, err := pgxpool.New(context.Background(), storetest.AdminURL())
 		if err == nil {
-			st.Pool().Exec(context.Background(), `DROP DATABASE IF EXISTS "`+name+`" WITH (FORCE)`)
-			st.Close()
+			db.Exec(context.Background(), `DROP DATABASE IF EXISTS "`+name+`" WITH (FORCE)`)
+			db.Close()
 		}
 	})
 	for i, want := range []bool{true, false} {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -21,6 +22,7 @@ import (
 
 type fixture struct {
 	st  *store.Store
+	db  *pgxpool.Pool
 	js  jetstream.JetStream
 	log *events.Log
 	dl  *events.DeadLetters
@@ -29,7 +31,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	st, _ := storetest.Open(t)
+	st, dbURL := storetest.Open(t)
 	_, js := eventstest.Connect(t, eventstest.NewServer(t))
 	cfg := events.StreamConfig{AckWait: 5 * time.Second}
 	if err := cfg.Validate(); err != nil {
@@ -43,7 +45,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{st: st, js: js, log: lg, dl: dl, cfg: cfg}
+	return &fixture{st: st, db: storetest.DB(t, dbURL), js: js, log: lg, dl: dl, cfg: cfg}
 }
 
 func (f *fixture) event(t *testing.T, student uuid.UUID, score int, answers []events.Answer) events.AttemptSubmitted {
@@ -104,7 +106,7 @@ func (f *fixture) run(t *testing.T, reg prometheus.Registerer) {
 func (f *fixture) count(t *testing.T, sql string, args ...any) int {
 	t.Helper()
 	var n int
-	if err := f.st.Pool().QueryRow(t.Context(), sql, args...).Scan(&n); err != nil {
+	if err := f.db.QueryRow(t.Context(), sql, args...).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -197,7 +199,7 @@ func TestPoisonIsDeadLettered(t *testing.T) {
 func TestRedriveAfterFix(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	if _, err := f.st.Pool().Exec(t.Context(), `ALTER TABLE attempts ADD CONSTRAINT low_scores CHECK (status = 'failed' OR score < 5)`); err != nil {
+	if _, err := f.db.Exec(t.Context(), `ALTER TABLE attempts ADD CONSTRAINT low_scores CHECK (status = 'failed' OR score < 5)`); err != nil {
 		t.Fatal(err)
 	}
 	student := uuid.New()
@@ -213,7 +215,7 @@ func TestRedriveAfterFix(t *testing.T) {
 		t.Fatalf("dead letters: %+v, %v", letters, err)
 	}
 
-	if _, err := f.st.Pool().Exec(t.Context(), `ALTER TABLE attempts DROP CONSTRAINT low_scores`); err != nil {
+	if _, err := f.db.Exec(t.Context(), `ALTER TABLE attempts DROP CONSTRAINT low_scores`); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.dl.Redrive(t.Context(), letters[0].Seq); err != nil {
@@ -269,7 +271,7 @@ func TestRedeliveryChangesNothing(t *testing.T) {
 	checksum := `SELECT md5(string_agg(x, ',' ORDER BY x)) FROM (
 		SELECT a::text AS x FROM attempts a UNION ALL SELECT p::text FROM progress p) t`
 	var before, after string
-	if err := f.st.Pool().QueryRow(t.Context(), checksum).Scan(&before); err != nil {
+	if err := f.db.QueryRow(t.Context(), checksum).Scan(&before); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.js.DeleteConsumer(t.Context(), f.cfg.Name, "attempt-writer"); err != nil {
@@ -279,7 +281,7 @@ func TestRedeliveryChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.run(t, nil)
-	if err := f.st.Pool().QueryRow(t.Context(), checksum).Scan(&after); err != nil {
+	if err := f.db.QueryRow(t.Context(), checksum).Scan(&after); err != nil {
 		t.Fatal(err)
 	}
 	if n := f.count(t, `SELECT count(*) FROM attempts`); n != 30 {
