@@ -282,26 +282,17 @@ func (s *Server) listAttempts(c echo.Context) error {
 	}
 	want := p.Limit
 	p.Limit++ // one more tells whether there is a next page
-	// The stream is read while the query runs: both only need the floor.
-	type streamRead struct {
-		pending []events.Published
-		err     error
+	// The unsettled attempts are taken before the query: whatever settles
+	// meanwhile is then in the query's rows, and nothing falls between.
+	pending, err := s.events.StudentAttempts(ctx, p.StudentID, floor, maxPending)
+	if err != nil {
+		s.log.Debug("api: reading pending attempts from the event log failed", "err", err)
+		return unavailable("the event log")
 	}
-	fromStream := make(chan streamRead, 1)
-	go func() {
-		pending, err := s.events.StudentAttempts(ctx, p.StudentID, floor, maxPending)
-		fromStream <- streamRead{pending, err}
-	}()
 	rows, err := s.store.ListAttempts(ctx, p)
-	sr := <-fromStream
 	if err != nil {
 		return err
 	}
-	if sr.err != nil {
-		s.log.Debug("api: reading pending attempts from the event log failed", "err", sr.err)
-		return unavailable("the event log")
-	}
-	pending := sr.pending
 	if len(pending) == maxPending {
 		// The newest might be beyond what was read: no page is certain.
 		s.log.Warn("api: a student has too many unstored attempts to list; are the workers running?", "student_id", p.StudentID)

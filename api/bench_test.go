@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/quizstream/quizstream/api"
 	"github.com/quizstream/quizstream/events"
@@ -25,6 +26,9 @@ import (
 // server, driven through its whole Echo handler stack (routing,
 // middleware, authentication, encoding) without a network in between.
 type benchStack struct {
+	ns      *server.Server
+	st      *store.Store
+	log     *events.Log
 	srv     http.Handler
 	token   string
 	student uuid.UUID
@@ -35,7 +39,8 @@ type benchStack struct {
 func newBenchStack(b *testing.B) *benchStack {
 	b.Helper()
 	st, _ := storetest.Open(b)
-	_, js := eventstest.Connect(b, eventstest.NewServer(b))
+	ns := eventstest.NewServer(b)
+	_, js := eventstest.Connect(b, ns)
 	lg, err := events.NewLog(b.Context(), js, events.StreamConfig{})
 	if err != nil {
 		b.Fatal(err)
@@ -46,7 +51,7 @@ func newBenchStack(b *testing.B) *benchStack {
 	if err != nil {
 		b.Fatal(err)
 	}
-	bs := &benchStack{srv: srv.Handler(), quiz: store.DemoContent(store.DefaultDemo)[0].Quizzes[0]}
+	bs := &benchStack{ns: ns, st: st, log: lg, srv: srv.Handler(), quiz: store.DemoContent(store.DefaultDemo)[0].Quizzes[0]}
 	var signup struct {
 		Student struct {
 			ID uuid.UUID `json:"id"`
@@ -75,6 +80,18 @@ func newBenchStack(b *testing.B) *benchStack {
 		b.Fatal(err)
 	}
 	return bs
+}
+
+// useEvents serves bs's database with another event log, keeping its token.
+func (bs *benchStack) useEvents(b *testing.B, ev api.EventLog) {
+	b.Helper()
+	srv, err := api.NewServer(b.Context(), api.Config{
+		Store: bs.st, Events: ev, Logger: slog.New(slog.DiscardHandler), ContentReload: -1,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	bs.srv = srv.Handler()
 }
 
 func (bs *benchStack) do(b *testing.B, method, path, body string, header map[string]string) *httptest.ResponseRecorder {
@@ -140,4 +157,64 @@ func BenchmarkSubmitAttempt(b *testing.B) {
 			b.Fatalf("submit: %d %s", rec.Code, rec.Body)
 		}
 	}
+}
+
+// tailLog is the wiring's event log: publishes through the Log, student
+// reads from a Tail.
+type tailLog struct {
+	*events.Log
+	*events.Tail
+}
+
+func (l tailLog) AckFloor(ctx context.Context) (uint64, error) { return l.Tail.AckFloor(ctx) }
+func (l tailLog) Ping(ctx context.Context) error               { return l.Tail.Ping(ctx) }
+func (l tailLog) Attempt(ctx context.Context, s, a uuid.UUID) (events.Published, error) {
+	return l.Tail.Attempt(ctx, s, a)
+}
+func (l tailLog) StudentAttempts(ctx context.Context, s uuid.UUID, after uint64, max int) ([]events.Published, error) {
+	return l.Tail.StudentAttempts(ctx, s, after, max)
+}
+
+// BenchmarkAttemptsPageConcurrent compares the attempts page with its
+// unsettled attempts read from the stream on every request (log) and
+// answered by the instance's tail (tail), 16 readers at once, everything
+// else shared.
+func BenchmarkAttemptsPageConcurrent(b *testing.B) {
+	for _, mode := range []string{"log", "tail"} {
+		b.Run(mode, func(b *testing.B) {
+			bs := newBenchStack(b)
+			if mode == "tail" {
+				lg := bs.log
+				tail, err := events.NewTail(b.Context(), lg, events.TailConfig{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(tail.Close)
+				bs.useEvents(b, tailLog{Log: lg, Tail: tail})
+			}
+			b.SetParallelism(8) // 16 readers on 2 cores
+			b.ReportAllocs()
+			before := jsAPIRequests(b, bs.ns)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if rec := bs.do(b, "GET", "/api/v1/attempts?limit=20", "", nil); rec.Code != http.StatusOK {
+						b.Errorf("attempts page: %d %s", rec.Code, rec.Body)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			b.ReportMetric(float64(jsAPIRequests(b, bs.ns)-before)/float64(b.N), "jsapi/op")
+		})
+	}
+}
+
+// jsAPIRequests is how many JetStream API requests ns has served.
+func jsAPIRequests(b *testing.B, ns *server.Server) uint64 {
+	info, err := ns.Jsz(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return info.JetStreamStats.API.Total
 }

@@ -69,6 +69,7 @@ type App struct {
 	Conn     *nats.Conn
 	JS       jetstream.JetStream
 	Log      *events.Log
+	Tail     *events.Tail // the API's view of unsettled attempts
 	API      *api.Server
 	Workers  []*worker.Worker
 	Registry *prometheus.Registry
@@ -135,8 +136,12 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	if cfg.API {
+		if a.Tail, err = events.NewTail(ctx, a.Log, events.TailConfig{Logger: a.log, Registerer: a.Registry}); err != nil {
+			return nil, err
+		}
 		ac := cfg.APIConfig
-		ac.Store, ac.Events, ac.Notices, ac.Logger, ac.Registerer = a.Store, a.Log, events.NewNotices(a.Conn), a.log, a.Registry
+		ac.Store, ac.Notices, ac.Logger, ac.Registerer = a.Store, events.NewNotices(a.Conn), a.log, a.Registry
+		ac.Events = eventLog{publisher: a.Log, Tail: a.Tail}
 		if a.API, err = api.NewServer(ctx, ac); err != nil {
 			return nil, err
 		}
@@ -236,10 +241,25 @@ func (a *App) Run(ctx context.Context) error {
 		g.Go(func() error { return serveOps(gctx, ops, a.Registry, a.ready, a.log) })
 	}
 	err := g.Wait()
+	if a.Tail != nil {
+		a.Tail.Close()
+		a.Tail = nil
+	}
 	if derr := drain(a.Conn); derr != nil {
 		a.log.Warn("quizstream: nats drain", "err", derr)
 	}
 	return err
+}
+
+// eventLog is the API's event log: attempts are published through the
+// publisher, and student reads answered from the tail.
+type eventLog struct {
+	publisher
+	*events.Tail
+}
+
+type publisher interface {
+	PublishAttempt(ctx context.Context, e events.AttemptSubmitted) (events.Published, error)
 }
 
 // Close releases what New opened and Run did not; it is safe to call twice.
@@ -250,6 +270,10 @@ func (a *App) Close() {
 		}
 	}
 	a.ln, a.ops = nil, nil
+	if a.Tail != nil {
+		a.Tail.Close()
+		a.Tail = nil
+	}
 	if a.Conn != nil {
 		a.Conn.Close()
 	}

@@ -128,6 +128,22 @@ func Decode(data []byte) (AttemptSubmitted, error) {
 	return e, nil
 }
 
+// DecodeAt is Decode for a message stored under subject: it also refuses
+// (with an error wrapping ErrUndecodable) an event whose own subject is
+// not subject, since the stream's per-subject guards and a student's
+// wildcard lookups would then miss it.
+func DecodeAt(subject string, data []byte) (AttemptSubmitted, error) {
+	e, err := Decode(data)
+	if err != nil {
+		return AttemptSubmitted{}, err
+	}
+	if subject != e.Subject() {
+		return AttemptSubmitted{}, fmt.Errorf("%w: subject %s does not match attempt %s of student %s",
+			ErrUndecodable, subject, e.AttemptID, e.StudentID)
+	}
+	return e, nil
+}
+
 // attemptNamespace roots attempt ids derived from idempotency keys.
 var attemptNamespace = uuid.MustParse("3b0e7f5c-2a41-4c5e-8f51-9c7d2e6a1b40")
 

@@ -134,3 +134,38 @@ func TestSubjects(t *testing.T) {
 		t.Fatalf("StudentSubjects = %q", StudentSubjects(e.StudentID))
 	}
 }
+
+// DecodeAt accepts an event only under its own subject: under another
+// student's or another attempt's subject it is undecodable, and a message
+// that does not decode fails as Decode does, whatever its subject.
+func TestDecodeAt(t *testing.T) {
+	e := sampleEvent()
+	data, err := Encode(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeAt(e.Subject(), data)
+	if err != nil {
+		t.Fatalf("DecodeAt under its own subject: %v", err)
+	}
+	if got.AttemptID != e.AttemptID || got.StudentID != e.StudentID || got.Score != e.Score {
+		t.Fatalf("DecodeAt = %+v, want %+v", got, e)
+	}
+	for name, tc := range map[string]struct {
+		subject string
+		data    []byte
+		want    string
+	}{
+		"another student": {AttemptSubject(uuid.New(), e.AttemptID), data, "does not match"},
+		"another attempt": {AttemptSubject(e.StudentID, uuid.New()), data, "does not match"},
+		"a wildcard":      {StudentSubjects(e.StudentID), data, "does not match"},
+		"not json":        {e.Subject(), []byte("{garbage"), "undecodable"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := DecodeAt(tc.subject, tc.data)
+			if !errors.Is(err, ErrUndecodable) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("DecodeAt(%s) = %v, want ErrUndecodable saying %q", tc.subject, err, tc.want)
+			}
+		})
+	}
+}

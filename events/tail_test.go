@@ -1,0 +1,146 @@
+package events_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/events/eventstest"
+)
+
+// newTail returns a Log on one connection (the writing instance) and a
+// Tail on another (the reading instance) of the same server, with the
+// tail's metrics.
+func newTail(t *testing.T, cfg events.TailConfig) (*events.Log, *events.Log, *events.Tail, *prometheus.Registry) {
+	t.Helper()
+	ns := eventstest.NewServer(t)
+	_, jsW := eventstest.Connect(t, ns)
+	_, jsR := eventstest.Connect(t, ns)
+	w, err := events.NewLog(t.Context(), jsW, events.StreamConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := events.NewLog(t.Context(), jsR, events.StreamConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	cfg.Registerer = reg
+	tail, err := events.NewTail(t.Context(), r, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tail.Close)
+	return w, r, tail, reg
+}
+
+// A read on another instance that begins after a publish was acknowledged
+// sees it, every time, without any pause: the tail waits for the stream's
+// position as it was when the read began.
+func TestTailReadsYourWritesAcrossConnections(t *testing.T) {
+	w, _, tail, _ := newTail(t, events.TailConfig{})
+	student := uuid.New()
+	for i := range 200 {
+		pub, err := w.PublishAttempt(t.Context(), newEvent(student, fmt.Sprint("k", i), nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := tail.StudentAttempts(t.Context(), student, 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != i+1 || got[i].Seq != pub.Seq || got[i].Event.AttemptID != pub.Event.AttemptID {
+			t.Fatalf("after publish %d (seq %d) the tail holds %d events", i, pub.Seq, len(got))
+		}
+		one, err := tail.Attempt(t.Context(), student, pub.Event.AttemptID)
+		if err != nil || one.Seq != pub.Seq {
+			t.Fatalf("attempt %d: %+v, %v", i, one, err)
+		}
+	}
+	if other, _ := tail.StudentAttempts(t.Context(), uuid.New(), 0, 10); len(other) != 0 {
+		t.Fatalf("another student sees %d events", len(other))
+	}
+}
+
+// Settled events are forgotten as the ack floor moves.
+func TestTailForgetsWhatIsSettled(t *testing.T) {
+	w, r, tail, reg := newTail(t, events.TailConfig{FloorEvery: 10 * time.Millisecond})
+	student := uuid.New()
+	for i := range 10 {
+		if _, err := w.PublishAttempt(t.Context(), newEvent(student, fmt.Sprint("k", i), nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, _ := tail.StudentAttempts(t.Context(), student, 0, 100); len(got) != 10 {
+		t.Fatalf("holds %d, want 10", len(got))
+	}
+	cons, err := r.Consumer(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(10, jetstream.FetchMaxWait(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range batch.Messages() {
+		if err := m.DoubleAck(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for metric(t, reg, "quizstream_api_tail_events") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the tail still holds settled events")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if floor, _ := tail.AckFloor(t.Context()); floor != 10 {
+		t.Fatalf("floor %d, want 10", floor)
+	}
+	if got, _ := tail.StudentAttempts(t.Context(), student, 10, 100); len(got) != 0 {
+		t.Fatalf("above the floor: %d events", len(got))
+	}
+}
+
+// A student over the bound is read from the stream: still every event.
+func TestTailFallsBackOverItsBound(t *testing.T) {
+	w, _, tail, reg := newTail(t, events.TailConfig{MaxPerStudent: 3})
+	student := uuid.New()
+	for i := range 5 {
+		if _, err := w.PublishAttempt(t.Context(), newEvent(student, fmt.Sprint("k", i), nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := tail.StudentAttempts(t.Context(), student, 0, 100)
+	if err != nil || len(got) != 5 {
+		t.Fatalf("got %d events (%v), want all 5", len(got), err)
+	}
+	if n := metric(t, reg, "quizstream_api_tail_fallbacks_total"); n != 1 {
+		t.Fatalf("fallbacks %v, want 1", n)
+	}
+	if n := metric(t, reg, "quizstream_api_tail_events"); n != 3 {
+		t.Fatalf("the tail holds %v, want its bound of 3", n)
+	}
+}
+
+// metric returns the value of an unlabelled gauge or counter of reg.
+func metric(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			m := mf.GetMetric()[0]
+			return m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
