@@ -19,8 +19,9 @@ import (
 
 // resource is a response body serialized once, with its strong ETag.
 type resource struct {
-	body []byte
-	etag string
+	body   []byte
+	etag   string
+	length string // len(body), formatted once
 }
 
 func newResource(v any) (resource, error) {
@@ -29,7 +30,7 @@ func newResource(v any) (resource, error) {
 		return resource{}, err
 	}
 	sum := sha256.Sum256(b)
-	return resource{body: b, etag: `"` + base64.RawURLEncoding.EncodeToString(sum[:18]) + `"`}, nil
+	return resource{body: b, etag: `"` + base64.RawURLEncoding.EncodeToString(sum[:18]) + `"`, length: strconv.Itoa(len(b))}, nil
 }
 
 // quizKey is what grading needs of a quiz.
@@ -194,6 +195,8 @@ func (s *Server) serveResource(c echo.Context, r resource) error {
 	if etagMatches(c.Request().Header.Get("If-None-Match"), r.etag) {
 		return c.NoContent(http.StatusNotModified)
 	}
+	// Known length: no chunked encoding, and HEAD tells the size too.
+	h.Set(echo.HeaderContentLength, r.length)
 	return c.JSONBlob(http.StatusOK, r.body)
 }
 

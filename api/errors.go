@@ -107,12 +107,8 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	}
 	var body errorBody
 	body.Error.Code, body.Error.Message = e.Code, e.Message
-	if c.Request().Method == http.MethodHead {
-		err = c.NoContent(e.Status)
-	} else {
-		err = c.JSON(e.Status, body)
-	}
-	if err != nil {
+	// A HEAD gets the same headers; net/http drops the body.
+	if err := c.JSON(e.Status, body); err != nil {
 		s.log.Warn("api: writing error response failed", "err", err)
 	}
 }
