@@ -91,6 +91,13 @@ type ProgressEvent struct {
 	Score                                  int
 }
 
+// ProgressEvent returns what progress counts of a, the same columns
+// InsertAttempts folds into progress, so that an event becomes a row once
+// (worker.Row) and a row becomes progress once.
+func (a Attempt) ProgressEvent() ProgressEvent {
+	return ProgressEvent{AttemptID: a.ID, StudentID: a.StudentID, QuizID: a.QuizID, CourseID: a.CourseID, Score: a.Score}
+}
+
 // Fold counts events into the shadow: those whose attempt is stored as
 // recorded and not counted yet, with the score the event carries. It
 // returns how many it counted; an error means it counted none.
@@ -119,25 +126,33 @@ func (r *ProgressRebuild) Fold(ctx context.Context, evs []ProgressEvent) (int64,
 			ORDER BY ev.id
 			ON CONFLICT (id) DO NOTHING
 			RETURNING id
-		), prog AS (
-			INSERT INTO `+shadowTable+` AS p (student_id, quiz_id, course_id, attempts, best_score)
-			SELECT ev.student_id, ev.quiz_id, min(ev.course_id::text)::uuid, count(*), max(ev.score)
-			FROM ev JOIN counted USING (id)
-			GROUP BY ev.student_id, ev.quiz_id
-			ORDER BY ev.student_id, ev.quiz_id
-			ON CONFLICT (student_id, quiz_id) DO UPDATE
-			SET attempts = p.attempts + EXCLUDED.attempts,
-			    best_score = greatest(p.best_score, EXCLUDED.best_score)
-			RETURNING 1
-		)
+		), prog AS (`+foldProgressSQL(shadowTable, "ev JOIN counted USING (id)")+`)
 		SELECT count(*) FROM counted`, ids, students, quizzes, courses, scores).Scan(&n)
 	return n, wrap("fold events into progress rebuild", err)
+}
+
+// foldProgressSQL returns the statement that adds the rows of from (a
+// relation of attempts to count: student_id, quiz_id, course_id, score)
+// to a progress table, as counts and maxima, so that the order attempts
+// are counted in changes nothing; rows are upserted in (student, quiz)
+// order so that concurrent writers never deadlock.
+func foldProgressSQL(table, from string) string {
+	return `
+		INSERT INTO ` + table + ` AS p (student_id, quiz_id, course_id, attempts, best_score)
+		SELECT student_id, quiz_id, min(course_id::text)::uuid, count(*), max(score)
+		FROM ` + from + `
+		GROUP BY student_id, quiz_id
+		ORDER BY student_id, quiz_id
+		ON CONFLICT (student_id, quiz_id) DO UPDATE
+		SET attempts = p.attempts + EXCLUDED.attempts,
+		    best_score = greatest(p.best_score, EXCLUDED.best_score)
+		RETURNING 1`
 }
 
 // foldRecordedSQL counts into the shadow every recorded attempt it has not
 // counted yet, from the attempts table itself: attempts whose event was
 // outside the range read, or that workers stored after the event was read.
-const foldRecordedSQL = `
+var foldRecordedSQL = `
 	WITH counted AS (
 		INSERT INTO ` + countedTable + ` (id)
 		SELECT a.id FROM attempts a
@@ -146,17 +161,7 @@ const foldRecordedSQL = `
 		ORDER BY a.id
 		ON CONFLICT (id) DO NOTHING
 		RETURNING id
-	), prog AS (
-		INSERT INTO ` + shadowTable + ` AS p (student_id, quiz_id, course_id, attempts, best_score)
-		SELECT a.student_id, a.quiz_id, min(a.course_id::text)::uuid, count(*), max(a.score)
-		FROM attempts a JOIN counted USING (id)
-		GROUP BY a.student_id, a.quiz_id
-		ORDER BY a.student_id, a.quiz_id
-		ON CONFLICT (student_id, quiz_id) DO UPDATE
-		SET attempts = p.attempts + EXCLUDED.attempts,
-		    best_score = greatest(p.best_score, EXCLUDED.best_score)
-		RETURNING 1
-	)
+	), prog AS (` + foldProgressSQL(shadowTable, "attempts JOIN counted USING (id)") + `)
 	SELECT count(*) FROM counted`
 
 // ProgressDiffRow is one (student, quiz) where the live and rebuilt

@@ -3,8 +3,6 @@ package worker
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -65,7 +63,7 @@ func NewWriter(st *store.Store, cfg WriterConfig) *Writer {
 		cfg.Logger = slog.Default()
 	}
 	m, _ := newMetrics(nil)
-	return &Writer{store: st, cfg: cfg, log: cfg.Logger, maxBackoff: 2 * time.Second, metrics: m}
+	return &Writer{store: st, cfg: cfg, log: cfg.Logger, maxBackoff: DefaultMaxBackoff, metrics: m}
 }
 
 // item is one record and, when it decodes, its row.
@@ -192,19 +190,22 @@ func tombstone(it item) store.Attempt {
 
 // toItem decodes a record into the row it becomes.
 func toItem(i int, r Record) (item, error) {
-	e, err := events.Decode(r.Data)
+	e, err := events.DecodeAt(r.Subject, r.Data)
 	if err != nil {
 		return item{}, err
 	}
-	if r.Subject != e.Subject() {
-		return item{}, fmt.Errorf("%w: subject %s does not match attempt %s of student %s",
-			events.ErrUndecodable, r.Subject, e.AttemptID, e.StudentID)
-	}
-	answers, err := json.Marshal(e.Answers)
-	if err != nil {
-		return item{}, errors.Join(events.ErrUndecodable, err)
-	}
-	return item{index: i, rec: r, event: &e, row: store.Attempt{
+	return item{index: i, rec: r, event: &e, row: Row(r.Seq, e)}, nil
+}
+
+// Row returns the row an event read at stream sequence seq becomes: the
+// one mapping from an event to an attempt, which workers store and replay
+// restores or counts. It cannot fail: an event holds only what its row
+// holds, and its answers (strings) always encode.
+func Row(seq uint64, e events.AttemptSubmitted) store.Attempt {
+	// json.Marshal of strings never fails (invalid UTF-8 becomes U+FFFD);
+	// were it to, the empty answers would be refused as poison.
+	answers, _ := json.Marshal(e.Answers)
+	return store.Attempt{
 		ID:             e.AttemptID,
 		StudentID:      e.StudentID,
 		QuizID:         e.QuizID,
@@ -216,6 +217,6 @@ func toItem(i int, r Record) (item, error) {
 		MaxScore:       e.MaxScore,
 		Status:         store.StatusRecorded,
 		SubmittedAt:    e.SubmittedAt,
-		StreamSeq:      r.Seq,
-	}}, nil
+		StreamSeq:      seq,
+	}
 }

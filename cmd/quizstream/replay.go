@@ -13,15 +13,12 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
-	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/replay"
 	"github.com/quizstream/quizstream/store"
-	"github.com/quizstream/quizstream/worker"
 )
 
 const replayUsage = `usage: quizstream replay [flags]
@@ -45,19 +42,16 @@ modes:
 flags:
 `
 
-// replayOptions are the flags of one replay.
+// replayOptions are the flags of one replay: the replay's Config, and the
+// two flags that choose its Mode.
 type replayOptions struct {
-	rng         events.Range
-	rebuild     string
-	swap        bool
-	keepShadow  bool
-	dryRun      bool
-	diffRows    int
-	lockTimeout time.Duration
+	cfg     replay.Config
+	rebuild string
+	dryRun  bool
 }
 
 // runReplay re-reads the attempts stream to restore the database or
-// rebuild a projection.
+// rebuild a projection, and prints what it did.
 func runReplay(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var c config
 	var o replayOptions
@@ -65,16 +59,16 @@ func runReplay(ctx context.Context, args []string, getenv func(string) string, s
 	f.common(&c)
 	f.database(&c)
 	f.nats(&c, true)
-	f.int(&o.rng.BatchSize, "BATCH_SIZE", 500, "events read and written per batch")
-	f.fs.Uint64Var(&o.rng.FromSeq, "from-seq", 1, "first stream sequence to read")
+	f.int(&o.cfg.BatchSize, "BATCH_SIZE", replay.DefaultBatchSize, "events read and written per batch")
+	f.fs.Uint64Var(&o.cfg.FromSeq, "from-seq", 1, "first stream sequence to read")
 	since := f.fs.String("since", "", "read from the first event stored at or after this RFC 3339 time, instead of --from-seq")
 	until := f.fs.String("until", "", "read up to the last event stored at or before this RFC 3339 time (default: the stream's last event when the replay starts)")
 	f.fs.BoolVar(&o.dryRun, "dry-run", false, "validate and count, write nothing")
 	f.fs.StringVar(&o.rebuild, "rebuild", "", "rebuild a projection instead of restoring attempts; the only one is \"progress\"")
-	f.fs.BoolVar(&o.swap, "swap", false, "with --rebuild: replace the live table with the rebuilt one")
-	f.fs.BoolVar(&o.keepShadow, "keep-shadow", false, "with --rebuild and without --swap: keep the rebuilt table as progress_rebuild for inspection")
-	f.fs.IntVar(&o.diffRows, "diff-rows", 10, "with --rebuild: how many differing rows to print")
-	f.fs.DurationVar(&o.lockTimeout, "lock-timeout", 30*time.Second, "with --swap: how long to wait for the lock on progress before giving up")
+	f.fs.BoolVar(&o.cfg.Swap, "swap", false, "with --rebuild: replace the live table with the rebuilt one")
+	f.fs.BoolVar(&o.cfg.KeepShadow, "keep-shadow", false, "with --rebuild and without --swap: keep the rebuilt table as progress_rebuild for inspection")
+	f.fs.IntVar(&o.cfg.DiffRows, "diff-rows", 10, "with --rebuild: how many differing rows to print")
+	f.fs.DurationVar(&o.cfg.LockTimeout, "lock-timeout", replay.DefaultLockTimeout, "with --swap: how long to wait for the lock on progress before giving up")
 	f.fs.Usage = func() {
 		fmt.Fprint(stderr, replayUsage)
 		f.fs.PrintDefaults()
@@ -99,48 +93,66 @@ func runReplay(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	defer closeAll()
-	r := &replay{opts: o, st: st, log: log, stdout: stdout}
-	return r.run(ctx, js, c.Stream)
+	cfg := o.cfg
+	cfg.Store, cfg.JetStream, cfg.Stream, cfg.Logger = st, js, c.Stream, log
+	m := &meter{out: stdout, log: log, desc: "replay " + modeName(cfg.Mode)}
+	cfg.Progress = m.update
+	res, err := replay.Run(ctx, cfg)
+	m.stop()
+	if res.Mode != "" {
+		printReplay(stdout, cfg, res, err)
+	}
+	return resumeHint(err, res)
 }
 
-// validate checks the flags against each other and parses the times.
+// validate checks the flags against each other, parses the times and
+// sets the Mode.
 func (o *replayOptions) validate(f *flags, since, until string) error {
 	fromSeqSet := false
 	f.fs.Visit(func(fl *flag.Flag) { fromSeqSet = fromSeqSet || fl.Name == "from-seq" })
+	c := &o.cfg
 	var err error
 	if since != "" {
-		if o.rng.Since, err = parseTime("--since", since); err != nil {
+		if c.Since, err = parseTime("--since", since); err != nil {
 			return err
 		}
 	}
 	if until != "" {
-		if o.rng.Until, err = parseTime("--until", until); err != nil {
+		if c.Until, err = parseTime("--until", until); err != nil {
 			return err
 		}
 	}
 	switch {
-	case o.rng.FromSeq == 0:
+	case c.FromSeq == 0:
 		return errors.New("replay: --from-seq must be at least 1")
 	case fromSeqSet && since != "":
 		return errors.New("replay: --from-seq and --since are exclusive: choose where to start by sequence or by time")
-	case since != "" && until != "" && o.rng.Until.Before(o.rng.Since):
+	case since != "" && until != "" && c.Until.Before(c.Since):
 		return fmt.Errorf("replay: --until %s is before --since %s", until, since)
-	case o.rng.BatchSize < 1 || o.rng.BatchSize > 10000:
-		return fmt.Errorf("replay: --batch-size must be between 1 and 10000, not %d", o.rng.BatchSize)
+	case c.BatchSize < 1 || c.BatchSize > replay.MaxBatchSize:
+		return fmt.Errorf("replay: --batch-size must be between 1 and %d, not %d", replay.MaxBatchSize, c.BatchSize)
 	case o.rebuild != "" && o.rebuild != "progress":
 		return fmt.Errorf("replay: --rebuild %q: the only projection that can be rebuilt is progress", o.rebuild)
 	case o.rebuild != "" && o.dryRun:
 		return errors.New("replay: --dry-run and --rebuild are exclusive: a rebuild without --swap already leaves the live table untouched")
-	case o.swap && o.rebuild == "":
+	case c.Swap && o.rebuild == "":
 		return errors.New("replay: --swap needs --rebuild progress")
-	case o.keepShadow && o.rebuild == "":
+	case c.KeepShadow && o.rebuild == "":
 		return errors.New("replay: --keep-shadow needs --rebuild progress")
-	case o.keepShadow && o.swap:
+	case c.KeepShadow && c.Swap:
 		return errors.New("replay: --keep-shadow and --swap are exclusive: after a swap the shadow is the live table")
-	case o.diffRows < 0:
+	case c.DiffRows < 0:
 		return errors.New("replay: --diff-rows must not be negative")
-	case o.lockTimeout <= 0:
+	case c.LockTimeout <= 0:
 		return errors.New("replay: --lock-timeout must be positive")
+	}
+	switch {
+	case o.rebuild != "":
+		c.Mode = replay.RebuildProgress
+	case o.dryRun:
+		c.Mode = replay.DryRun
+	default:
+		c.Mode = replay.Restore
 	}
 	return nil
 }
@@ -153,274 +165,75 @@ func parseTime(name, v string) (time.Time, error) {
 	return t, nil
 }
 
-// replay is one run of the command.
-type replay struct {
-	opts   replayOptions
-	st     *store.Store
-	log    *slog.Logger
-	stdout io.Writer
-
-	mode       string
-	first      uint64 // first and last sequences read
-	last       uint64
-	read       atomic.Int64
-	stored     int64 // restore: new rows; dry run: would be new
-	present    int64 // restore and dry run: stored before
-	poison     int64 // every mode: set aside (restore, dry run) or undecodable (rebuild)
-	counted    int64 // rebuild: events counted into the shadow
-	notCounted int64 // rebuild: decoded events not counted
-	fromTable  int64 // rebuild: recorded attempts counted from the table
+// resumeHint adds to an interrupted replay's error the flag that goes on
+// from where it stopped.
+func resumeHint(err error, res replay.Result) error {
+	if errors.Is(err, replay.ErrInterrupted) && res.ResumeSeq > 0 {
+		return fmt.Errorf("%w: run again with --from-seq %d to go on", err, res.ResumeSeq)
+	}
+	return err
 }
 
-func (r *replay) run(ctx context.Context, js jetstream.JetStream, stream events.StreamConfig) error {
-	rd, err := events.OpenReader(ctx, js, stream, r.opts.rng)
-	if err != nil {
-		return err
+// modeName is how the summary names a mode.
+func modeName(m replay.Mode) string {
+	if m == replay.DryRun {
+		return "dry run (nothing written)"
 	}
-	defer func() {
-		cctx, cancel := cleanupContext(ctx)
-		defer cancel()
-		rd.Close(cctx)
-	}()
+	return string(m)
+}
+
+// printReplay prints what a replay did: a summary, and for a rebuild how
+// the live progress table differs from the rebuilt one and what became of
+// them.
+func printReplay(w io.Writer, cfg replay.Config, res replay.Result, err error) {
+	fmt.Fprintf(w, "replay %s: ", modeName(res.Mode))
 	switch {
-	case r.opts.rebuild != "":
-		r.mode = "rebuild " + r.opts.rebuild
-	case r.opts.dryRun:
-		r.mode = "dry run (nothing written)"
+	case res.Read == 0:
+		fmt.Fprintln(w, "no events in the range")
 	default:
-		r.mode = "restore"
+		fmt.Fprintf(w, "stream seq %d to %d\n", res.FirstSeq, res.LastSeq)
 	}
-	r.log.Info("replay: started", "mode", r.mode, "stream", stream.Name,
-		"from_seq", r.opts.rng.FromSeq, "since", r.opts.rng.Since, "until", r.opts.rng.Until,
-		"last_seq", rd.Last(), "estimate", rd.Estimate())
-
-	var rb *store.ProgressRebuild
-	var wr *worker.Writer
-	if r.opts.rebuild != "" {
-		if rb, err = r.st.StartProgressRebuild(ctx); err != nil {
-			return err
-		}
-		defer func() {
-			cctx, cancel := cleanupContext(ctx)
-			defer cancel()
-			if err := rb.Close(cctx, r.opts.keepShadow); err != nil {
-				r.log.Warn("replay: shadow tables not dropped", "err", err)
-			}
-		}()
-	} else {
-		wr = worker.NewWriter(r.st, worker.WriterConfig{Tombstones: true, DryRun: r.opts.dryRun, Logger: r.log})
-	}
-
-	start := time.Now()
-	m := r.startMeter(rd.Estimate(), start)
-	var runErr error
-	for runErr == nil {
-		msgs, err := rd.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			runErr = err
-			break
-		}
-		if r.first == 0 {
-			r.first = msgs[0].Seq
-		}
-		if rb != nil {
-			runErr = r.fold(ctx, rb, msgs)
-		} else {
-			runErr = r.write(ctx, wr, msgs)
-		}
-		m.add(len(msgs))
-	}
-	m.stop()
-	if runErr == nil && rb != nil {
-		runErr = r.finishRebuild(ctx, rb, start)
-		return r.interrupted(ctx, runErr)
-	}
-	r.printSummary(time.Since(start), runErr)
-	return r.interrupted(ctx, runErr)
-}
-
-// interrupted turns a cancelled context into an error that says what is
-// left to do.
-func (r *replay) interrupted(ctx context.Context, err error) error {
-	if err == nil || ctx.Err() == nil {
-		return err
-	}
-	var resume resumeError
-	switch {
-	case r.opts.rebuild != "":
-		return errors.New("replay: interrupted; the live progress table is untouched")
-	case errors.As(err, &resume):
-	case r.last > 0:
-		resume.seq = r.last + 1
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "  read\t%d\tevents\n", res.Read)
+	switch res.Mode {
+	case replay.RebuildProgress:
+		fmt.Fprintf(tw, "  counted\t%d\tevents of attempts stored as recorded\n", res.Counted)
+		fmt.Fprintf(tw, "  not counted\t%d\tevents of attempts not stored as recorded (yet), or counted already\n", res.NotCounted)
+		fmt.Fprintf(tw, "  poison\t%d\tundecodable events, skipped\n", res.Poison)
+		fmt.Fprintf(tw, "  from table\t%d\trecorded attempts counted from the attempts table (event outside the range, or stored after it was read)\n", res.FromTable)
+	case replay.DryRun:
+		fmt.Fprintf(tw, "  stored\t%d\tnew rows a restore would store\n", res.Stored)
+		fmt.Fprintf(tw, "  already present\t%d\tattempts stored before\n", res.AlreadyPresent)
+		fmt.Fprintf(tw, "  poison\t%d\tevents a restore would set aside\n", res.Poison)
 	default:
-		return errors.New("replay: interrupted before any event was settled")
+		fmt.Fprintf(tw, "  stored\t%d\tnew rows\n", res.Stored)
+		fmt.Fprintf(tw, "  already present\t%d\tattempts stored before\n", res.AlreadyPresent)
+		fmt.Fprintf(tw, "  poison\t%d\tevents set aside (their failed tombstones restored where they decode)\n", res.Poison)
 	}
-	return fmt.Errorf("replay: interrupted; events before seq %d are settled: run again with --from-seq %d to go on", resume.seq, resume.seq)
-}
-
-// resumeError is a batch left unsettled at seq because ctx ended.
-type resumeError struct{ seq uint64 }
-
-func (e resumeError) Error() string { return fmt.Sprintf("batch unsettled from seq %d", e.seq) }
-
-// write stores (or, in a dry run, tries) one batch through the workers' writer.
-func (r *replay) write(ctx context.Context, wr *worker.Writer, msgs []events.StreamMsg) error {
-	recs := make([]worker.Record, len(msgs))
-	for i, m := range msgs {
-		recs[i] = worker.Record{Seq: m.Seq, Subject: m.Subject, Data: m.Data}
-	}
-	out := wr.Write(ctx, recs)
-	r.stored += out.Stored
-	r.present += out.Duplicates
-	r.poison += int64(len(out.Poison))
-	if len(out.Unsettled) > 0 {
-		first := msgs[out.Unsettled[0]].Seq
-		for _, i := range out.Unsettled {
-			first = min(first, msgs[i].Seq)
-		}
-		r.last = first - 1
-		return resumeError{seq: first}
-	}
-	r.last = msgs[len(msgs)-1].Seq
-	return nil
-}
-
-// fold counts one batch of events into the progress shadow.
-func (r *replay) fold(ctx context.Context, rb *store.ProgressRebuild, msgs []events.StreamMsg) error {
-	evs := make([]store.ProgressEvent, 0, len(msgs))
-	for _, m := range msgs {
-		e, err := events.Decode(m.Data)
-		if err == nil && m.Subject != e.Subject() {
-			err = fmt.Errorf("%w: subject %s does not match the attempt", events.ErrUndecodable, m.Subject)
-		}
-		if err != nil {
-			r.poison++
-			r.log.Warn("replay: undecodable event skipped", "stream_seq", m.Seq, "subject", m.Subject, "err", err)
-			continue
-		}
-		evs = append(evs, store.ProgressEvent{AttemptID: e.AttemptID, StudentID: e.StudentID,
-			QuizID: e.QuizID, CourseID: e.CourseID, Score: e.Score})
-	}
-	var n int64
-	err := retryTransient(ctx, r.log, "fold", func() (err error) {
-		n, err = rb.Fold(ctx, evs)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	r.counted += n
-	r.notCounted += int64(len(evs)) - n
-	r.last = msgs[len(msgs)-1].Seq
-	return nil
-}
-
-// finishRebuild compares the shadow with the live table, prints both, and
-// swaps them when asked.
-func (r *replay) finishRebuild(ctx context.Context, rb *store.ProgressRebuild, start time.Time) error {
-	var d store.ProgressDiff
-	err := retryTransient(ctx, r.log, "diff", func() (err error) {
-		d, err = rb.Diff(ctx, r.opts.diffRows)
-		return err
-	})
-	if err != nil {
-		r.printSummary(time.Since(start), err)
-		return err
-	}
-	r.fromTable += d.FoldedFromTable
-	r.printSummary(time.Since(start), nil)
-	r.printDiff(d)
-	if !r.opts.swap {
-		switch {
-		case r.opts.keepShadow:
-			fmt.Fprintln(r.stdout, "live progress untouched (--swap replaces it); the rebuilt table is kept as progress_rebuild, and goes stale as workers write")
-		default:
-			fmt.Fprintln(r.stdout, "live progress untouched (--swap replaces it); the rebuilt table is dropped")
-		}
-		return nil
-	}
-	swapStart := time.Now()
-	var n int64
-	err = retryTransient(ctx, r.log, "swap", func() (err error) {
-		n, err = rb.Swap(ctx, r.opts.lockTimeout)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(r.stdout, "progress swapped: the rebuilt table is live (%d attempt(s) stored meanwhile counted under the lock, swap took %s)\n",
-		n, time.Since(swapStart).Round(time.Millisecond))
-	r.log.Info("replay: progress swapped", "counted_under_lock", n, "duration", time.Since(swapStart))
-	return nil
-}
-
-// retryTransient runs op until it succeeds, fails for good, or ctx ends;
-// a database that is unreachable or restarting is waited for.
-func retryTransient(ctx context.Context, log *slog.Logger, what string, op func() error) error {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 100*time.Millisecond, 5*time.Second, 0
-	return backoff.RetryNotify(func() error {
-		err := op()
-		if err != nil && !store.IsTransient(err) {
-			return backoff.Permanent(err)
-		}
-		return err
-	}, backoff.WithContext(b, ctx), func(err error, d time.Duration) {
-		log.Warn("replay: "+what+" failed, retrying", "err", err, "retry_in", d)
-	})
-}
-
-// printSummary prints what the replay did, on stdout.
-func (r *replay) printSummary(elapsed time.Duration, err error) {
-	read := r.read.Load()
-	fmt.Fprintf(r.stdout, "replay %s: ", r.mode)
-	switch {
-	case read == 0:
-		fmt.Fprintln(r.stdout, "no events in the range")
-	default:
-		fmt.Fprintf(r.stdout, "stream seq %d to %d\n", r.first, r.last)
-	}
-	tw := tabwriter.NewWriter(r.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "  read\t%d\tevents\n", read)
-	switch {
-	case r.opts.rebuild != "":
-		fmt.Fprintf(tw, "  counted\t%d\tevents of attempts stored as recorded\n", r.counted)
-		fmt.Fprintf(tw, "  not counted\t%d\tevents of attempts not stored as recorded (yet), or counted already\n", r.notCounted)
-		fmt.Fprintf(tw, "  poison\t%d\tundecodable events, skipped\n", r.poison)
-		fmt.Fprintf(tw, "  from table\t%d\trecorded attempts counted from the attempts table (event outside the range, or stored after it was read)\n", r.fromTable)
-	case r.opts.dryRun:
-		fmt.Fprintf(tw, "  stored\t%d\tnew rows a restore would store\n", r.stored)
-		fmt.Fprintf(tw, "  already present\t%d\tattempts stored before\n", r.present)
-		fmt.Fprintf(tw, "  poison\t%d\tevents a restore would set aside\n", r.poison)
-	default:
-		fmt.Fprintf(tw, "  stored\t%d\tnew rows\n", r.stored)
-		fmt.Fprintf(tw, "  already present\t%d\tattempts stored before\n", r.present)
-		fmt.Fprintf(tw, "  poison\t%d\tevents set aside (their failed tombstones restored where they decode)\n", r.poison)
-	}
-	fmt.Fprintf(tw, "  duration\t%s\t\n", elapsed.Round(time.Millisecond))
-	fmt.Fprintf(tw, "  rate\t%.0f\tevents/s\n", rate(read, elapsed))
+	fmt.Fprintf(tw, "  duration\t%s\t\n", res.Duration.Round(time.Millisecond))
+	fmt.Fprintf(tw, "  rate\t%.0f\tevents/s\n", res.Rate())
 	if err != nil {
 		fmt.Fprintf(tw, "  stopped\t\t%v\n", err)
 	}
 	tw.Flush()
-	r.log.Info("replay: done", "mode", r.mode, "read", read, "stored", r.stored, "already_present", r.present,
-		"poison", r.poison, "counted", r.counted, "not_counted", r.notCounted, "from_table", r.fromTable,
-		"first_seq", r.first, "last_seq", r.last, "duration", elapsed, "rate_per_s", int64(rate(read, elapsed)), "err", err)
-}
-
-func rate(n int64, d time.Duration) float64 {
-	if d <= 0 {
-		return 0
+	if res.Diff == nil {
+		return
 	}
-	return float64(n) / d.Seconds()
+	printDiff(w, res.Diff)
+	switch {
+	case res.Swapped:
+		fmt.Fprintf(w, "progress swapped: the rebuilt table is live (%d attempt(s) stored meanwhile counted under the lock, swap took %s)\n",
+			res.CountedUnderLock, res.SwapDuration.Round(time.Millisecond))
+	case cfg.Swap: // the swap failed: err says why
+	case cfg.KeepShadow:
+		fmt.Fprintln(w, "live progress untouched (--swap replaces it); the rebuilt table is kept as progress_rebuild, and goes stale as workers write")
+	default:
+		fmt.Fprintln(w, "live progress untouched (--swap replaces it); the rebuilt table is dropped")
+	}
 }
 
 // printDiff prints how the live progress table differs from the rebuilt one.
-func (r *replay) printDiff(d store.ProgressDiff) {
-	w := r.stdout
+func printDiff(w io.Writer, d *store.ProgressDiff) {
 	fmt.Fprintf(w, "\nprogress: %d live rows, %d rebuilt rows", d.LiveRows, d.RebuiltRows)
 	if !d.Differs() {
 		fmt.Fprintln(w, ": no differences")
@@ -456,28 +269,48 @@ func counts(attempts, best *int, course, otherCourse *uuid.UUID) string {
 	return s
 }
 
-// meter reports the replay's progress: a bar when stdout is a terminal,
-// a log line every few seconds otherwise.
+// meter shows a replay's progress: a bar when out is a terminal, a log
+// line every meterInterval otherwise. It starts with the replay's first
+// report, and stop ends it.
 type meter struct {
-	r      *replay
-	bar    *progressbar.ProgressBar
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	out  io.Writer
+	log  *slog.Logger
+	desc string
+
+	started        bool
+	start          time.Time
+	read, estimate atomic.Uint64
+	bar            *progressbar.ProgressBar
+	cancel         context.CancelFunc
+	wg             sync.WaitGroup
 }
 
-// meterInterval is how often progress is logged when stdout is not a terminal.
+// meterInterval is how often progress is logged when out is not a terminal.
 const meterInterval = 5 * time.Second
 
-func (r *replay) startMeter(estimate uint64, start time.Time) *meter {
-	m := &meter{r: r}
-	if isTerminal(r.stdout) {
+// update hears the replay's progress, on the replay's goroutine.
+func (m *meter) update(done, total uint64) {
+	m.read.Store(done)
+	m.estimate.Store(total)
+	if !m.started {
+		m.started = true
+		m.begin(total)
+	}
+	if m.bar != nil {
+		_ = m.bar.Set64(int64(done))
+	}
+}
+
+func (m *meter) begin(estimate uint64) {
+	m.start = time.Now()
+	if isTerminal(m.out) {
 		max := int64(estimate)
 		if max == 0 {
 			max = -1 // a spinner
 		}
 		m.bar = progressbar.NewOptions64(max,
-			progressbar.OptionSetWriter(r.stdout),
-			progressbar.OptionSetDescription("replay "+r.mode),
+			progressbar.OptionSetWriter(m.out),
+			progressbar.OptionSetDescription(m.desc),
 			progressbar.OptionShowCount(),
 			progressbar.OptionShowIts(),
 			progressbar.OptionSetItsString("events"),
@@ -485,9 +318,9 @@ func (r *replay) startMeter(estimate uint64, start time.Time) *meter {
 			progressbar.OptionThrottle(100*time.Millisecond),
 			progressbar.OptionFullWidth(),
 			progressbar.OptionSetRenderBlankState(true),
-			progressbar.OptionOnCompletion(func() { fmt.Fprintln(r.stdout) }),
+			progressbar.OptionOnCompletion(func() { fmt.Fprintln(m.out) }),
 		)
-		return m
+		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
@@ -501,45 +334,38 @@ func (r *replay) startMeter(estimate uint64, start time.Time) *meter {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				read := r.read.Load()
-				elapsed := time.Since(start)
-				attrs := []any{"read", read, "estimate", estimate, "rate_per_s", int64(rate(read, elapsed)), "elapsed", elapsed.Round(time.Second)}
-				if per := rate(read, elapsed); per > 0 && uint64(read) < estimate {
-					eta := time.Duration(float64(estimate-uint64(read)) / per * float64(time.Second))
-					attrs = append(attrs, "eta", eta.Round(time.Second))
-				}
-				r.log.Info("replay: progress", attrs...)
+				m.logProgress()
 			}
 		}
 	}()
-	return m
 }
 
-func (m *meter) add(n int) {
-	m.r.read.Add(int64(n))
-	if m.bar != nil {
-		_ = m.bar.Add(n)
+func (m *meter) logProgress() {
+	read, estimate := m.read.Load(), m.estimate.Load()
+	elapsed := time.Since(m.start)
+	per := float64(read) / elapsed.Seconds()
+	attrs := []any{"read", read, "estimate", estimate, "rate_per_s", int64(per), "elapsed", elapsed.Round(time.Second)}
+	if per > 0 && read < estimate {
+		eta := time.Duration(float64(estimate-read) / per * float64(time.Second))
+		attrs = append(attrs, "eta", eta.Round(time.Second))
 	}
+	m.log.Info("replay: progress", attrs...)
 }
 
+// stop finishes the bar, or stops the logging and waits for it.
 func (m *meter) stop() {
-	if m.bar != nil {
-		m.bar.ChangeMax64(max(m.r.read.Load(), 1))
+	switch {
+	case m.bar != nil:
+		m.bar.ChangeMax64(max(int64(m.read.Load()), 1))
 		_ = m.bar.Finish()
-		return
+	case m.cancel != nil:
+		m.cancel()
+		m.wg.Wait()
 	}
-	m.cancel()
-	m.wg.Wait()
 }
 
 // isTerminal reports whether w is a terminal.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
-}
-
-// cleanupContext outlives ctx's cancellation, briefly, for cleaning up
-// after an interrupted replay.
-func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 }
