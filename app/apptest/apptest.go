@@ -25,6 +25,7 @@ import (
 
 	"github.com/quizstream/quizstream/api"
 	"github.com/quizstream/quizstream/app"
+	"github.com/quizstream/quizstream/client"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/events/eventstest"
 	"github.com/quizstream/quizstream/store"
@@ -114,6 +115,8 @@ type Instance struct {
 	URL    string
 	cancel context.CancelFunc
 	done   chan error
+	ended  chan struct{} // closed when Run returned; err is then its result
+	err    error
 	once   sync.Once
 	t      testing.TB
 }
@@ -127,8 +130,12 @@ func (s *Stack) Start(t testing.TB, cfg app.Config) *Instance {
 		t.Fatalf("apptest: start: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	in := &Instance{App: a, URL: a.URL(), cancel: cancel, done: make(chan error, 1), t: t}
-	go func() { in.done <- a.Run(ctx) }()
+	in := &Instance{App: a, URL: a.URL(), cancel: cancel, done: make(chan error, 1), ended: make(chan struct{}), t: t}
+	go func() {
+		in.err = a.Run(ctx)
+		close(in.ended) // for Stop, even when the test took the result from Done
+		in.done <- in.err
+	}()
 	t.Cleanup(in.Stop)
 	return in
 }
@@ -167,9 +174,9 @@ func (in *Instance) Stop() {
 	in.once.Do(func() {
 		in.cancel()
 		select {
-		case err := <-in.done:
-			if err != nil {
-				in.t.Errorf("apptest: instance: %v", err)
+		case <-in.ended:
+			if in.err != nil {
+				in.t.Errorf("apptest: instance: %v", in.err)
 			}
 		case <-time.After(time.Minute):
 			in.t.Errorf("apptest: instance did not stop within a minute")
@@ -324,16 +331,35 @@ func (s *Stack) WaitDrained(t testing.TB, timeout time.Duration) {
 }
 
 // AnswersFor answers every question of q: correctly for the first `right`
-// questions, wrongly for the rest.
-func AnswersFor(q store.Quiz, right int) []events.Answer {
-	out := make([]events.Answer, 0, len(q.Questions))
+// questions, wrongly for the rest. (An events.Answer converts from it.)
+func AnswersFor(q store.Quiz, right int) []client.Answer {
+	out := make([]client.Answer, 0, len(q.Questions))
 	for i, qu := range q.Questions {
 		for _, ch := range qu.Choices {
 			if ch.Correct == (i < right) {
-				out = append(out, events.Answer{QuestionID: qu.ID.String(), ChoiceID: ch.ID.String()})
+				out = append(out, client.Answer{QuestionID: qu.ID.String(), ChoiceID: ch.ID.String()})
 				break
 			}
 		}
 	}
 	return out
+}
+
+// Client returns a client of the API at base with no token, the one every
+// test speaks through. Its calls record their HTTP statuses under a
+// context from Statuses.
+func Client(base string) *client.Client {
+	return client.New(base, client.Options{HTTPClient: newHTTPClient()})
+}
+
+// Signup signs a new student up at the API at base and returns a client
+// acting as them; it fails t on any error.
+func Signup(t testing.TB, base, email string) *client.Client {
+	t.Helper()
+	c := Client(base)
+	_, token, err := c.Signup(t.Context(), email, "Student "+email, "correct horse")
+	if err != nil {
+		t.Fatalf("apptest: signup %s: %v", email, err)
+	}
+	return c.WithToken(token)
 }
