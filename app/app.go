@@ -55,6 +55,9 @@ type Config struct {
 	// MetricsAddr is the operations listener (/metrics, /livez, /readyz);
 	// empty or "off" disables it.
 	MetricsAddr string
+	// Profiling serves Go's profiles (/debug/pprof/) on the operations
+	// listener. Defaults to off: a profile costs CPU and shows internals.
+	Profiling bool
 	// Dev says the process runs everything in one with its own NATS server:
 	// it only quiets the warning about an R1 stream.
 	Dev bool
@@ -238,7 +241,7 @@ func (a *App) Run(ctx context.Context) error {
 	if a.ops != nil {
 		ops := a.ops
 		a.ops = nil
-		g.Go(func() error { return serveOps(gctx, ops, a.Registry, a.ready, a.log) })
+		g.Go(func() error { return serveOps(gctx, ops, a.Registry, a.ready, a.cfg.Profiling, a.log) })
 	}
 	err := g.Wait()
 	if a.Tail != nil {

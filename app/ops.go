@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,9 +17,17 @@ import (
 )
 
 // serveOps serves /metrics, /livez and /readyz on the operations listener
-// until ctx ends; /readyz answers from the same checks as the API's.
-func serveOps(ctx context.Context, ln net.Listener, reg *prometheus.Registry, ready *health.Readiness, log *slog.Logger) error {
+// until ctx ends; /readyz answers from the same checks as the API's. With
+// profiling, /debug/pprof/ too.
+func serveOps(ctx context.Context, ln net.Listener, reg *prometheus.Registry, ready *health.Readiness, profiling bool, log *slog.Logger) error {
 	mux := http.NewServeMux()
+	if profiling {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.Handle("GET /readyz", ready)

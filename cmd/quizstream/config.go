@@ -31,6 +31,7 @@ type config struct {
 	Worker worker.Config
 
 	ShutdownTimeout time.Duration
+	Profiling       bool
 
 	DataDir  string
 	NATSPort int
@@ -88,6 +89,13 @@ func (f *flags) int64(p *int64, env string, def int64, usage string) {
 	f.env(env, func(v string) (err error) { *p, err = strconv.ParseInt(v, 10, 64); return err })
 	f.fs.Int64Var(p, flagName(env), *p, usage+" ($"+env+")")
 	f.show(env, func() string { return strconv.FormatInt(*p, 10) })
+}
+
+func (f *flags) bool(p *bool, env string, def bool, usage string) {
+	*p = def
+	f.env(env, func(v string) (err error) { *p, err = strconv.ParseBool(v); return err })
+	f.fs.BoolVar(p, flagName(env), *p, usage+" ($"+env+")")
+	f.show(env, func() string { return strconv.FormatBool(*p) })
 }
 
 func (f *flags) dur(p *time.Duration, env string, def time.Duration, usage string) {
@@ -164,6 +172,7 @@ func (f *flags) nats(c *config, required bool) {
 
 func (f *flags) metrics(c *config, def string) {
 	f.str(&c.MetricsAddr, "METRICS_ADDR", def, "operations listener for /metrics, /livez and /readyz; off disables it")
+	f.bool(&c.Profiling, "PPROF", false, "serve Go's profiles under /debug/pprof/ on the operations listener")
 }
 
 func (f *flags) stream(c *config) {
@@ -208,6 +217,6 @@ func (c *config) app(log *slog.Logger, withAPI, dev bool, workers int) app.Confi
 		DatabaseURL: c.DatabaseURL, NATSURL: c.NATSURL, Stream: c.Stream,
 		API: withAPI, ListenAddr: c.ListenAddr, APIConfig: ac,
 		Workers: workers, WorkerConfig: wc,
-		MetricsAddr: c.MetricsAddr, Dev: dev, Logger: log,
+		MetricsAddr: c.MetricsAddr, Profiling: c.Profiling, Dev: dev, Logger: log,
 	}
 }
