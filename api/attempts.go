@@ -20,7 +20,7 @@ import (
 	"github.com/quizstream/quizstream/store"
 )
 
-// Attempt statuses as API.md names them.
+// Attempt statuses as the HTTP contract names them.
 const (
 	statusAccepted = "accepted"
 	statusRecorded = "recorded"
@@ -75,7 +75,7 @@ func (s *Server) submitAttempt(c echo.Context) error {
 		return err
 	}
 	// A body without its required field is malformed: judged before the
-	// quiz is looked up, as API.md orders it.
+	// quiz is looked up, as the HTTP contract orders it.
 	if req.Answers == nil {
 		return invalid("answers is required (an empty list is valid)")
 	}
@@ -242,7 +242,7 @@ const (
 	maxPending = 1000
 )
 
-// before reports whether a sorts before b in API.md's order: submitted_at
+// before reports whether a sorts before b in the HTTP contract's order: submitted_at
 // descending, then attempt_id descending.
 func before(a, b attemptJSON) bool {
 	if !a.SubmittedAt.Equal(b.SubmittedAt) {

@@ -11,7 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// decode reads a JSON request body into v, answering in API.md's order:
+// decode reads a JSON request body into v, answering in the HTTP contract's order:
 // 413 for a body over the limit, 415 for another media type, 400 for a
 // malformed body. Unknown fields are ignored.
 func (s *Server) decode(c echo.Context, v any) error {

@@ -13,7 +13,7 @@ import (
 )
 
 // Error is an error with its HTTP status and machine code, rendered as
-// API.md's error body. Handlers return it; only errorHandler renders it.
+// the HTTP contract's error body. Handlers return it; only errorHandler renders it.
 type Error struct {
 	Status  int
 	Code    string
@@ -41,7 +41,7 @@ func unavailable(what string) *Error {
 	return &Error{http.StatusServiceUnavailable, "unavailable", what + " is unavailable; retry shortly"}
 }
 
-// codes maps the statuses the framework raises by itself to API.md's codes.
+// codes maps the statuses the framework raises by itself to the HTTP contract's codes.
 var codes = map[int]string{
 	http.StatusBadRequest:            "invalid_request",
 	http.StatusUnauthorized:          "unauthorized",

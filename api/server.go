@@ -1,6 +1,8 @@
 // Package api is quizstream's HTTP surface (Echo v4): accounts, content
 // from an in-memory snapshot, the attempt POST that publishes to the event
 // log, and the student's reads from PostgreSQL.
+// The contract it serves is summarized in docs/architecture.md ("HTTP
+// contract"); the invariants it keeps in docs/invariants.md.
 package api
 
 import (

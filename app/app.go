@@ -330,7 +330,7 @@ func drain(nc *nats.Conn) error {
 }
 
 // warnDurability logs what operators must know (docs/architecture.md,
-// "Durability"): servers older than 2.12.3 can lose acknowledged writes,
+// "Durability modes"): servers older than 2.12.3 can lose acknowledged writes,
 // and R1 is durable only on a server that syncs every write.
 func (a *App) warnDurability() {
 	version := a.Conn.ConnectedServerVersion()

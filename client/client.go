@@ -1,6 +1,6 @@
 // Package client is the Go client of quizstream's HTTP API v1: the package a
 // learning site's backend imports to sign students up, read content, submit
-// quiz attempts and read them back. Its types carry API.md's field names.
+// quiz attempts and read them back. Its types carry the HTTP contract's field names.
 //
 // # Retries
 //

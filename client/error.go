@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// The machine codes of API.md's error body, for IsCode.
+// The machine codes of the HTTP contract's error body, for IsCode.
 const (
 	CodeInvalidRequest       = "invalid_request"        // 400
 	CodeUnauthorized         = "unauthorized"           // 401
@@ -34,7 +34,7 @@ type Error struct {
 	// Status is the HTTP status.
 	Status int
 	// Code is the machine code (one of the Code constants), or "" when the
-	// body was not API.md's error shape (a proxy's page, say).
+	// body was not the HTTP contract's error shape (a proxy's page, say).
 	Code string
 	// Message is the human text, or the start of a body that was not JSON.
 	Message string

@@ -73,7 +73,7 @@ type Answer struct {
 	ChoiceID   string `json:"choice_id"`
 }
 
-// Attempt statuses, as API.md names them.
+// Attempt statuses, as the HTTP contract names them.
 const (
 	// StatusAccepted: in the event log, not yet in the database.
 	StatusAccepted = "accepted"

@@ -75,7 +75,7 @@ func StudentSubjects(student uuid.UUID) string {
 const (
 	// MaxQuestions bounds max_score and the number of answers.
 	MaxQuestions = 10000
-	// MaxIdempotencyKey is API.md's limit on an Idempotency-Key, in characters.
+	// MaxIdempotencyKey is the HTTP contract's limit on an Idempotency-Key, in characters.
 	MaxIdempotencyKey = 128
 )
 
