@@ -77,11 +77,13 @@ type App struct {
 	Workers  []*worker.Worker
 	Registry *prometheus.Registry
 
-	cfg   Config
-	log   *slog.Logger
-	ready *health.Readiness
-	ln    net.Listener // public, when the API runs
-	ops   net.Listener // operations, when enabled
+	cfg    Config
+	log    *slog.Logger
+	ready  *health.Readiness
+	ln     net.Listener // public, when the API runs, until Run takes it
+	ops    net.Listener // operations, when enabled, until Run takes it
+	url    string
+	opsURL string
 }
 
 // New connects to PostgreSQL and NATS, ensures the stream, builds what cfg
@@ -151,12 +153,14 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		if a.ln, err = net.Listen("tcp", cfg.ListenAddr); err != nil {
 			return nil, fmt.Errorf("listen %s: %w", cfg.ListenAddr, err)
 		}
+		a.url = "http://" + a.ln.Addr().String()
 	}
 	a.ready = a.readiness()
 	if cfg.MetricsAddr != "" {
 		if a.ops, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
 			return nil, fmt.Errorf("listen %s: %w", cfg.MetricsAddr, err)
 		}
+		a.opsURL = "http://" + a.ops.Addr().String()
 	}
 	return a, nil
 }
@@ -208,20 +212,10 @@ func (a *App) readiness() *health.Readiness {
 }
 
 // URL returns the API's base URL, or "" when the process runs no API.
-func (a *App) URL() string {
-	if a.ln == nil {
-		return ""
-	}
-	return "http://" + a.ln.Addr().String()
-}
+func (a *App) URL() string { return a.url }
 
 // OpsURL returns the operations listener's base URL, or "" when it is off.
-func (a *App) OpsURL() string {
-	if a.ops == nil {
-		return ""
-	}
-	return "http://" + a.ops.Addr().String()
-}
+func (a *App) OpsURL() string { return a.opsURL }
 
 // Run serves the API, the workers and the operations listener until ctx
 // ends, then drains them in order: the API finishes its requests, each
