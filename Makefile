@@ -13,7 +13,7 @@ test:
 
 ## test-faults: the fault suite: steady load with a fault injected, several minutes
 test-faults:
-	$(GO) test -count=1 -tags faults -run '^TestFault' -timeout 30m -v ./cmd/quizstream
+	$(GO) test -count=1 -tags faults -run '^TestFault' -timeout 30m -v ./test/faults/suite
 
 ## build: the quizstream binary, in bin/
 build:

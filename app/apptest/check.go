@@ -136,7 +136,7 @@ func SignupMany(t testing.TB, base, prefix string, n int) ([]*client.Client, []s
 }
 
 // ErrorShape reports how a raw answer of the API (as (*client.Client).Do
-// returns it) differs from API.md's error body with the given status and
+// returns it) differs from the HTTP contract's error body with the given status and
 // code: a JSON object whose only field, error, holds exactly a code and a
 // non-empty message. It returns nil when they agree.
 func ErrorShape(status int, header http.Header, body []byte, wantStatus int, code string) error {
@@ -176,7 +176,7 @@ func SameAttempt(a, b client.Attempt) error {
 	return nil
 }
 
-// NewestFirst returns attempts sorted as API.md orders them: submitted_at,
+// NewestFirst returns attempts sorted as the HTTP contract orders them: submitted_at,
 // then attempt_id, both descending. A UUID's canonical text sorts as its
 // bytes, which is how PostgreSQL orders uuid.
 func NewestFirst(attempts []client.Attempt) []client.Attempt {

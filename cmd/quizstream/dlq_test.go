@@ -9,13 +9,15 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/quizstream/quizstream/app/apptest"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/worker"
 )
 
-// runCommand runs the quizstream command line in process against the stack
-// and returns what it printed.
-func (s *stack) runCommand(t testing.TB, args ...string) string {
+// runCommand runs the quizstream command line in process (run, as main
+// does) against the stack and returns what it printed; it fails t when the
+// command returns an error.
+func runCommand(t testing.TB, s *apptest.Stack, args ...string) string {
 	t.Helper()
 	env := map[string]string{"DATABASE_URL": s.DBURL, "NATS_URL": s.NATSURL, "LOG_LEVEL": "warn"}
 	var stdout, stderr bytes.Buffer
@@ -29,13 +31,16 @@ func (s *stack) runCommand(t testing.TB, args ...string) string {
 // cause, and redrives it: the attempt is then recorded, once.
 func TestDeadLetterCommands(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, events.StreamConfig{})
-	if _, err := s.Store.Pool().Exec(t.Context(), `ALTER TABLE attempts ADD CONSTRAINT no_perfect CHECK (status = 'failed' OR score < max_score)`); err != nil {
+	s := apptest.New(t, events.StreamConfig{})
+	if _, err := s.DB.Exec(t.Context(), `ALTER TABLE attempts ADD CONSTRAINT no_perfect CHECK (status = 'failed' OR score < max_score)`); err != nil {
 		t.Fatal(err)
 	}
 	quiz := s.Quizzes[0]
 	student := uuid.New()
-	answers := answersFor(quiz, len(quiz.Questions))
+	var answers []events.Answer
+	for _, a := range apptest.AnswersFor(quiz, len(quiz.Questions)) {
+		answers = append(answers, events.Answer(a))
+	}
 	e := events.AttemptSubmitted{
 		AttemptID: uuid.New(), StudentID: student, QuizID: quiz.ID, CourseID: quiz.CourseID,
 		Answers: answers, AnswersHash: events.HashAnswers(quiz.ID, answers),
@@ -45,33 +50,33 @@ func TestDeadLetterCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop := s.startWorker(t, worker.Config{})
-	s.waitDrained(t, 10*time.Second)
-	stop()
+	w := s.StartWorker(t, worker.Config{})
+	s.WaitDrained(t, 10*time.Second)
+	w.Stop()
 
-	list := s.runCommand(t, "dlq", "list")
+	list := runCommand(t, s, "dlq", "list")
 	if !strings.Contains(list, "no_perfect") || !strings.Contains(list, e.Subject()) || !strings.Contains(list, "1 dead letter(s)") {
 		t.Fatalf("dlq list:\n%s", list)
 	}
-	show := s.runCommand(t, "dlq", "show", "1")
+	show := runCommand(t, s, "dlq", "show", "1")
 	if !strings.Contains(show, "original_seq: "+strconv.FormatUint(pub.Seq, 10)) || !strings.Contains(show, e.AttemptID.String()) {
 		t.Fatalf("dlq show 1:\n%s", show)
 	}
 
-	if _, err := s.Store.Pool().Exec(t.Context(), `ALTER TABLE attempts DROP CONSTRAINT no_perfect`); err != nil {
+	if _, err := s.DB.Exec(t.Context(), `ALTER TABLE attempts DROP CONSTRAINT no_perfect`); err != nil {
 		t.Fatal(err)
 	}
-	if out := s.runCommand(t, "dlq", "redrive", "--all"); !strings.Contains(out, "dead letter 1 republished") {
+	if out := runCommand(t, s, "dlq", "redrive", "--all"); !strings.Contains(out, "dead letter 1 republished") {
 		t.Fatalf("dlq redrive --all:\n%s", out)
 	}
-	s.startWorker(t, worker.Config{})
-	s.waitDrained(t, 10*time.Second)
+	s.StartWorker(t, worker.Config{})
+	s.WaitDrained(t, 10*time.Second)
 	var status string
 	var n int
-	if err := s.Store.Pool().QueryRow(t.Context(), `SELECT status, count(*) OVER () FROM attempts WHERE id = $1`, e.AttemptID).Scan(&status, &n); err != nil || status != "recorded" || n != 1 {
+	if err := s.DB.QueryRow(t.Context(), `SELECT status, count(*) OVER () FROM attempts WHERE id = $1`, e.AttemptID).Scan(&status, &n); err != nil || status != "recorded" || n != 1 {
 		t.Fatalf("after the redrive: status %q, rows %d, %v", status, n, err)
 	}
-	if list := s.runCommand(t, "dlq", "list"); !strings.Contains(list, "0 dead letter(s)") {
+	if list := runCommand(t, s, "dlq", "list"); !strings.Contains(list, "0 dead letter(s)") {
 		t.Fatalf("dlq list after the redrive:\n%s", list)
 	}
 }

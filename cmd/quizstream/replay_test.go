@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/quizstream/quizstream/app/apptest"
+	"github.com/quizstream/quizstream/client"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/replay"
 	"github.com/quizstream/quizstream/store"
@@ -61,11 +63,11 @@ func TestReplayFlags(t *testing.T) {
 // reached the replay.
 func TestReplayCommand(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, events.StreamConfig{})
-	db := storetest.DB(t, s.DBURL)
+	s := apptest.New(t, events.StreamConfig{})
+	db := s.DB
 	quiz := s.Quizzes[0]
 	for i := range 6 {
-		answers := answersFor(quiz, i)
+		answers := eventAnswers(apptest.AnswersFor(quiz, i))
 		e := events.AttemptSubmitted{
 			AttemptID: uuid.New(), StudentID: uuid.New(), QuizID: quiz.ID, CourseID: quiz.CourseID,
 			Answers: answers, AnswersHash: events.HashAnswers(quiz.ID, answers),
@@ -81,7 +83,7 @@ func TestReplayCommand(t *testing.T) {
 	count := func(sql string) int { return storetest.Int(t, db, sql) }
 
 	// --from-seq and --batch-size: seq 3 to 7, the last one poison.
-	out := s.runCommand(t, "replay", "--from-seq", "3", "--batch-size", "2")
+	out := runCommand(t, s, "replay", "--from-seq", "3", "--batch-size", "2")
 	if n, from3 := count(`SELECT count(*) FROM attempts`), count(`SELECT count(*) FROM attempts WHERE stream_seq >= 3`); n != 4 || from3 != 4 {
 		t.Fatalf("replay --from-seq 3 stored %d attempts (%d from seq 3), want those of seq 3 to 6", n, from3)
 	}
@@ -89,20 +91,20 @@ func TestReplayCommand(t *testing.T) {
 		t.Errorf("a progress bar on stdout, which is not a terminal:\n%s", out)
 	}
 	// --dry-run writes nothing.
-	s.runCommand(t, "replay", "--dry-run")
+	runCommand(t, s, "replay", "--dry-run")
 	if n := count(`SELECT count(*) FROM attempts`); n != 4 {
 		t.Fatalf("replay --dry-run changed the attempts stored from 4 to %d", n)
 	}
 	// --rebuild progress --keep-shadow keeps the rebuilt table, and --swap
 	// replaces a corrupted live one.
-	s.runCommand(t, "replay", "--rebuild", "progress", "--keep-shadow")
+	runCommand(t, s, "replay", "--rebuild", "progress", "--keep-shadow")
 	if n := count(`SELECT count(*) FROM pg_class WHERE relname = 'progress_rebuild'`); n != 1 {
 		t.Fatal("replay --rebuild progress --keep-shadow did not keep progress_rebuild")
 	}
 	if _, err := db.Exec(t.Context(), `UPDATE progress SET attempts = attempts + 1`); err != nil {
 		t.Fatal(err)
 	}
-	s.runCommand(t, "replay", "--rebuild", "progress", "--swap", "--diff-rows", "1")
+	runCommand(t, s, "replay", "--rebuild", "progress", "--swap", "--diff-rows", "1")
 	if n := count(storetest.ProgressDriftSQL("progress")); n != 0 {
 		t.Fatalf("after replay --rebuild progress --swap, progress differs from the attempts in %d rows", n)
 	}
@@ -204,4 +206,13 @@ progress swapped: the rebuilt table is live (2 attempt(s) stored meanwhile count
 	if err := resumeHint(interrupted, replay.Result{}); err != interrupted {
 		t.Errorf("an interrupted replay with nothing to resume: %v, want the error as it was", err)
 	}
+}
+
+// eventAnswers converts the client's answers into an event's.
+func eventAnswers(in []client.Answer) []events.Answer {
+	out := make([]events.Answer, len(in))
+	for i, a := range in {
+		out[i] = events.Answer(a)
+	}
+	return out
 }
