@@ -11,7 +11,10 @@
 // is honoured: the client waits at least that long before the next try, and
 // gives up at once when the wait would pass the call's deadline. Every try
 // and every pause of one call fits in Options.Deadline (30s by default) and
-// in ctx. No other 4xx is retried: it would fail the same way again.
+// in ctx. No other 4xx is retried: it would fail the same way again. A
+// call that runs out of time returns the API's last answer (errors.As
+// finds the *Error) joined with ctx's error (errors.Is finds
+// context.DeadlineExceeded).
 //
 // # Idempotency
 //
@@ -232,6 +235,7 @@ func (c *Client) send(ctx context.Context, cl call) (reply, error) {
 	c.setDefaults(req.Header, payload != nil)
 
 	var rep reply
+	var answered error // the last *Error a try got
 	op := func() error {
 		rep.tries++
 		try := req.Clone(ctx)
@@ -243,7 +247,8 @@ func (c *Client) send(ctx context.Context, cl call) (reply, error) {
 			return err
 		}
 		if status >= 400 {
-			return newError(status, h, b)
+			answered = newError(status, h, b)
+			return answered
 		}
 		rep.status, rep.header, rep.body = status, h, b
 		return nil
@@ -259,8 +264,13 @@ func (c *Client) send(ctx context.Context, cl call) (reply, error) {
 		err = op()
 	}
 	if err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
-			err = &gaveUp{last: err, cause: ctxErr, tries: rep.tries}
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			if errors.Is(err, ctxErr) && answered != nil {
+				err = answered // the try ctx interrupted told nothing; an earlier one did
+			}
+			if !errors.Is(err, ctxErr) {
+				err = &gaveUp{last: err, cause: ctxErr, tries: rep.tries}
+			}
 		}
 		return rep, err
 	}
@@ -287,9 +297,10 @@ func retryable(ctx context.Context, err error) bool {
 	return true
 }
 
-// gaveUp is the last try's error when ctx ended (the deadline passed, or
-// the caller cancelled) before a retry could succeed. It matches both that
-// error (errors.As *Error) and ctx's (errors.Is context.DeadlineExceeded).
+// gaveUp is the last answer of the API (or the last try's error, when no
+// try was answered) when ctx ended (the deadline passed, or the caller
+// cancelled) before a retry could succeed. It matches both that error
+// (errors.As *Error) and ctx's (errors.Is context.DeadlineExceeded).
 type gaveUp struct {
 	last  error
 	cause error

@@ -436,7 +436,6 @@ func TestDeadlineStopsRetries(t *testing.T) {
 
 func TestErrorDecoding(t *testing.T) {
 	t.Parallel()
-	inThree := time.Now().Add(3 * time.Second).UTC().Format(http.TimeFormat)
 	for _, tc := range []struct {
 		name        string
 		respond     func(w http.ResponseWriter)
@@ -447,7 +446,9 @@ func TestErrorDecoding(t *testing.T) {
 			client.Error{Status: 409, Code: client.CodeConflict, Message: "message of conflict"}, 0, 0},
 		{"retry after seconds", func(w http.ResponseWriter) { writeError(w, 503, client.CodeUnavailable, "2") },
 			client.Error{Status: 503, Code: client.CodeUnavailable, Message: "message of unavailable"}, 2 * time.Second, 2 * time.Second},
-		{"retry after a date", func(w http.ResponseWriter) { writeError(w, 429, client.CodeRateLimited, inThree) },
+		{"retry after a date", func(w http.ResponseWriter) {
+			writeError(w, 429, client.CodeRateLimited, time.Now().Add(3*time.Second).UTC().Format(http.TimeFormat))
+		},
 			client.Error{Status: 429, Code: client.CodeRateLimited, Message: "message of rate_limited"}, time.Nanosecond, 3 * time.Second},
 		{"plain text", func(w http.ResponseWriter) {
 			w.WriteHeader(http.StatusBadGateway)
