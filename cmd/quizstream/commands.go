@@ -8,10 +8,6 @@ import (
 	"log/slog"
 	"path/filepath"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/quizstream/quizstream/app"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/store"
@@ -183,25 +179,4 @@ func serve(ctx context.Context, cfg app.Config, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "quizstream API listening on %s/api/v1/courses\n", u)
 	}
 	return a.Run(ctx)
-}
-
-// connect opens what the operator commands need: the store and the NATS
-// connection with JetStream. The returned function closes both.
-func connect(ctx context.Context, c *config, log *slog.Logger, reg prometheus.Registerer) (*store.Store, *nats.Conn, jetstream.JetStream, func(), error) {
-	st, err := store.Open(ctx, store.Config{URL: c.DatabaseURL, Registerer: reg})
-	if err != nil {
-		return nil, nil, nil, nil, err
-	}
-	nc, err := app.Connect(c.NATSURL, log)
-	if err != nil {
-		st.Close()
-		return nil, nil, nil, nil, err
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		st.Close()
-		return nil, nil, nil, nil, fmt.Errorf("jetstream: %w", err)
-	}
-	return st, nc, js, func() { nc.Close(); st.Close() }, nil
 }

@@ -6,17 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
-	"os"
-	"sync"
-	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/schollz/progressbar/v3"
-	"golang.org/x/term"
+	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/quizstream/quizstream/app"
+	"github.com/quizstream/quizstream/progress"
 	"github.com/quizstream/quizstream/replay"
 	"github.com/quizstream/quizstream/store"
 )
@@ -88,17 +85,26 @@ func runReplay(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	f.logConfig(log, "replay")
 
-	st, _, js, closeAll, err := connect(ctx, &c, log, nil)
+	st, err := store.Open(ctx, store.Config{URL: c.DatabaseURL})
 	if err != nil {
 		return err
 	}
-	defer closeAll()
+	defer st.Close()
+	nc, err := app.Connect(c.NATSURL, log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
 	cfg := o.cfg
 	cfg.Store, cfg.JetStream, cfg.Stream, cfg.Logger = st, js, c.Stream, log
-	m := &meter{out: stdout, log: log, desc: "replay " + modeName(cfg.Mode)}
-	cfg.Progress = m.update
+	m := progress.New(stdout, log, "replay "+modeName(cfg.Mode), "events")
+	cfg.Progress = m.Update
 	res, err := replay.Run(ctx, cfg)
-	m.stop()
+	m.Stop()
 	if res.Mode != "" {
 		printReplay(stdout, cfg, res, err)
 	}
@@ -267,105 +273,4 @@ func counts(attempts, best *int, course, otherCourse *uuid.UUID) string {
 		s += " course " + course.String()
 	}
 	return s
-}
-
-// meter shows a replay's progress: a bar when out is a terminal, a log
-// line every meterInterval otherwise. It starts with the replay's first
-// report, and stop ends it.
-type meter struct {
-	out  io.Writer
-	log  *slog.Logger
-	desc string
-
-	started        bool
-	start          time.Time
-	read, estimate atomic.Uint64
-	bar            *progressbar.ProgressBar
-	cancel         context.CancelFunc
-	wg             sync.WaitGroup
-}
-
-// meterInterval is how often progress is logged when out is not a terminal.
-const meterInterval = 5 * time.Second
-
-// update hears the replay's progress, on the replay's goroutine.
-func (m *meter) update(done, total uint64) {
-	m.read.Store(done)
-	m.estimate.Store(total)
-	if !m.started {
-		m.started = true
-		m.begin(total)
-	}
-	if m.bar != nil {
-		_ = m.bar.Set64(int64(done))
-	}
-}
-
-func (m *meter) begin(estimate uint64) {
-	m.start = time.Now()
-	if isTerminal(m.out) {
-		max := int64(estimate)
-		if max == 0 {
-			max = -1 // a spinner
-		}
-		m.bar = progressbar.NewOptions64(max,
-			progressbar.OptionSetWriter(m.out),
-			progressbar.OptionSetDescription(m.desc),
-			progressbar.OptionShowCount(),
-			progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString("events"),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionFullWidth(),
-			progressbar.OptionSetRenderBlankState(true),
-			progressbar.OptionOnCompletion(func() { fmt.Fprintln(m.out) }),
-		)
-		return
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	m.cancel = cancel
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		t := time.NewTicker(meterInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				m.logProgress()
-			}
-		}
-	}()
-}
-
-func (m *meter) logProgress() {
-	read, estimate := m.read.Load(), m.estimate.Load()
-	elapsed := time.Since(m.start)
-	per := float64(read) / elapsed.Seconds()
-	attrs := []any{"read", read, "estimate", estimate, "rate_per_s", int64(per), "elapsed", elapsed.Round(time.Second)}
-	if per > 0 && read < estimate {
-		eta := time.Duration(float64(estimate-read) / per * float64(time.Second))
-		attrs = append(attrs, "eta", eta.Round(time.Second))
-	}
-	m.log.Info("replay: progress", attrs...)
-}
-
-// stop finishes the bar, or stops the logging and waits for it.
-func (m *meter) stop() {
-	switch {
-	case m.bar != nil:
-		m.bar.ChangeMax64(max(int64(m.read.Load()), 1))
-		_ = m.bar.Finish()
-	case m.cancel != nil:
-		m.cancel()
-		m.wg.Wait()
-	}
-}
-
-// isTerminal reports whether w is a terminal.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
 }
