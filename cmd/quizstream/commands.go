@@ -8,6 +8,9 @@ import (
 	"log/slog"
 	"path/filepath"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/quizstream/quizstream/app"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/store"
@@ -179,4 +182,19 @@ func serve(ctx context.Context, cfg app.Config, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "quizstream API listening on %s/api/v1/courses\n", u)
 	}
 	return a.Run(ctx)
+}
+
+// connectJetStream opens the NATS connection of an operator command; the
+// caller closes it.
+func connectJetStream(url string, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := app.Connect(url, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return nc, js, nil
 }

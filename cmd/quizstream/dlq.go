@@ -8,9 +8,6 @@ import (
 	"strconv"
 	"text/tabwriter"
 
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/quizstream/quizstream/app"
 	"github.com/quizstream/quizstream/events"
 )
 
@@ -64,15 +61,11 @@ func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return err
 	}
-	nc, err := app.Connect(c.NATSURL, log)
+	nc, js, err := connectJetStream(c.NATSURL, log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
 	dl, err := events.LookupDeadLetters(ctx, js, c.Stream) // an operator's look changes no setting
 	if err != nil {
 		return err

@@ -10,9 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/quizstream/quizstream/app"
 	"github.com/quizstream/quizstream/progress"
 	"github.com/quizstream/quizstream/replay"
 	"github.com/quizstream/quizstream/store"
@@ -90,15 +88,11 @@ func runReplay(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	defer st.Close()
-	nc, err := app.Connect(c.NATSURL, log)
+	nc, js, err := connectJetStream(c.NATSURL, log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
 	cfg := o.cfg
 	cfg.Store, cfg.JetStream, cfg.Stream, cfg.Logger = st, js, c.Stream, log
 	m := progress.New(stdout, log, "replay "+modeName(cfg.Mode), "events")
