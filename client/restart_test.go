@@ -1,7 +1,9 @@
 package client_test
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -10,8 +12,12 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/quizstream/quizstream/api"
+	"github.com/quizstream/quizstream/app/apptest"
 	"github.com/quizstream/quizstream/client"
+	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/store/storetest"
+	"github.com/quizstream/quizstream/worker"
 )
 
 // TestSubmissionsSurviveAPIRestart takes the only API instance down for
@@ -28,11 +34,11 @@ func TestSubmissionsSurviveAPIRestart(t *testing.T) {
 		total    = students * each
 		outage   = 3 * time.Second
 	)
-	s := newStack(t)
-	first := s.serveAPI(t, "127.0.0.1:0", nil)
-	s.startWorker(t)
+	s := apptest.New(t, events.StreamConfig{})
+	addr, crash := serveCrashable(t, s)
+	s.StartWorker(t, worker.Config{})
 	ctx := t.Context()
-	c := client.New("http://"+first.addr, client.Options{}) // the defaults: 30s a call
+	c := client.New("http://"+addr, client.Options{}) // the defaults: 30s a call
 	t.Cleanup(c.CloseIdleConnections)
 
 	clients := make([]*client.Client, students)
@@ -61,30 +67,31 @@ func TestSubmissionsSurviveAPIRestart(t *testing.T) {
 		results[i] = make([]result, each)
 		wg.Go(func() {
 			for j := range each {
-				q := s.order[(i*each+j)%len(s.order)]
+				q := s.Quizzes[(i*each+j)%len(s.Quizzes)]
 				right := (i + j) % (len(q.Questions) + 1)
-				sub, err := clients[i].SubmitAttempt(ctx, q.ID.String(), answers(q, right))
+				sub, err := clients[i].SubmitAttempt(ctx, q.ID.String(), apptest.AnswersFor(q, right))
 				results[i][j] = result{sub, q.ID.String(), right, err}
 				done.Add(1)
 			}
 		})
 	}
 
-	waitFor(t, 60*time.Second, "a third of the submissions", func() bool { return done.Load() >= total/3 })
-	first.crash() // the port refuses connections from here
+	apptest.WaitFor(t, 60*time.Second, "a third of the submissions", func() bool { return done.Load() >= total/3 })
+	crash() // the port refuses connections from here
 	stopped := time.Now()
 	doneAtStop := done.Load()
 	// The outage is the fault injected, not a wait for a condition.
 	time.Sleep(outage)
 	doneInOutage := done.Load() - doneAtStop
-	reg := prometheus.NewRegistry()
-	s.serveAPI(t, first.addr, reg) // a new instance with an empty token cache, on the same address
+	cfg := s.Config(t)
+	cfg.API, cfg.ListenAddr = true, addr
+	second := s.Start(t, cfg) // a new instance with an empty token cache, on the same address
 	t.Logf("API down for %s after %d of %d submissions; %d completed meanwhile", time.Since(stopped).Round(time.Millisecond), doneAtStop, total, doneInOutage)
 	wg.Wait()
 	// Retries of a try that was published though its client never heard:
 	// the crash guarantees one, and without them the exactly-once checks
 	// below could not fail.
-	found := counter(t, reg, "quizstream_api_attempt_publishes_total", "result", "duplicate")
+	found := counter(t, second.Registry, "quizstream_api_attempt_publishes_total", "result", "duplicate")
 	t.Logf("%v retries found their attempt already in the event log", found)
 	if found == 0 {
 		t.Error("no retry met an attempt published before the crash: the outage tested no unknown outcome")
@@ -111,9 +118,8 @@ func TestSubmissionsSurviveAPIRestart(t *testing.T) {
 	}
 	t.Logf("%d of %d submissions were retried", retried, total)
 
-	s.waitDrained(t, 60*time.Second)
-	db := storetest.DB(t, s.dbURL)
-	if n := storetest.Int(t, db, `SELECT count(*) FROM attempts`); n != total {
+	s.WaitDrained(t, 60*time.Second)
+	if n := s.CountAttempts(t); n != total {
 		t.Errorf("%d stored attempts, want %d", n, total)
 	}
 	keys := map[string]bool{}
@@ -125,8 +131,8 @@ func TestSubmissionsSurviveAPIRestart(t *testing.T) {
 				t.Fatalf("key %q used for two submissions", r.sub.IdempotencyKey)
 			}
 			keys[r.sub.IdempotencyKey] = true
-			rows := storetest.Int(t, db, `SELECT count(*) FROM attempts WHERE student_id = $1 AND idempotency_key = $2`, student, r.sub.IdempotencyKey)
-			same := storetest.Int(t, db, `
+			rows := storetest.Int(t, s.DB, `SELECT count(*) FROM attempts WHERE student_id = $1 AND idempotency_key = $2`, student, r.sub.IdempotencyKey)
+			same := storetest.Int(t, s.DB, `
 				SELECT count(*) FROM attempts
 				WHERE student_id = $1 AND idempotency_key = $2 AND id = $3 AND quiz_id = $4
 					AND score = $5 AND max_score = $6 AND submitted_at = $7 AND status = 'recorded'`,
@@ -136,4 +142,98 @@ func TestSubmissionsSurviveAPIRestart(t *testing.T) {
 			}
 		}
 	}
+}
+
+// serveCrashable serves an API instance on the stack, by hand on a free
+// port, and returns its address and crash: crash makes the instance lose
+// every answer it has not sent yet, as a crash would (their requests'
+// attempts were published, unknown to their clients), waits until at
+// least one is lost, and stops the instance. An apptest instance owns its
+// listener, so it cannot lose an answer after its handler ran.
+func serveCrashable(t *testing.T, s *apptest.Stack) (addr string, crash func()) {
+	t.Helper()
+	srv, err := api.NewServer(t.Context(), api.Config{
+		Store: s.Store, Events: s.Log, Notices: events.NewNotices(s.NC),
+		Logger: apptest.Logger(t), ContentReload: -1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := &cuttingListener{Listener: inner, lost: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	stop := sync.OnceFunc(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("api: %v", err)
+		}
+	})
+	t.Cleanup(stop)
+	return inner.Addr().String(), func() {
+		ln.cut.Store(true)
+		select {
+		case <-ln.lost:
+		case <-time.After(30 * time.Second):
+			t.Fatal("no answer was lost in 30s: were there requests in flight?")
+		}
+		stop()
+	}
+}
+
+// cuttingListener's connections, once cut is set, close instead of
+// writing: the answers in flight are lost after their handlers ran.
+type cuttingListener struct {
+	net.Listener
+	cut  atomic.Bool
+	lost chan struct{} // closed at the first answer lost
+	once sync.Once
+}
+
+func (l *cuttingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &cuttingConn{Conn: c, l: l}, nil
+}
+
+type cuttingConn struct {
+	net.Conn
+	l *cuttingListener
+}
+
+func (c *cuttingConn) Write(p []byte) (int, error) {
+	if c.l.cut.Load() {
+		c.Conn.Close()
+		c.l.once.Do(func() { close(c.l.lost) })
+		return 0, net.ErrClosed
+	}
+	return c.Conn.Write(p)
+}
+
+// counter returns the value of a counter with one label from reg.
+func counter(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,8 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
+	"github.com/quizstream/quizstream/app/apptest"
 	"github.com/quizstream/quizstream/events"
-	"github.com/quizstream/quizstream/events/eventstest"
 	"github.com/quizstream/quizstream/replay"
 	"github.com/quizstream/quizstream/store"
 	"github.com/quizstream/quizstream/store/storetest"
@@ -32,9 +30,11 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// fixture is a private database and JetStream server holding the
-// attempts stream.
+// fixture is a private installation (apptest.Stack: a database and a
+// JetStream server holding the attempts stream), its parts under short
+// names.
 type fixture struct {
+	s       *apptest.Stack
 	st      *store.Store
 	dbURL   string
 	db      *pgxpool.Pool // the test's own, for arranging and counting rows
@@ -46,26 +46,13 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	st, dbURL := storetest.Open(t)
-	_, js := eventstest.Connect(t, eventstest.NewServer(t))
-	var stream events.StreamConfig
-	if err := stream.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	lg, err := events.NewLog(t.Context(), js, stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{st: st, dbURL: dbURL, db: storetest.DB(t, dbURL), js: js, stream: stream, log: lg}
-	for _, c := range store.DemoContent(store.DefaultDemo) {
-		f.quizzes = append(f.quizzes, c.Quizzes...)
-	}
-	return f
+	s := apptest.New(t, events.StreamConfig{})
+	return &fixture{s: s, st: s.Store, dbURL: s.DBURL, db: s.DB, js: s.JS, stream: s.Stream, log: s.Log, quizzes: s.Quizzes}
 }
 
 // config returns a replay of the fixture's stream into its database.
 func (f *fixture) config(t *testing.T, mode replay.Mode) replay.Config {
-	return replay.Config{Store: f.st, JetStream: f.js, Stream: f.stream, Mode: mode, Logger: testLogger(t)}
+	return replay.Config{Store: f.st, JetStream: f.js, Stream: f.stream, Mode: mode, Logger: apptest.Logger(t)}
 }
 
 // run runs a replay that must succeed.
@@ -94,29 +81,13 @@ func wantCounts(t *testing.T, what string, res replay.Result, want counts) {
 	}
 }
 
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
 // event is an attempt of student at the quiz at index quiz, with right
 // answers right.
 func (f *fixture) event(student uuid.UUID, quiz, right int) events.AttemptSubmitted {
 	q := f.quizzes[quiz%len(f.quizzes)]
 	answers := make([]events.Answer, 0, len(q.Questions))
-	for i, qu := range q.Questions {
-		for _, ch := range qu.Choices {
-			if ch.Correct == (i < right) {
-				answers = append(answers, events.Answer{QuestionID: qu.ID.String(), ChoiceID: ch.ID.String()})
-				break
-			}
-		}
+	for _, a := range apptest.AnswersFor(q, right) {
+		answers = append(answers, events.Answer(a))
 	}
 	return events.AttemptSubmitted{
 		AttemptID: uuid.New(), StudentID: student, QuizID: q.ID, CourseID: q.CourseID,
@@ -205,74 +176,24 @@ func sortedIDs(evs ...[]events.AttemptSubmitted) []uuid.UUID {
 	return ids
 }
 
-// startWorker runs a worker on the stream's durable consumer, with the
-// dead-letter stream; stop cancels it and waits for it, and runs when t
-// ends if not called before.
-func (f *fixture) startWorker(t *testing.T, cfg worker.Config) (stop func()) {
+// startWorker runs a worker (app's wiring, as apptest starts it) on the
+// stream's durable consumer, with the dead-letter stream.
+func (f *fixture) startWorker(t *testing.T, cfg worker.Config) *apptest.Instance {
 	t.Helper()
-	cons, err := f.log.Consumer(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	dl, err := events.EnsureDeadLetters(t.Context(), f.js, f.stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = testLogger(t)
-	}
-	cfg.AckWait = f.stream.AckWait
-	w, err := worker.New(cons, f.st, dl, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("worker: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+	return f.s.StartWorker(t, cfg)
 }
 
 // waitDrained waits until the workers have acknowledged every message.
 func (f *fixture) waitDrained(t *testing.T, timeout time.Duration) {
 	t.Helper()
-	waitFor(t, timeout, "the workers to drain the stream", func() bool {
-		s, err := f.js.Stream(t.Context(), f.stream.Name)
-		if err != nil {
-			return false
-		}
-		info, err := s.Info(t.Context())
-		if err != nil {
-			return false
-		}
-		floor, err := f.log.AckFloor(t.Context())
-		return err == nil && floor >= info.State.LastSeq
-	})
+	f.s.WaitDrained(t, timeout)
 }
 
 // waitFor polls cond until it holds or the deadline passes, then fails t.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+var waitFor = apptest.WaitFor
 
 // counter returns the value of the counter named name in reg.
-func counter(t testing.TB, reg *prometheus.Registry, name string) float64 {
+func counter(t testing.TB, reg prometheus.Gatherer, name string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {

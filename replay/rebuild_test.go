@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/replay"
@@ -25,8 +24,7 @@ import (
 func TestRebuildProgress(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	reg := prometheus.NewRegistry()
-	f.startWorker(t, worker.Config{BatchSize: 20, MaxWait: 20 * time.Millisecond, Registerer: reg})
+	reg := f.startWorker(t, worker.Config{BatchSize: 20, MaxWait: 20 * time.Millisecond}).Registry
 	students := make([]uuid.UUID, 20)
 	for i := range students {
 		students[i] = uuid.New()

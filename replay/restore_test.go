@@ -65,7 +65,7 @@ func TestRestore(t *testing.T) {
 	f.publishRaw(t, nul.Subject(), data)
 	f.publishRaw(t, events.AttemptSubject(uuid.New(), uuid.New()), []byte("{garbage"))
 
-	stop := f.startWorker(t, worker.Config{})
+	stop := f.startWorker(t, worker.Config{}).Stop
 	f.waitDrained(t, 60*time.Second)
 	stop()
 	messages := int64(eventstest.StreamMessages(t, f.js, f.stream.Name))
