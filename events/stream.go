@@ -106,6 +106,11 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 		MaxAge:     cfg.MaxAge,
 		MaxBytes:   cfg.MaxBytes,
 		MaxMsgSize: 1 << 20,
+		// Lets a Batcher publish concurrent attempts in one atomic batch:
+		// a few syncs per batch rather than one per attempt. Set on update
+		// too, so that an existing stream gets it; servers before 2.12
+		// ignore it, and a Batcher then publishes one attempt at a time.
+		AllowAtomicPublish: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ensure stream %s: %w", cfg.Name, err)

@@ -1,0 +1,91 @@
+package events_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/events/eventstest"
+)
+
+// BenchmarkPublish compares durable publishes of attempts one at a time
+// ((*Log).PublishAttempt) and coalesced into atomic batches (a Batcher), at
+// equal durability: an R1 stream on a server that syncs every write before
+// acknowledging it. Each op is one attempt published by one of conc
+// concurrent callers, as the API's handlers would (a closed loop: each
+// caller publishes its next attempt once the last is acknowledged, so a
+// batch holds at most about callers/2). events/s is the figure to compare;
+// the coalesced path also reports its mean batch size. Everything else
+// (server, stream, events, encoding, callers) is shared.
+//
+//	go test ./events -run '^$' -bench Publish -benchtime=20000x -count=3
+func BenchmarkPublish(b *testing.B) {
+	for _, conc := range []int{256, 1024} {
+		for _, path := range []string{"per-message", "coalesced"} {
+			b.Run(fmt.Sprintf("callers=%d/%s", conc, path), func(b *testing.B) { benchmarkPublish(b, conc, path == "coalesced") })
+		}
+	}
+}
+
+func benchmarkPublish(b *testing.B, conc int, coalesced bool) {
+	ctx := b.Context()
+	_, js := eventstest.Connect(b, eventstest.NewServer(b))
+	lg, err := events.NewLog(ctx, js, events.StreamConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var pub interface {
+		PublishAttempt(context.Context, events.AttemptSubmitted) (events.Published, error)
+	} = lg
+	reg := prometheus.NewRegistry()
+	if coalesced {
+		bt, err := events.NewBatcher(ctx, lg, events.BatchConfig{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer bt.Close()
+		reg.MustRegister(events.NewBatchCollector(bt))
+		pub = bt
+	}
+	evs := make([]events.AttemptSubmitted, b.N)
+	for i := range evs {
+		evs[i] = newEvent(uuid.New(), strconv.Itoa(i), []events.Answer{{QuestionID: "q1", ChoiceID: "a"}, {QuestionID: "q2", ChoiceID: "b"}})
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for range conc {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(len(evs)); i = next.Add(1) - 1 {
+				if p, err := pub.PublishAttempt(ctx, evs[i]); err != nil || p.Duplicate {
+					b.Errorf("publish %d: %+v, %v", i, p, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	if coalesced {
+		mfs, err := reg.Gather()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if h := mf.GetMetric()[0].GetHistogram(); mf.GetName() == "quizstream_publish_batch_size_messages" && h.GetSampleCount() > 0 {
+				b.ReportMetric(h.GetSampleSum()/float64(h.GetSampleCount()), "msgs/batch")
+			}
+		}
+	}
+	if n := eventstest.StreamMessages(b, js, "ATTEMPTS"); n != uint64(b.N) {
+		b.Fatalf("the stream holds %d events, want %d", n, b.N)
+	}
+}

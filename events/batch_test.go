@@ -1,0 +1,639 @@
+package events_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/events/eventstest"
+)
+
+// rawAck is the server's answer to the commit of an atomic batch.
+type rawAck struct {
+	Stream string              `json:"stream"`
+	Seq    uint64              `json:"seq"`
+	Batch  string              `json:"batch"`
+	Count  int                 `json:"count"`
+	Error  *jetstream.APIError `json:"error"`
+}
+
+// sendRawBatch publishes msgs as one atomic batch by hand (headers
+// Nats-Batch-Id, Nats-Batch-Sequence, Nats-Batch-Commit: 1 on the last,
+// no reply before it) and returns the commit's answer.
+func sendRawBatch(t *testing.T, nc *nats.Conn, msgs []*nats.Msg) rawAck {
+	t.Helper()
+	id := uuid.NewString()
+	for i, m := range msgs {
+		m.Header.Set("Nats-Batch-Id", id)
+		m.Header.Set("Nats-Batch-Sequence", strconv.Itoa(i+1))
+		if i < len(msgs)-1 {
+			if err := nc.PublishMsg(m); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	last := msgs[len(msgs)-1]
+	last.Header.Set("Nats-Batch-Commit", "1")
+	resp, err := nc.RequestMsg(last, 5*time.Second)
+	if err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+	var ack rawAck
+	if err := json.Unmarshal(resp.Data, &ack); err != nil {
+		t.Fatalf("commit answer %q: %v", resp.Data, err)
+	}
+	if ack.Error == nil && (ack.Batch != id || ack.Count != len(msgs)) {
+		t.Fatalf("PubAck %s for batch %s of %d", resp.Data, id, len(msgs))
+	}
+	return ack
+}
+
+// attemptMsg is a message as the Batcher sends it: its own attempt subject,
+// its attempt id as Nats-Msg-Id, and the guard that refuses a second
+// message on the subject.
+func attemptMsg(subject, msgID string) *nats.Msg {
+	m := nats.NewMsg(subject)
+	m.Data = []byte(msgID)
+	m.Header.Set("Nats-Msg-Id", msgID)
+	m.Header.Set("Nats-Expected-Stream", "ATTEMPTS")
+	m.Header.Set("Nats-Expected-Last-Subject-Sequence", "0")
+	return m
+}
+
+func newSubject() string { return events.AttemptSubject(uuid.New(), uuid.New()) }
+
+// What the pinned server accepts in an atomic batch, and how it refuses
+// one; the Batcher relies on every line of it:
+//   - Nats-Msg-Id, Nats-Expected-Stream and Nats-Expected-Last-Subject-Sequence
+//     are accepted on every message (distinct subjects);
+//     Nats-Expected-Last-Msg-Id is not (10177).
+//   - The commit's PubAck carries the last message's sequence, the batch id
+//     and the batch size; the messages have consecutive sequences in batch
+//     order.
+//   - A batch is all or nothing: a message whose Nats-Msg-Id is in the
+//     duplicate window or earlier in the batch refuses it with 10201, a
+//     failed subject guard with 10071 "wrong last sequence: <the subject's
+//     sequence>", and a second guarded message on one subject with 10164.
+//     None of them says which message it was.
+//   - Past the duplicate window, the subject guard alone catches a retry.
+//   - At most 1000 messages (10199), only on a stream with allow_atomic (10174).
+func TestAtomicBatchServerRules(t *testing.T) {
+	nc, js := eventstest.Connect(t, eventstest.NewServer(t))
+	window := 500 * time.Millisecond
+	if _, err := events.EnsureStream(t.Context(), js, events.StreamConfig{Duplicates: window}); err != nil {
+		t.Fatal(err)
+	}
+	held := func() uint64 { return eventstest.StreamMessages(t, js, "ATTEMPTS") }
+
+	subjects := []string{newSubject(), newSubject(), newSubject()}
+	ids := []string{uuid.NewString(), uuid.NewString(), uuid.NewString()}
+	var batch []*nats.Msg
+	for i := range subjects {
+		batch = append(batch, attemptMsg(subjects[i], ids[i]))
+	}
+	ack := sendRawBatch(t, nc, batch)
+	t.Logf("accepted: %+v", ack)
+	if ack.Error != nil || ack.Seq != 3 || ack.Count != 3 || ack.Stream != "ATTEMPTS" {
+		t.Fatalf("batch with Nats-Msg-Id and subject guards: %+v", ack)
+	}
+	s, err := js.Stream(t.Context(), "ATTEMPTS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, subj := range subjects {
+		m, err := s.GetMsg(t.Context(), uint64(i+1))
+		if err != nil || m.Subject != subj || string(m.Data) != ids[i] {
+			t.Fatalf("seq %d: %+v, %v; want batch message %d", i+1, m, err, i+1)
+		}
+	}
+
+	dupID := uuid.NewString()
+	sameSubject := newSubject()
+	refusals := []struct {
+		name  string
+		batch []*nats.Msg
+		code  jetstream.ErrorCode
+		desc  string
+	}{
+		{"a retry inside the window", []*nats.Msg{attemptMsg(newSubject(), uuid.NewString()), attemptMsg(subjects[0], ids[0])}, 10201, ""},
+		{"a stored Nats-Msg-Id on a new subject", []*nats.Msg{attemptMsg(newSubject(), ids[1]), attemptMsg(newSubject(), uuid.NewString())}, 10201, ""},
+		{"one Nats-Msg-Id twice", []*nats.Msg{attemptMsg(newSubject(), dupID), attemptMsg(newSubject(), dupID)}, 10201, ""},
+		{"a stored subject under a new Nats-Msg-Id", []*nats.Msg{attemptMsg(newSubject(), uuid.NewString()), attemptMsg(subjects[1], uuid.NewString())}, 10071, "wrong last sequence: 2"},
+		{"one subject twice", []*nats.Msg{attemptMsg(sameSubject, uuid.NewString()), attemptMsg(sameSubject, uuid.NewString())}, 10164, ""},
+		{"Nats-Expected-Last-Msg-Id", func() []*nats.Msg {
+			m := attemptMsg(newSubject(), uuid.NewString())
+			m.Header.Set("Nats-Expected-Last-Msg-Id", ids[2])
+			return []*nats.Msg{m, attemptMsg(newSubject(), uuid.NewString())}
+		}(), 10177, ""},
+		{"1001 messages", func() []*nats.Msg {
+			var b []*nats.Msg
+			for range 1001 {
+				b = append(b, attemptMsg(newSubject(), uuid.NewString()))
+			}
+			return b
+		}(), 10199, "atomic publish batch is too large: 1000"},
+	}
+	for _, c := range refusals {
+		ack := sendRawBatch(t, nc, c.batch)
+		t.Logf("%s: %+v", c.name, ack.Error)
+		if ack.Error == nil || ack.Error.ErrorCode != c.code || (c.desc != "" && ack.Error.Description != c.desc) {
+			t.Errorf("%s: %+v, want error %d %q", c.name, ack, c.code, c.desc)
+		}
+		if n := held(); n != 3 {
+			t.Fatalf("%s: the stream holds %d messages, want the 3 before it", c.name, n)
+		}
+	}
+
+	var full []*nats.Msg
+	for range 1000 {
+		full = append(full, attemptMsg(newSubject(), uuid.NewString()))
+	}
+	if ack := sendRawBatch(t, nc, full); ack.Error != nil || ack.Seq != 1003 {
+		t.Fatalf("1000 messages: %+v", ack)
+	}
+
+	time.Sleep(2 * window) // past the duplicate window: the guard alone
+	ack = sendRawBatch(t, nc, []*nats.Msg{attemptMsg(newSubject(), uuid.NewString()), attemptMsg(subjects[0], ids[0])})
+	t.Logf("a retry after the window: %+v", ack.Error)
+	if ack.Error == nil || ack.Error.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence ||
+		ack.Error.Description != "wrong last sequence: 1" {
+		t.Fatalf("a retry after the window: %+v", ack)
+	}
+
+	cfg := s.CachedInfo().Config
+	cfg.AllowAtomicPublish = false
+	if _, err := js.UpdateStream(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	ack = sendRawBatch(t, nc, []*nats.Msg{attemptMsg(newSubject(), uuid.NewString()), attemptMsg(newSubject(), uuid.NewString())})
+	if ack.Error == nil || ack.Error.ErrorCode != 10174 {
+		t.Fatalf("a stream without allow_atomic: %+v", ack)
+	}
+	if n := held(); n != 1003 {
+		t.Fatalf("the stream holds %d messages, want 1003", n)
+	}
+}
+
+func TestEnsureStreamAllowsAtomicBatches(t *testing.T) {
+	_, js := eventstest.Connect(t, eventstest.NewServer(t))
+	// A stream created before atomic batches were asked for.
+	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{
+		Name: "ATTEMPTS", Subjects: []string{events.SubjectPrefix + ".>"}, Storage: jetstream.FileStorage,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	lg, err := events.NewLog(t.Context(), js, events.StreamConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(t.Context(), "ATTEMPTS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.CachedInfo().Config.AllowAtomicPublish {
+		t.Fatal("an existing stream was not updated to allow atomic batches")
+	}
+	b, err := events.NewBatcher(t.Context(), lg, events.BatchConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if !b.Batching() {
+		t.Fatal("the Batcher does not batch on a stream that allows it")
+	}
+}
+
+type batcherHarness struct {
+	js      jetstream.JetStream
+	log     *events.Log
+	b       *events.Batcher
+	metrics *prometheus.Registry
+}
+
+func newBatcher(t *testing.T, scfg events.StreamConfig, bcfg events.BatchConfig) *batcherHarness {
+	t.Helper()
+	_, js := eventstest.Connect(t, eventstest.NewServer(t))
+	lg, err := events.NewLog(t.Context(), js, scfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := events.NewBatcher(t.Context(), lg, bcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(events.NewBatchCollector(b))
+	return &batcherHarness{js: js, log: lg, b: b, metrics: reg}
+}
+
+// batchStats are the Batcher's metrics.
+type batchStats struct {
+	batches, batched, resends, unbatched float64
+}
+
+func (h *batcherHarness) stats(t *testing.T) batchStats {
+	t.Helper()
+	mfs, err := h.metrics.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s batchStats
+	for _, mf := range mfs {
+		m := mf.GetMetric()[0]
+		switch mf.GetName() {
+		case "quizstream_publish_batch_size_messages":
+			s.batches, s.batched = float64(m.GetHistogram().GetSampleCount()), m.GetHistogram().GetSampleSum()
+		case "quizstream_publish_batch_resends_total":
+			s.resends = m.GetCounter().GetValue()
+		case "quizstream_publish_unbatched_attempts_total":
+			s.unbatched = m.GetCounter().GetValue()
+		}
+	}
+	return s
+}
+
+type result struct {
+	pub events.Published
+	err error
+}
+
+// publishAll publishes evs concurrently through p and returns the outcomes in order.
+func publishAll(ctx context.Context, p interface {
+	PublishAttempt(context.Context, events.AttemptSubmitted) (events.Published, error)
+}, evs []events.AttemptSubmitted) []result {
+	out := make([]result, len(evs))
+	var wg sync.WaitGroup
+	for i, e := range evs {
+		wg.Go(func() { out[i].pub, out[i].err = p.PublishAttempt(ctx, e) })
+	}
+	wg.Wait()
+	return out
+}
+
+func freshEvents(n int) []events.AttemptSubmitted {
+	evs := make([]events.AttemptSubmitted, n)
+	for i := range evs {
+		evs[i] = newEvent(uuid.New(), "k", []events.Answer{{QuestionID: "q", ChoiceID: strconv.Itoa(i)}})
+	}
+	return evs
+}
+
+// checkStored fails unless the stream holds, at the sequence each caller
+// was answered with, that caller's own event.
+func checkStored(t *testing.T, js jetstream.JetStream, evs []events.AttemptSubmitted, res []result) {
+	t.Helper()
+	s, err := js.Stream(t.Context(), "ATTEMPTS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		m, err := s.GetMsg(t.Context(), r.pub.Seq)
+		if err != nil {
+			t.Fatalf("caller %d answered seq %d: %v", i, r.pub.Seq, err)
+		}
+		got, err := events.Decode(m.Data)
+		if err != nil || got.AttemptID != evs[i].AttemptID || m.Subject != evs[i].Subject() {
+			t.Fatalf("caller %d (attempt %s) was answered seq %d, which holds attempt %s",
+				i, evs[i].AttemptID, r.pub.Seq, got.AttemptID)
+		}
+	}
+}
+
+// Every caller gets its own sequence: distinct, together exactly what the
+// stream holds, and each holding that caller's event (a batch answering a
+// caller with another's position fails here).
+func TestBatcherAnswersEachCallerItsOwnSequence(t *testing.T) {
+	h := newBatcher(t, events.StreamConfig{}, events.BatchConfig{MaxMessages: 50})
+	const workers, each = 64, 30
+	evs := freshEvents(workers * each)
+	res := make([]result, len(evs))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w * each; i < (w+1)*each; i++ {
+				res[i].pub, res[i].err = h.b.PublishAttempt(t.Context(), evs[i])
+			}
+		})
+	}
+	wg.Wait()
+	seen := map[uint64]bool{}
+	for i, r := range res {
+		if r.err != nil || r.pub.Duplicate || r.pub.Event.AttemptID != evs[i].AttemptID {
+			t.Fatalf("caller %d: %+v, %v", i, r.pub, r.err)
+		}
+		if seen[r.pub.Seq] || r.pub.Seq < 1 || r.pub.Seq > uint64(len(evs)) {
+			t.Fatalf("caller %d: seq %d answered twice or outside 1..%d", i, r.pub.Seq, len(evs))
+		}
+		seen[r.pub.Seq] = true
+	}
+	if n := eventstest.StreamMessages(t, h.js, "ATTEMPTS"); n != uint64(len(evs)) {
+		t.Fatalf("the stream holds %d messages, want %d", n, len(evs))
+	}
+	checkStored(t, h.js, evs, res)
+	st := h.stats(t)
+	t.Logf("%v batches of %.1f on average, %v attempts alone", st.batches, st.batched/st.batches, st.unbatched)
+	if st.batched+st.unbatched != float64(len(evs)) || st.batched < float64(len(evs))/2 {
+		t.Fatalf("metrics %+v: want most of the %d attempts in batches, the rest alone", st, len(evs))
+	}
+}
+
+// A duplicate in a batch is answered with the original, and the rest of
+// the batch is stored once: inside the duplicate window, past it (the
+// subject guard), and twice in one batch.
+func TestBatcherDuplicates(t *testing.T) {
+	window := 500 * time.Millisecond
+	// Batches of exactly 3: each leaves when full.
+	h := newBatcher(t, events.StreamConfig{Duplicates: window}, events.BatchConfig{MaxMessages: 3, MinMessages: 2, Window: time.Minute})
+	origs := freshEvents(3)
+	first := publishAll(t.Context(), h.b, origs)
+	for i, r := range first {
+		if r.err != nil || r.pub.Duplicate {
+			t.Fatalf("original %d: %+v, %v", i, r.pub, r.err)
+		}
+	}
+	held := uint64(3)
+
+	retryOf := func(e events.AttemptSubmitted) events.AttemptSubmitted {
+		e.Answers = nil // another payload under the same id
+		e.AnswersHash = events.HashAnswers(e.QuizID, nil)
+		e.SubmittedAt = e.SubmittedAt.Add(time.Second)
+		return e
+	}
+	checkDuplicate := func(name string, got result, orig events.AttemptSubmitted, seq uint64) {
+		t.Helper()
+		if got.err != nil || !got.pub.Duplicate || got.pub.Seq != seq || !got.pub.Event.SubmittedAt.Equal(orig.SubmittedAt) ||
+			!bytes.Equal(got.pub.Event.AnswersHash, orig.AnswersHash) || got.pub.Event.AttemptID != orig.AttemptID {
+			t.Fatalf("%s: %+v, %v; want the original at seq %d", name, got.pub, got.err, seq)
+		}
+	}
+	checkFresh := func(name string, evs []events.AttemptSubmitted, res []result) {
+		t.Helper()
+		for i, r := range res {
+			if r.err != nil || r.pub.Duplicate {
+				t.Fatalf("%s: fresh attempt %d: %+v, %v", name, i, r.pub, r.err)
+			}
+		}
+		checkStored(t, h.js, evs, res)
+		held += uint64(len(evs))
+		if n := eventstest.StreamMessages(t, h.js, "ATTEMPTS"); n != held {
+			t.Fatalf("%s: the stream holds %d messages, want %d", name, n, held)
+		}
+	}
+
+	// In the stream, inside the window: refused by Nats-Msg-Id, re-sent without it.
+	fresh := freshEvents(2)
+	res := publishAll(t.Context(), h.b, append([]events.AttemptSubmitted{retryOf(origs[0])}, fresh...))
+	checkDuplicate("inside the window", res[0], origs[0], first[0].pub.Seq)
+	checkFresh("inside the window", fresh, res[1:])
+	if st := h.stats(t); st.resends != 1 || st.batches != 3 {
+		t.Fatalf("inside the window: metrics %+v; want the batch sent again once, without the duplicate", st)
+	}
+
+	// Twice in one batch: one is stored, the other is its duplicate.
+	twin := freshEvents(3)
+	twin[1] = retryOf(twin[0])
+	res = publishAll(t.Context(), h.b, twin)
+	if res[0].err != nil || res[1].err != nil || res[0].pub.Duplicate == res[1].pub.Duplicate {
+		t.Fatalf("twice in one batch: %+v; want one stored and one duplicate", res)
+	}
+	stored, dup := res[0], res[1]
+	if res[0].pub.Duplicate {
+		stored, dup = res[1], res[0]
+	}
+	if dup.pub.Seq != stored.pub.Seq || !dup.pub.Event.SubmittedAt.Equal(stored.pub.Event.SubmittedAt) {
+		t.Fatalf("twice in one batch: the duplicate %+v is not the stored %+v", dup.pub, stored.pub)
+	}
+	checkStored(t, h.js, twin[:1], []result{stored})
+	held++
+	checkFresh("twice in one batch", twin[2:], res[2:])
+	twin = freshEvents(3)
+	twin[1] = twin[0] // the very same call twice, beside another attempt
+	res = publishAll(t.Context(), h.b, twin)
+	if res[0].err != nil || res[1].err != nil || res[0].pub.Seq != res[1].pub.Seq || res[0].pub.Duplicate == res[1].pub.Duplicate {
+		t.Fatalf("the same call twice: %+v", res[:2])
+	}
+	held++
+	checkFresh("the same call twice", twin[2:], res[2:])
+
+	// Past the window: refused by the subject guard, re-sent without it.
+	time.Sleep(2 * window)
+	fresh = freshEvents(2)
+	res = publishAll(t.Context(), h.b, []events.AttemptSubmitted{fresh[0], retryOf(origs[1]), fresh[1]})
+	checkDuplicate("after the window", res[1], origs[1], first[1].pub.Seq)
+	checkFresh("after the window", fresh, []result{res[0], res[2]})
+	if st := h.stats(t); st.resends != 2 {
+		t.Fatalf("after the window: metrics %+v; want a second re-send", st)
+	}
+
+	// Nothing but duplicates: answered from the stream, nothing sent again.
+	res = publishAll(t.Context(), h.b, []events.AttemptSubmitted{retryOf(origs[0]), retryOf(origs[1]), retryOf(origs[2])})
+	for i, r := range res {
+		checkDuplicate(fmt.Sprintf("only duplicates, %d", i), r, origs[i], first[i].pub.Seq)
+	}
+	if n := eventstest.StreamMessages(t, h.js, "ATTEMPTS"); n != held {
+		t.Fatalf("only duplicates: the stream holds %d messages, want %d", n, held)
+	}
+}
+
+// A call whose context ends before its batch leaves publishes nothing.
+func TestBatcherContextCancelled(t *testing.T) {
+	h := newBatcher(t, events.StreamConfig{}, events.BatchConfig{MaxMessages: 2, Window: 500 * time.Millisecond})
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	e := freshEvents(1)[0]
+	if _, err := h.b.PublishAttempt(ctx, e); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a cancelled context: %v", err)
+	}
+
+	// Cancelled while it waits for a second attempt to fill its batch.
+	ctx, cancel = context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.b.PublishAttempt(ctx, e)
+		done <- err
+	}()
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled in its window: %v", err)
+	}
+	other := freshEvents(1)[0]
+	got, err := h.b.PublishAttempt(t.Context(), other)
+	if err != nil || got.Seq != 1 {
+		t.Fatalf("the next attempt: %+v, %v; want seq 1", got, err)
+	}
+	if n := eventstest.StreamMessages(t, h.js, "ATTEMPTS"); n != 1 {
+		t.Fatalf("the stream holds %d messages, want only the uncancelled one", n)
+	}
+	// And the cancelled attempt, sent again, is new.
+	if got, err := h.b.PublishAttempt(t.Context(), e); err != nil || got.Duplicate {
+		t.Fatalf("the cancelled attempt sent again: %+v, %v", got, err)
+	}
+}
+
+// A batch refused for any other reason (here, the stream is full) fails
+// every call in it, and stores none of them.
+func TestBatcherRefusedBatch(t *testing.T) {
+	h := newBatcher(t, events.StreamConfig{MaxBytes: 2048}, events.BatchConfig{MaxMessages: 8, MinMessages: 2, Window: time.Minute})
+	res := publishAll(t.Context(), h.b, freshEvents(8))
+	for i, r := range res {
+		var apiErr *jetstream.APIError
+		if !errors.As(r.err, &apiErr) {
+			t.Fatalf("caller %d of a batch over MaxBytes: %+v, %v", i, r.pub, r.err)
+		}
+	}
+	if n := eventstest.StreamMessages(t, h.js, "ATTEMPTS"); n != 0 {
+		t.Fatalf("the stream holds %d messages of a refused batch", n)
+	}
+	if st := h.stats(t); st.batches != 1 || st.resends != 0 || st.unbatched != 0 {
+		t.Fatalf("metrics %+v; want one batch, not sent again", st)
+	}
+}
+
+// On a stream without allow_atomic the Batcher publishes one attempt at a
+// time, whether the stream said so at start or refuses a batch later.
+func TestBatcherFallsBackWithoutAtomicBatches(t *testing.T) {
+	disallow := func(t *testing.T, js jetstream.JetStream) {
+		t.Helper()
+		s, err := js.Stream(t.Context(), "ATTEMPTS")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := s.CachedInfo().Config
+		cfg.AllowAtomicPublish = false
+		if _, err := js.UpdateStream(t.Context(), cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(t *testing.T, h *batcherHarness, wantBatches, wantUnbatched float64) {
+		t.Helper()
+		origs := freshEvents(3)
+		evs := append(origs[:3:3], origs[0]) // and a duplicate
+		res := publishAll(t.Context(), h.b, evs)
+		dups := 0
+		for i, r := range res {
+			if r.err != nil || r.pub.Event.AttemptID != evs[i].AttemptID {
+				t.Fatalf("caller %d: %+v, %v", i, r.pub, r.err)
+			}
+			if r.pub.Duplicate {
+				dups++
+			}
+		}
+		if dups != 1 || res[0].pub.Seq != res[3].pub.Seq {
+			t.Fatalf("%d duplicates in %+v; want the repeated attempt once", dups, res)
+		}
+		checkStored(t, h.js, evs, res)
+		if n := eventstest.StreamMessages(t, h.js, "ATTEMPTS"); n != 3 {
+			t.Fatalf("the stream holds %d messages, want 3", n)
+		}
+		if h.b.Batching() {
+			t.Fatal("Batching() = true on a stream without atomic batches")
+		}
+		if st := h.stats(t); st.batches != wantBatches || st.unbatched != wantUnbatched {
+			t.Fatalf("metrics %+v; want %v batches and %v attempts published alone", st, wantBatches, wantUnbatched)
+		}
+	}
+
+	t.Run("at start", func(t *testing.T) {
+		_, js := eventstest.Connect(t, eventstest.NewServer(t))
+		lg, err := events.NewLog(t.Context(), js, events.StreamConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		disallow(t, js)
+		b, err := events.NewBatcher(t.Context(), lg, events.BatchConfig{MaxMessages: 4, MinMessages: 2, Window: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(events.NewBatchCollector(b))
+		check(t, &batcherHarness{js: js, log: lg, b: b, metrics: reg}, 0, 4)
+	})
+	t.Run("refused later", func(t *testing.T) {
+		h := newBatcher(t, events.StreamConfig{}, events.BatchConfig{MaxMessages: 4, MinMessages: 2, Window: time.Minute})
+		if !h.b.Batching() {
+			t.Fatal("Batching() = false on a stream that allows atomic batches")
+		}
+		disallow(t, h.js)
+		check(t, h, 1, 3) // the refused batch, then each of its 3 attempts alone
+	})
+}
+
+func TestBatcherClose(t *testing.T) {
+	h := newBatcher(t, events.StreamConfig{}, events.BatchConfig{})
+	if _, err := h.b.PublishAttempt(t.Context(), freshEvents(1)[0]); err != nil {
+		t.Fatal(err)
+	}
+	h.b.Close()
+	h.b.Close()
+	if _, err := h.b.PublishAttempt(t.Context(), freshEvents(1)[0]); !errors.Is(err, events.ErrClosed) {
+		t.Fatalf("after Close: %v", err)
+	}
+}
+
+func TestBatchConfigValidation(t *testing.T) {
+	h := newBatcher(t, events.StreamConfig{}, events.BatchConfig{})
+	for _, cfg := range []events.BatchConfig{{MaxMessages: 1001}, {MaxInflight: 50}, {MaxMessages: 10, MinMessages: 11}} {
+		if _, err := events.NewBatcher(t.Context(), h.log, cfg); err == nil {
+			t.Errorf("%+v accepted", cfg)
+		}
+	}
+}
+
+// A server whose max_batch_size is below MaxMessages refuses the batch
+// whole; its attempts are then published one at a time.
+func TestBatcherBatchTooLarge(t *testing.T) {
+	s, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), SyncAlways: true, NoLog: true, NoSigs: true,
+		JetStreamLimits: server.JSLimitOpts{MaxBatchSize: 2},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	_, js := eventstest.Connect(t, s)
+	lg, err := events.NewLog(t.Context(), js, events.StreamConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := events.NewBatcher(t.Context(), lg, events.BatchConfig{MaxMessages: 4, MinMessages: 2, Window: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(events.NewBatchCollector(b))
+	h := &batcherHarness{js: js, log: lg, b: b, metrics: reg}
+	evs := freshEvents(4)
+	res := publishAll(t.Context(), b, evs)
+	for i, r := range res {
+		if r.err != nil || r.pub.Duplicate {
+			t.Fatalf("caller %d: %+v, %v", i, r.pub, r.err)
+		}
+	}
+	checkStored(t, js, evs, res)
+	if st := h.stats(t); st.batches != 1 || st.unbatched != 4 {
+		t.Fatalf("metrics %+v; want one refused batch and 4 attempts published alone", st)
+	}
+}
