@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -35,6 +36,20 @@ func validEmail(email string) bool {
 	return strings.Contains(email, "@") && utf8.RuneCountInString(email) <= 254
 }
 
+// plainText returns an invalid-request error naming field when v is not
+// valid UTF-8 or holds a control character (NUL included): PostgreSQL
+// refuses a NUL in text, and no email, name or password needs the rest.
+// It runs before anything is hashed or queried.
+func plainText(field, v string) error {
+	if !utf8.ValidString(v) {
+		return invalid("%s must be valid UTF-8", field)
+	}
+	if strings.IndexFunc(v, unicode.IsControl) >= 0 {
+		return invalid("%s must not contain control characters", field)
+	}
+	return nil
+}
+
 func (s *Server) signup(c echo.Context) error {
 	var req signupRequest
 	if err := s.decode(c, &req); err != nil {
@@ -49,6 +64,11 @@ func (s *Server) signup(c echo.Context) error {
 		return invalid("password must be 8 to 128 characters")
 	case strings.TrimSpace(*req.Name) == "" || utf8.RuneCountInString(*req.Name) > 100:
 		return invalid("name must be 1 to 100 characters")
+	}
+	for _, f := range []struct{ name, value string }{{"email", *req.Email}, {"name", *req.Name}, {"password", *req.Password}} {
+		if err := plainText(f.name, f.value); err != nil {
+			return err
+		}
 	}
 	ctx := c.Request().Context()
 	hash, err := s.hasher.hash(ctx, *req.Password)
@@ -65,8 +85,9 @@ func (s *Server) signup(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	expires := time.Now().Add(s.cfg.TokenLifetime)
 	err = s.store.CreateStudent(ctx, store.NewStudent{
-		Student: st, PasswordHash: hash, TokenHash: tokHash, TokenExpires: time.Now().Add(s.cfg.TokenLifetime),
+		Student: st, PasswordHash: hash, TokenHash: tokHash, TokenExpires: expires,
 	})
 	if errors.Is(err, store.ErrConflict) {
 		return &Error{http.StatusConflict, "conflict", "that email is already registered"}
@@ -74,6 +95,7 @@ func (s *Server) signup(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	s.tokens.put(string(tokHash), cachedSession{store.Session{Student: st, ExpiresAt: expires}, time.Now()})
 	return c.JSON(http.StatusCreated, map[string]any{"student": toStudentJSON(st), "token": tok})
 }
 
@@ -90,8 +112,22 @@ func (s *Server) login(c echo.Context) error {
 	if req.Email == nil || req.Password == nil {
 		return invalid("email and password are required")
 	}
+	if err := plainText("email", *req.Email); err != nil {
+		return err
+	}
+	if err := plainText("password", *req.Password); err != nil {
+		return err
+	}
 	ctx := c.Request().Context()
-	st, hash, err := s.store.StudentByEmail(ctx, strings.TrimSpace(*req.Email))
+	email := strings.TrimSpace(*req.Email)
+	var (
+		st   store.Student
+		hash string
+		err  error = store.ErrNotFound // an email no account can have costs no query
+	)
+	if validEmail(email) {
+		st, hash, err = s.store.StudentByEmail(ctx, email)
+	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		hash = s.dummyHash // a wrong email costs as much as a wrong password
@@ -121,6 +157,9 @@ func (s *Server) issueToken(c echo.Context, st store.Student) (string, error) {
 	if err := s.store.CreateToken(c.Request().Context(), hash, st.ID, expires); err != nil {
 		return "", err
 	}
+	// Known good: its first request here costs no query, and no share of
+	// the address's budget of unknown tokens.
+	s.tokens.put(string(hash), cachedSession{store.Session{Student: st, ExpiresAt: expires}, time.Now()})
 	return tok, nil
 }
 
@@ -134,7 +173,9 @@ func (s *Server) logout(c echo.Context) error {
 	if err := s.store.DeleteToken(c.Request().Context(), hash); err != nil {
 		return err
 	}
-	s.tokens.Remove(string(hash))
+	// A request that looked the token up before the DELETE cannot cache
+	// it once this has run (tokenCache.put).
+	s.tokens.revoke(string(hash), time.Now())
 	if s.cfg.Notices != nil {
 		if err := s.cfg.Notices.Notify(events.SubjectTokenRevoked, hash); err != nil {
 			// Other instances still drop it within TokenCacheTTL.

@@ -87,7 +87,15 @@ func (s *Server) submitAttempt(c echo.Context) error {
 	if !ok {
 		return notFound("quiz")
 	}
+	if quiz.exam != nil {
+		return errTimedQuiz // taken through sessions (api/sessions.go)
+	}
 	key := c.Request().Header.Get("Idempotency-Key")
+	if !utf8.ValidString(key) {
+		// Stored as text, an invalid byte would become U+FFFD: the stored
+		// key would no longer derive its attempt id.
+		return invalid("Idempotency-Key must be UTF-8 text")
+	}
 	if utf8.RuneCountInString(key) > events.MaxIdempotencyKey {
 		return invalid("Idempotency-Key must be at most %d characters", events.MaxIdempotencyKey)
 	}
@@ -96,6 +104,9 @@ func (s *Server) submitAttempt(c echo.Context) error {
 		return err
 	}
 	student := session(c).Student.ID
+	if err := s.checkUnsettled(c.Request().Context(), student); err != nil {
+		return err // 503: too many of the student's attempts unsettled (api/limits.go)
+	}
 	ev := events.AttemptSubmitted{
 		AttemptID:      events.AttemptID(student, key),
 		StudentID:      student,
@@ -109,9 +120,26 @@ func (s *Server) submitAttempt(c echo.Context) error {
 		SubmittedAt:    time.Now().UTC().Truncate(time.Microsecond),
 	}
 
+	if key != "" {
+		// A retry may come after MaxAge removed its original from the
+		// stream, whose guard would then take it for new (api/lateretry.go).
+		if row, ok := s.storedAttempt(c.Request().Context(), ev); ok {
+			s.metrics.publishes.WithLabelValues("stored").Inc()
+			if row.QuizID != ev.QuizID || !bytes.Equal(row.AnswersHash, ev.AnswersHash) {
+				return errKeyReused
+			}
+			return c.JSON(http.StatusAccepted, attemptFromRow(row))
+		}
+	}
+
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.PublishTimeout)
 	defer cancel()
 	pub, err := s.events.PublishAttempt(ctx, ev)
+	if events.IsStreamFull(err) {
+		s.metrics.publishes.WithLabelValues("full").Inc()
+		s.streamFull(err)
+		return errEventLogFull
+	}
 	if err != nil {
 		s.metrics.publishes.WithLabelValues("failed").Inc()
 		s.log.Debug("api: publish failed", "attempt_id", ev.AttemptID, "err", err)
@@ -269,7 +297,7 @@ func (s *Server) listAttempts(c echo.Context) error {
 	}
 	if v := c.QueryParam("quiz_id"); v != "" {
 		id, err := uuid.Parse(v)
-		if err != nil {
+		if err != nil || id == uuid.Nil { // the nil UUID would mean "every quiz" to the store
 			// A filter naming no quiz matches nothing.
 			return c.JSON(http.StatusOK, map[string]any{"attempts": []attemptJSON{}, "next_cursor": nil})
 		}

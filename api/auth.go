@@ -33,6 +33,9 @@ func tokenHash(tok string) []byte {
 	return sum[:]
 }
 
+// bearer returns the request's bearer token; false when there is none or
+// it is not the shape of one this API issues (43 characters of base64url
+// for 32 bytes), which is answered 401 without asking anyone.
 func bearer(c echo.Context) (string, bool) {
 	h := c.Request().Header.Get("Authorization")
 	scheme, tok, ok := strings.Cut(h, " ")
@@ -40,7 +43,11 @@ func bearer(c echo.Context) (string, bool) {
 		return "", false
 	}
 	tok = strings.TrimSpace(tok)
-	return tok, len(tok) == 43 // 32 bytes, base64url without padding
+	if len(tok) != 43 {
+		return "", false
+	}
+	b, err := base64.RawURLEncoding.Strict().DecodeString(tok)
+	return tok, err == nil && len(b) == 32
 }
 
 // cachedSession is a session and when PostgreSQL last confirmed it.
@@ -55,6 +62,10 @@ type cachedSession struct {
 // another instance keeps working here for at most TokenCacheTTL. While
 // PostgreSQL is unreachable, a token it confirmed before keeps working
 // (until its own expiry), so that attempt POSTs go on through an outage.
+// A token known to be bad (revoked, or unknown to PostgreSQL lately) is
+// answered 401 without a query; a client address that keeps sending
+// tokens PostgreSQL does not know is answered 429 before it costs more
+// queries (TokenMissRate).
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		tok, ok := bearer(c)
@@ -63,33 +74,67 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		key := string(tokenHash(tok))
 		now := time.Now()
-		cached, hit := s.tokens.Get(key)
+		cached, hit := s.tokens.get(key)
 		if !hit || now.Sub(cached.checked) >= s.cfg.TokenCacheTTL {
-			ctx := c.Request().Context()
-			if hit { // a slow database must not hold up a token it confirmed before
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, s.cfg.TokenCheckTimeout)
-				defer cancel()
-			}
-			sess, err := s.store.SessionByToken(ctx, []byte(key))
+			sess, err := s.checkToken(c, key, hit)
 			switch {
 			case err == nil:
 				cached, hit = cachedSession{sess, now}, true
-				s.tokens.Add(key, cached)
+				if !s.tokens.put(key, cached) {
+					return errUnauthorized // logged out while it was looked up
+				}
 			case errors.Is(err, store.ErrNotFound):
-				s.tokens.Remove(key)
+				s.tokens.forget(key, now)
 				return errUnauthorized
 			case !hit || !errors.Is(err, store.ErrUnavailable):
 				return err
 			}
 		}
 		if !now.Before(cached.ExpiresAt) {
-			s.tokens.Remove(key)
+			s.tokens.forget(key, now)
 			return errUnauthorized
 		}
 		c.Set(sessionKey, cached.Session)
 		return next(c)
 	}
+}
+
+// checkToken asks PostgreSQL for the session of a token (its hash, key)
+// that is not cached (hit false) or whose cache entry is old. It returns
+// store.ErrNotFound for a token known to be bad without asking, and a 429
+// when the token is new to this instance and the client address has used
+// up its budget of unknown tokens.
+func (s *Server) checkToken(c echo.Context, key string, hit bool) (store.Session, error) {
+	ctx := c.Request().Context()
+	if hit { // a slow database must not hold up a token it confirmed before
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.TokenCheckTimeout)
+		defer cancel()
+	} else {
+		if s.tokens.refused(key, time.Now()) {
+			return store.Session{}, store.ErrNotFound
+		}
+		if b := s.limits.tokenMiss; b != nil {
+			r, ok, wait := b.reserve(clientKey(c))
+			if !ok {
+				return store.Session{}, s.rateLimited("token_miss_rate", wait, "too many unknown tokens from this address; retry after the time in Retry-After")
+			}
+			sess, err := s.lookupToken(ctx, key)
+			if !errors.Is(err, store.ErrNotFound) {
+				r.Cancel() // only a token PostgreSQL does not know uses the budget
+			}
+			return sess, err
+		}
+	}
+	return s.lookupToken(ctx, key)
+}
+
+func (s *Server) lookupToken(ctx context.Context, key string) (store.Session, error) {
+	sess, err := s.store.SessionByToken(ctx, []byte(key))
+	if s.tokenLookedUp != nil {
+		s.tokenLookedUp()
+	}
+	return sess, err
 }
 
 func session(c echo.Context) store.Session {

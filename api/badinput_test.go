@@ -99,6 +99,7 @@ func TestBadInput(t *testing.T) {
 		{name: "question answered twice", path: q0path, body: body(ans(qu(q0, 0), ch(q0, 0, 0), qu(q0, 0), ch(q0, 0, 1))), status: 400, code: "invalid_request"},
 		{name: "question answered twice alike", path: q0path, body: body(ans(qu(q0, 2), ch(q0, 2, 1), qu(q0, 2), ch(q0, 2, 1))), status: 400, code: "invalid_request"},
 		{name: "Idempotency-Key over 128 characters", path: q0path, key: longKey, body: valid, status: 400, code: "invalid_request"},
+		{name: "Idempotency-Key not UTF-8", path: q0path, key: "k\xff\xfe", body: valid, status: 400, code: "invalid_request"},
 		{name: "Idempotency-Key reused", path: q0path, key: takenKey, body: valid, status: 422, code: "idempotency_key_reused"},
 		{name: "Idempotency-Key reused on another quiz", path: attempts(q1.ID.String()), key: takenKey, body: body(ans(qu(q1, 0), ch(q1, 0, 0))), status: 422, code: "idempotency_key_reused"},
 		{name: "unknown path", method: "GET", path: "/api/v1/nothing-here", status: 404, code: "not_found"},

@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -40,6 +42,8 @@ type quizKey struct {
 	// choices maps each question id to its choices' ids and whether each is correct.
 	choices map[string]map[string]bool
 	res     resource
+	// exam is a timed quiz's rules (api/sessions.go); nil when untimed.
+	exam *examRules
 }
 
 // snapshot is all content, immutable once built: response bodies, ETags
@@ -75,6 +79,7 @@ type quizJSON struct {
 	CourseID  uuid.UUID      `json:"course_id"`
 	Title     string         `json:"title"`
 	Questions []questionJSON `json:"questions"`
+	*timedJSON
 }
 
 type courseSummaryJSON struct {
@@ -88,6 +93,7 @@ type courseQuizJSON struct {
 	ID            uuid.UUID `json:"id"`
 	Title         string    `json:"title"`
 	QuestionCount int       `json:"question_count"`
+	*timedJSON
 }
 
 type courseJSON struct {
@@ -107,9 +113,9 @@ func buildSnapshot(courses []store.Course) (*snapshot, error) {
 		full := courseJSON{Description: c.Description, Quizzes: []courseQuizJSON{}}
 		for _, q := range c.Quizzes {
 			sum.QuizIDs = append(sum.QuizIDs, q.ID)
-			full.Quizzes = append(full.Quizzes, courseQuizJSON{ID: q.ID, Title: q.Title, QuestionCount: len(q.Questions)})
-			key := &quizKey{id: q.ID, courseID: c.ID, choices: map[string]map[string]bool{}}
-			body := quizJSON{ID: q.ID, CourseID: c.ID, Title: q.Title, Questions: []questionJSON{}}
+			key := &quizKey{id: q.ID, courseID: c.ID, choices: map[string]map[string]bool{}, exam: newExamRules(q)}
+			full.Quizzes = append(full.Quizzes, courseQuizJSON{ID: q.ID, Title: q.Title, QuestionCount: len(q.Questions), timedJSON: key.exam.timing()})
+			body := quizJSON{ID: q.ID, CourseID: c.ID, Title: q.Title, Questions: []questionJSON{}, timedJSON: key.exam.timing()}
 			for _, qu := range q.Questions {
 				qj := questionJSON{ID: qu.ID, Prompt: qu.Prompt, Choices: []choiceJSON{}}
 				key.choices[qu.ID.String()] = map[string]bool{}
@@ -125,6 +131,7 @@ func buildSnapshot(courses []store.Course) (*snapshot, error) {
 				return nil, fmt.Errorf("encode quiz %s: %w", q.ID, err)
 			}
 			version.Write(key.res.body)
+			key.exam.hash(version) // what the body does not show
 			snap.quizzes[q.ID] = key
 		}
 		full.courseSummaryJSON = sum
@@ -147,10 +154,26 @@ func buildSnapshot(courses []store.Course) (*snapshot, error) {
 
 // loadContent reads all content from the store and swaps in a new snapshot
 // when it changed. It reports whether it did.
+//
+// An instance with no snapshot yet whose PostgreSQL is unreachable loads
+// the copy kept in NATS instead (contentCopy), so that it starts, serves
+// content and grades attempts through a database outage; the periodic
+// reload replaces it from PostgreSQL once the database answers. A snapshot
+// loaded from PostgreSQL is saved as that copy when it is new.
 func (s *Server) loadContent(ctx context.Context) (bool, error) {
 	courses, err := s.store.LoadContent(ctx)
+	from := "postgres"
 	if err != nil {
-		return false, err
+		cc, ok := s.events.(contentCopy)
+		if !ok || s.content.Load() != nil || !errors.Is(err, store.ErrUnavailable) {
+			return false, err
+		}
+		var cerr error
+		if courses, cerr = loadContentCopy(ctx, cc); cerr != nil {
+			return false, fmt.Errorf("%w; and its copy in NATS: %w", err, cerr)
+		}
+		from = "nats"
+		s.log.Warn("api: PostgreSQL unreachable; content loaded from its copy in NATS", "err", err)
 	}
 	snap, err := buildSnapshot(courses)
 	if err != nil {
@@ -160,8 +183,44 @@ func (s *Server) loadContent(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	s.content.Store(snap)
-	s.log.Info("api: content snapshot loaded", "courses", len(snap.order), "quizzes", len(snap.quizzes), "version", snap.version[:12])
+	s.log.Info("api: content snapshot loaded", "from", from, "courses", len(snap.order), "quizzes", len(snap.quizzes), "version", snap.version[:12])
+	if cc, ok := s.events.(contentCopy); ok && from == "postgres" {
+		saveContentCopy(ctx, cc, courses, s.log)
+	}
 	return true, nil
+}
+
+// contentCopy is the copy of the content kept outside PostgreSQL (in
+// NATS: events.ContentSnapshots), which the API's event log may offer.
+type contentCopy interface {
+	// LoadContentSnapshot returns the copy and its version, or an error.
+	LoadContentSnapshot(ctx context.Context) (data []byte, version string, err error)
+	// SaveContentSnapshot keeps data as the copy, unless it is the copy
+	// already; it reports whether it wrote.
+	SaveContentSnapshot(ctx context.Context, data []byte) (bool, error)
+}
+
+func loadContentCopy(ctx context.Context, cc contentCopy) ([]store.Course, error) {
+	data, _, err := cc.LoadContentSnapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return store.DecodeContent(data)
+}
+
+// saveContentCopy saves courses as the content copy; a failure is logged
+// only, since the copy matters only to an instance starting without
+// PostgreSQL.
+func saveContentCopy(ctx context.Context, cc contentCopy, courses []store.Course, log *slog.Logger) {
+	data, err := store.EncodeContent(courses)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		_, err = cc.SaveContentSnapshot(ctx, data)
+	}
+	if err != nil && ctx.Err() == nil {
+		log.Warn("api: content copy in NATS not saved; an instance starting while PostgreSQL is down cannot serve", "err", err)
+	}
 }
 
 // reloadContent reloads the snapshot when a content-changed notice asks,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -26,8 +27,19 @@ func invalid(format string, args ...any) *Error {
 	return &Error{http.StatusBadRequest, "invalid_request", fmt.Sprintf(format, args...)}
 }
 
+// retryLater is an error answered with Retry-After: after seconds (at
+// least 1), for a 429 whose wait the limit knows.
+type retryLater struct {
+	err   *Error
+	after int
+}
+
+func (r *retryLater) Error() string { return r.err.Error() }
+func (r *retryLater) Unwrap() error { return r.err }
+
 var (
 	errUnauthorized = &Error{http.StatusUnauthorized, "unauthorized", "a valid bearer token is required"}
+	errReadTimeout  = &Error{http.StatusRequestTimeout, "request_timeout", "the request body did not arrive in time"}
 	errTooLarge     = &Error{http.StatusRequestEntityTooLarge, "payload_too_large", "the request body is over the limit"}
 	errMediaType    = &Error{http.StatusUnsupportedMediaType, "unsupported_media_type", "the request body must be application/json"}
 	errKeyReused    = &Error{http.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key was used for a different submission"}
@@ -48,12 +60,28 @@ var codes = map[int]string{
 	http.StatusForbidden:             "forbidden",
 	http.StatusNotFound:              "not_found",
 	http.StatusMethodNotAllowed:      "method_not_allowed",
+	http.StatusRequestTimeout:        "request_timeout",
 	http.StatusConflict:              "conflict",
 	http.StatusRequestEntityTooLarge: "payload_too_large",
 	http.StatusUnsupportedMediaType:  "unsupported_media_type",
 	http.StatusUnprocessableEntity:   "idempotency_key_reused",
 	http.StatusTooManyRequests:       "rate_limited",
+	http.StatusInternalServerError:   "internal",
 	http.StatusServiceUnavailable:    "unavailable",
+
+	http.StatusRequestHeaderFieldsTooLarge: "headers_too_large",
+}
+
+// frameworkCode is the machine code of a status the framework or net/http
+// raised: the HTTP contract's, else the status text in snake case.
+func frameworkCode(status int) string {
+	if code, ok := codes[status]; ok {
+		return code
+	}
+	if http.StatusText(status) == "" {
+		return "internal"
+	}
+	return strings.ReplaceAll(strings.ToLower(http.StatusText(status)), " ", "_")
 }
 
 type errorBody struct {
@@ -61,6 +89,12 @@ type errorBody struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
 	} `json:"error"`
+}
+
+func errorJSON(code, message string) errorBody {
+	var body errorBody
+	body.Error.Code, body.Error.Message = code, message
+	return body
 }
 
 // errorHandler is the one place errors become status codes and bodies.
@@ -77,15 +111,18 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	case errors.As(err, &apiErr):
 		e = apiErr
 	case errors.As(err, &httpErr):
-		code, ok := codes[httpErr.Code]
-		if !ok {
-			code = "internal"
-		}
+		code := frameworkCode(httpErr.Code)
 		msg, _ := httpErr.Message.(string)
 		if msg == "" {
 			msg = http.StatusText(httpErr.Code)
 		}
 		e = &Error{httpErr.Code, code, msg}
+	case errors.Is(err, store.ErrInvalid):
+		// Validation should have caught it; PostgreSQL refusing a value is
+		// still the request's fault, never a 500.
+		e = invalid("the request holds a value that cannot be stored")
+	case timedOut(c, err):
+		e = &Error{http.StatusServiceUnavailable, "unavailable", "the request took too long; retry shortly"}
 	case errors.Is(err, store.ErrUnavailable):
 		e = unavailable("the database")
 	case errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil:
@@ -102,13 +139,18 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	case e.Status >= 500:
 		s.log.Error("api: request failed", "method", c.Request().Method, "route", c.Path(), "status", e.Status, "err", err)
 	}
-	if e.Status == http.StatusServiceUnavailable {
-		c.Response().Header().Set("Retry-After", strconv.Itoa(s.cfg.RetryAfterSeconds))
+	h := c.Response().Header()
+	var later *retryLater
+	switch {
+	case errors.As(err, &later):
+		h.Set("Retry-After", strconv.Itoa(max(later.after, 1)))
+	case e.Status == http.StatusServiceUnavailable || e.Status == http.StatusTooManyRequests:
+		h.Set("Retry-After", strconv.Itoa(s.cfg.RetryAfterSeconds))
+	case e.Status == http.StatusUnauthorized:
+		h.Set("WWW-Authenticate", "Bearer") // RFC 6750
 	}
-	var body errorBody
-	body.Error.Code, body.Error.Message = e.Code, e.Message
 	// A HEAD gets the same headers; net/http drops the body.
-	if err := c.JSON(e.Status, body); err != nil {
+	if err := c.JSON(e.Status, errorJSON(e.Code, e.Message)); err != nil {
 		s.log.Warn("api: writing error response failed", "err", err)
 	}
 }

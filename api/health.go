@@ -27,6 +27,7 @@ func (s *Server) readiness() *health.Readiness {
 			return nil
 		}},
 		health.Check{Name: "postgres", Probe: s.store.Ping},
+		s.capacityCheck(), // api/capacity.go
 	)
 }
 
@@ -34,7 +35,9 @@ func (s *Server) readiness() *health.Readiness {
 // the moment a shutdown begins; the operations listener serves them too.
 func (s *Server) Readiness() *health.Readiness { return s.ready }
 
+// readyz is the public /readyz: it names a dependency that is down but
+// not its error text, which the operations listener's keeps.
 func (s *Server) readyz(c echo.Context) error {
-	s.ready.ServeHTTP(c.Response(), c.Request())
+	s.ready.Public().ServeHTTP(c.Response(), c.Request())
 	return nil
 }

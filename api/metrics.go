@@ -9,9 +9,13 @@ import (
 )
 
 type metrics struct {
-	requests  *prometheus.CounterVec
-	duration  *prometheus.HistogramVec
-	publishes *prometheus.CounterVec
+	requests     *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	publishes    *prometheus.CounterVec
+	refused      *prometheus.CounterVec
+	connections  prometheus.Gauge
+	hashes       *prometheus.CounterVec
+	tokensPurged prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -29,9 +33,25 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "quizstream_api_attempt_publishes_total",
 			Help: "Attempt publishes by result: published, duplicate (the log held it already), failed (client got 503).",
 		}, []string{"result"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quizstream_api_refused_total",
+			Help: "Requests and connections refused by a limit: attempt_rate, login_rate, token_miss_rate (429); unsettled, connections (503).",
+		}, []string{"limit"}),
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "quizstream_api_connections_open",
+			Help: "Open connections of the public listener (counted when MaxConnections caps them).",
+		}),
+		hashes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quizstream_api_password_hashes_total",
+			Help: "Password hashes by result: hashed, or refused (no slot within HashWait; the client got 503).",
+		}, []string{"result"}),
+		tokensPurged: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "quizstream_api_tokens_purged_total",
+			Help: "Expired tokens deleted from PostgreSQL.",
+		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.requests, m.duration, m.publishes} {
+		for _, c := range []prometheus.Collector{m.requests, m.duration, m.publishes, m.refused, m.connections, m.hashes, m.tokensPurged} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

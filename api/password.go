@@ -7,8 +7,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/argon2"
 )
 
@@ -23,22 +26,50 @@ const (
 	argonSaltLen   = 16
 )
 
-// hasher bounds concurrent argon2id computations: each takes argonMemoryKiB
-// of memory, so a login flood must not take the memory the API needs.
+// hasher bounds concurrent argon2id computations: each takes a core and
+// argonMemoryKiB of memory for tens of milliseconds, so a login flood must
+// take neither the cores nor the memory the rest of the API needs. A hash
+// waits at most wait for a slot: past it the client gets 503 with
+// Retry-After, and the queue of waiting logins cannot grow without end.
 type hasher struct {
-	slots chan struct{}
+	slots   chan struct{}
+	wait    time.Duration          // 0: as long as ctx allows
+	metrics *prometheus.CounterVec // by result; nil: none
 }
 
 func newHasher(concurrency int) *hasher {
 	return &hasher{slots: make(chan struct{}, concurrency)}
 }
 
+// errHashBusy answers a signup or login that found no hashing slot in time.
+var errHashBusy = &Error{http.StatusServiceUnavailable, "unavailable", "the server is busy checking passwords; retry shortly"}
+
 func (h *hasher) acquire(ctx context.Context) error {
 	select {
 	case h.slots <- struct{}{}:
 		return nil
+	default:
+	}
+	var timeout <-chan time.Time
+	if h.wait > 0 {
+		t := time.NewTimer(h.wait)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case h.slots <- struct{}{}:
+		return nil
+	case <-timeout:
+		h.count("refused")
+		return errHashBusy
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+func (h *hasher) count(result string) {
+	if h.metrics != nil {
+		h.metrics.WithLabelValues(result).Inc()
 	}
 }
 
@@ -50,17 +81,44 @@ func (h *hasher) hash(ctx context.Context, password string) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("salt: %w", err)
 	}
-	if err := h.acquire(ctx); err != nil {
+	var key []byte
+	if err := h.run(ctx, func() {
+		key = argon2.IDKey([]byte(password), salt, argonTime, argonMemoryKiB, argonThreads, argonKeyLen)
+	}); err != nil {
 		return "", err
 	}
-	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemoryKiB, argonThreads, argonKeyLen)
-	h.release()
 	enc := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version,
 		argonMemoryKiB, argonTime, argonThreads, enc.EncodeToString(salt), enc.EncodeToString(key)), nil
 }
 
 var errBadHash = errors.New("malformed password hash")
+
+// run computes f, a hash, in a slot. When ctx ends first (the handlers'
+// deadline), run returns its error at once: the hash goes on, since it
+// cannot be stopped, and gives the slot back when done, so the slots
+// still bound the CPU and memory hashes take. (Hashes run at the
+// runtime's one priority: a thread with a lowered one would hold up every
+// stop-the-world of the garbage collector, and so the whole API, whenever
+// other processes keep the CPUs busy.)
+func (h *hasher) run(ctx context.Context, f func()) error {
+	if err := h.acquire(ctx); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() {
+		f()
+		h.release()
+		h.count("hashed")
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
 
 // verify reports whether password matches encoded, a hash made by hash.
 func (h *hasher) verify(ctx context.Context, password, encoded string) (bool, error) {
@@ -86,10 +144,11 @@ func (h *hasher) verify(ctx context.Context, password, encoded string) (bool, er
 	if err != nil {
 		return false, errBadHash
 	}
-	if err := h.acquire(ctx); err != nil {
+	var got []byte
+	if err := h.run(ctx, func() {
+		got = argon2.IDKey([]byte(password), salt, iter, mem, threads, uint32(len(want)))
+	}); err != nil {
 		return false, err
 	}
-	got := argon2.IDKey([]byte(password), salt, iter, mem, threads, uint32(len(want)))
-	h.release()
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }

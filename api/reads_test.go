@@ -296,8 +296,9 @@ func TestReads(t *testing.T) {
 		if err := json.Unmarshal(r.body, &raw); err != nil || len(raw.Courses) != 20 {
 			t.Fatalf("progress: %s", r.body)
 		}
-		for _, c := range raw.Courses {
-			if string(c["best_scores"]) != "{}" || string(c["attempts"]) != "0" || string(c["quizzes_attempted"]) != "0" || string(c["quizzes_total"]) != "10" {
+		for i, c := range raw.Courses {
+			if string(c["best_scores"]) != "{}" || string(c["attempts"]) != "0" || string(c["quizzes_attempted"]) != "0" ||
+				string(c["quizzes_total"]) != fmt.Sprint(len(demo[i].Quizzes)) { // the last course holds the timed quizzes too
 				t.Errorf("untouched course: %v", c)
 			}
 		}

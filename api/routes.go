@@ -12,17 +12,24 @@ func (s *Server) routes() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
-	// Trust no X-Forwarded-For by default: the client address is the peer's.
-	e.IPExtractor = echo.ExtractIPDirect()
-	e.Use(s.instrument, middleware.Recover())
+	// The client address is the peer's, unless TrustedProxies says whose
+	// X-Forwarded-For to believe.
+	e.IPExtractor = ipExtractor(s.cfg.TrustedProxies)
+	e.Use(s.instrument, middleware.RecoverWithConfig(middleware.RecoverConfig{
+		// To the API's log, not Echo's own logger on stdout.
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			s.log.Error("api: handler panicked", "route", c.Path(), "err", err, "stack", string(stack))
+			return err
+		},
+	}), s.deadline)
 
 	get(e, "/livez", s.livez)
 	get(e, "/readyz", s.readyz)
 
 	v1 := e.Group("/api/v1")
 	auth := s.authenticate
-	v1.POST("/signup", s.signup)
-	v1.POST("/login", s.login)
+	v1.POST("/signup", s.signup, s.limitLogins)
+	v1.POST("/login", s.login, s.limitLogins)
 	get(v1, "/user", s.getUser, auth)
 	v1.POST("/logout", s.logout, auth)
 
@@ -30,10 +37,11 @@ func (s *Server) routes() *echo.Echo {
 	get(v1, "/courses/:course_id", s.getCourse)
 	get(v1, "/quizzes/:quiz_id", s.getQuiz)
 
-	v1.POST("/quizzes/:quiz_id/attempts", s.submitAttempt, auth)
+	v1.POST("/quizzes/:quiz_id/attempts", s.submitAttempt, auth, s.limitAttempts)
 	get(v1, "/attempts", s.listAttempts, auth)
 	get(v1, "/attempts/:attempt_id", s.getAttempt, auth)
 	get(v1, "/student-progress", s.getProgress, auth)
+	s.sessionRoutes(v1, auth) // timed exams: api/sessions.go
 	return e
 }
 

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
@@ -61,7 +60,29 @@ const (
 	DefaultContentReload   = time.Minute
 	DefaultPublishTimeout  = 5 * time.Second
 	DefaultShutdownTimeout = 10 * time.Second
+
+	// Limits (docs/security.md).
+	DefaultReadTimeout            = 10 * time.Second
+	DefaultWriteTimeout           = 15 * time.Second
+	DefaultIdleTimeout            = 60 * time.Second
+	DefaultMaxHeaderBytes         = 16 << 10
+	DefaultMaxConnections         = 4096
+	DefaultMaxUnsettledPerStudent = 200
+	DefaultAttemptRate            = 2.0
+	DefaultAttemptBurst           = 120
+	DefaultLoginRate              = 5.0
+	DefaultLoginBurst             = 100
+	DefaultTokenMissRate          = 10.0
+	DefaultTokenMissBurst         = 100
+	DefaultRateLimitKeys          = 100000
+	DefaultHashWait               = 2 * time.Second
+	DefaultTokenPurgeInterval     = time.Hour
+	DefaultTokenCacheSize         = 100000
 )
+
+// DefaultHashConcurrency is half the CPUs (at least one): argon2id takes
+// a whole core per hash, and the other half is left to everything else.
+func DefaultHashConcurrency() int { return max(1, runtime.NumCPU()/2) }
 
 // Config configures a Server.
 type Config struct {
@@ -80,11 +101,14 @@ type Config struct {
 	BodyLimit int64
 	// TokenLifetime is how long a token lives after login. Defaults to 30 days.
 	TokenLifetime time.Duration
-	// TokenCacheSize bounds the in-process token cache. Defaults to 100000.
+	// TokenCacheSize bounds the in-process token cache, and apart from it
+	// the caches of unknown and of revoked tokens. Defaults to 100000.
 	TokenCacheSize int
 	// TokenCacheTTL bounds how long a cached token is trusted without asking
 	// PostgreSQL: a token revoked on another instance stops working here
-	// within it (unless PostgreSQL is unreachable then). Defaults to 30s.
+	// within it (unless PostgreSQL is unreachable then). A token PostgreSQL
+	// does not know is answered 401 without asking again for as long.
+	// Defaults to 30s.
 	TokenCacheTTL time.Duration
 	// ContentMaxAge is the Cache-Control max-age of content. Defaults to 60s.
 	ContentMaxAge time.Duration
@@ -106,13 +130,74 @@ type Config struct {
 	TokenCheckTimeout time.Duration
 	// RetryAfterSeconds is sent with every 503. Defaults to 1.
 	RetryAfterSeconds int
-	// HashConcurrency caps concurrent password hashes. Defaults to the CPU count.
+	// HashConcurrency caps concurrent password hashes (signup, login): each
+	// takes a core and 19 MiB. Defaults to half the CPUs, at least 1.
 	HashConcurrency int
+	// HashWait bounds how long a signup or login waits for a hashing slot;
+	// past it the client gets 503 with Retry-After. Defaults to 2s.
+	HashWait time.Duration
 	// DrainDelay is how long /readyz fails before the listener closes at
 	// shutdown, so that load balancers stop sending first. Defaults to 0.
 	DrainDelay time.Duration
 	// ShutdownTimeout bounds finishing in-flight requests at shutdown. Defaults to 10s.
 	ShutdownTimeout time.Duration
+
+	// ReadTimeout bounds reading one request, headers and body; a body
+	// that has not arrived by then is answered 408. Defaults to 10s.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds a request from the end of its headers to the end
+	// of its answer. Handlers get a deadline a little before it, so that a
+	// request that runs out of time is answered 503 rather than cut off.
+	// It must exceed PublishTimeout. Defaults to 15s.
+	WriteTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection idle for this long.
+	// Defaults to 60s.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes caps a request's line and headers (net/http allows 4
+	// KiB over it); above it the answer is 431. Defaults to 16 KiB.
+	MaxHeaderBytes int
+	// MaxConnections caps the public listener's open connections; one over
+	// it is answered 503 with Retry-After and closed. Negative means no
+	// cap. Defaults to 4096.
+	MaxConnections int
+	// MaxUnsettledPerStudent caps a student's attempts in the event log
+	// that no worker has settled yet; an attempt POST over it is answered
+	// 503 with Retry-After before anything is published. Negative means no
+	// cap. Defaults to 200.
+	MaxUnsettledPerStudent int
+	// AttemptRate (per second) and AttemptBurst are each student's token
+	// bucket for attempt POSTs; past it the answer is 429 with Retry-After.
+	// A negative rate means no limit. Default to 2/s and 120.
+	AttemptRate  float64
+	AttemptBurst int
+	// LoginRate (per second) and LoginBurst are each client address's
+	// token bucket for signups and logins together; past it, 429 with
+	// Retry-After. A negative rate means no limit. Default to 5/s and 100.
+	LoginRate  float64
+	LoginBurst int
+	// TokenMissRate (per second) and TokenMissBurst are each client
+	// address's token bucket for bearer tokens that PostgreSQL had to be
+	// asked about and did not know; past it a token the instance has not
+	// seen is answered 429 with Retry-After without asking. A negative rate
+	// means no limit. Default to 10/s and 100.
+	TokenMissRate  float64
+	TokenMissBurst int
+	// TrustedProxies lists the addresses (an IP or a CIDR range) of the
+	// proxies whose X-Forwarded-For is believed: the client address is the
+	// nearest address in it that is not a trusted proxy. Defaults to none:
+	// the client address is the peer's.
+	TrustedProxies []string
+	// RateLimitKeys bounds how many students, and apart from them how many
+	// client addresses, each rate limit remembers (least recently seen
+	// forgotten first). Defaults to 100000.
+	RateLimitKeys int
+	// TokenPurgeInterval is how often expired tokens are deleted from
+	// PostgreSQL; negative disables it. Defaults to 1 hour.
+	TokenPurgeInterval time.Duration
+
+	// Exams configures timed exams (api/sessions.go): the exams log, the
+	// grace, the clock. Its zero value answers the session endpoints 503.
+	Exams ExamConfig
 }
 
 func (c *Config) defaults() error {
@@ -129,7 +214,7 @@ func (c *Config) defaults() error {
 		c.TokenLifetime = DefaultTokenLifetime
 	}
 	if c.TokenCacheSize <= 0 {
-		c.TokenCacheSize = 100000
+		c.TokenCacheSize = DefaultTokenCacheSize
 	}
 	if c.TokenCacheTTL <= 0 {
 		c.TokenCacheTTL = DefaultTokenCacheTTL
@@ -156,30 +241,37 @@ func (c *Config) defaults() error {
 		c.RetryAfterSeconds = 1
 	}
 	if c.HashConcurrency <= 0 {
-		c.HashConcurrency = runtime.NumCPU()
+		c.HashConcurrency = DefaultHashConcurrency()
+	}
+	if c.HashWait <= 0 {
+		c.HashWait = DefaultHashWait
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
-	return nil
+	return c.limitDefaults()
 }
 
 // Server is one API instance.
 type Server struct {
-	cfg          Config
-	echo         *echo.Echo
-	store        *store.Store
-	events       EventLog
-	log          *slog.Logger
-	metrics      *metrics
-	content      atomic.Pointer[snapshot]
-	tokens       *lru.Cache[string, cachedSession]
-	hasher       *hasher
-	dummyHash    string
-	cacheControl string
-	ready        *health.Readiness
-	floor        atomic.Pointer[floorReading]
-	floorLookups singleflight.Group
+	cfg     Config
+	echo    *echo.Echo
+	store   *store.Store
+	events  EventLog
+	log     *slog.Logger
+	metrics *metrics
+	content atomic.Pointer[snapshot]
+	tokens  *tokenCache
+	hasher  *hasher
+	limits  limits
+	// tokenLookedUp, when set (by tests), runs between reading a token's
+	// session from PostgreSQL and caching it.
+	tokenLookedUp func()
+	dummyHash     string
+	cacheControl  string
+	ready         *health.Readiness
+	floor         atomic.Pointer[floorReading]
+	floorLookups  singleflight.Group
 	// reload asks the content reloader for a reload now; capacity 1, so
 	// notices arriving together cost one reload.
 	reload chan struct{}
@@ -205,7 +297,11 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		reload:       make(chan struct{}, 1),
 		cacheControl: cacheControl(cfg.ContentMaxAge),
 	}
-	if s.tokens, err = lru.New[string, cachedSession](cfg.TokenCacheSize); err != nil {
+	s.hasher.wait, s.hasher.metrics = cfg.HashWait, m.hashes
+	if s.tokens, err = newTokenCache(cfg.TokenCacheSize, cfg.TokenCacheTTL, max(time.Minute, 2*cfg.WriteTimeout)); err != nil {
+		return nil, err
+	}
+	if s.limits, err = newLimits(cfg); err != nil {
 		return nil, err
 	}
 	if s.dummyHash, err = s.hasher.hash(ctx, "not a password of anyone's"); err != nil {
@@ -235,7 +331,7 @@ func (s *Server) subscribe() (func(), error) {
 		return nil, err
 	}
 	unTokens, err := s.cfg.Notices.Subscribe(events.SubjectTokenRevoked, func(hash []byte) {
-		s.tokens.Remove(string(hash))
+		s.tokens.revoke(string(hash), time.Now())
 	})
 	if err != nil {
 		unContent()
@@ -249,12 +345,22 @@ func (s *Server) subscribe() (func(), error) {
 // (publishes included) finish within ShutdownTimeout. It returns nil after
 // a clean drain.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	hs := &http.Server{Handler: s.echo, ReadHeaderTimeout: 10 * time.Second}
+	lim := s.listener(ln)
+	hs := &http.Server{
+		Handler:           s.echo,
+		ReadHeaderTimeout: s.cfg.ReadTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
 	var wg sync.WaitGroup
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
-	defer func() { stop(); wg.Wait() }()
-	wg.Add(1)
+	defer func() { stop(); wg.Wait(); lim.wait() }()
+	wg.Add(2)
 	go func() { defer wg.Done(); s.reloadContent(bg) }()
+	go func() { defer wg.Done(); s.purgeTokens(bg) }()
 	if s.cfg.Notices != nil {
 		unsubscribe, err := s.subscribe()
 		if err != nil {
@@ -263,7 +369,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		defer unsubscribe()
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() { errc <- hs.Serve(lim) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("api: serve: %w", err)

@@ -32,11 +32,22 @@ type Config struct {
 	// DatabaseURL and NATSURL are required.
 	DatabaseURL string
 	NATSURL     string
+	// NATSAuth is the process's NATS identity. The zero value sends none
+	// (beyond what NATSURL carries).
+	NATSAuth NATSAuth
 	// DatabaseConnectTimeout bounds each new PostgreSQL connection.
 	// Defaults to the store's 5s.
 	DatabaseConnectTimeout time.Duration
 	// Stream sizes the attempts stream and its consumer.
 	Stream events.StreamConfig
+	// ApplyStream creates or updates the streams, the consumer and the
+	// content bucket as Stream says (events.Apply, refusing to lower what
+	// the stream keeps) before checking them: for `quizstream dev` and
+	// tests, which own their server. Otherwise the process only checks
+	// them, refuses to start when the durability settings differ or the
+	// stream does not exist, and warns on the rest: the operator applies
+	// settings with `quizstream stream apply`.
+	ApplyStream bool
 
 	// API serves the HTTP API on ListenAddr when true.
 	API bool
@@ -45,12 +56,20 @@ type Config struct {
 	// APIConfig holds the API's settings; App fills its Store, Events,
 	// Notices, Logger and Registerer.
 	APIConfig api.Config
+	// Publish sizes the coalescing of concurrent attempt publishes into
+	// atomic batches (events.BatchConfig; App fills its Logger).
+	Publish events.BatchConfig
 
 	// Workers is how many batch writers this process runs. Defaults to 0.
 	Workers int
 	// WorkerConfig holds the workers' settings; App fills its AckWait from
 	// Stream, and its Logger and Registerer.
 	WorkerConfig worker.Config
+	// Exams sizes the exams streams (its zero Replicas takes Stream's), and
+	// ExamWorker the exam loops every worker process runs (App fills its
+	// AckWait, Logger and Registerer): app/exams.go.
+	Exams      events.ExamStreamConfig
+	ExamWorker worker.ExamConfig
 
 	// MetricsAddr is the operations listener (/metrics, /livez, /readyz);
 	// empty or "off" disables it.
@@ -72,21 +91,28 @@ type App struct {
 	Conn     *nats.Conn
 	JS       jetstream.JetStream
 	Log      *events.Log
-	Tail     *events.Tail // the API's view of unsettled attempts
+	Tail     *events.Tail    // the API's view of unsettled attempts
+	Batcher  *events.Batcher // the API's publisher
 	API      *api.Server
 	Workers  []*worker.Worker
 	Registry *prometheus.Registry
+	// Exams is the exams log; ExamWorker the exam loops, when the process
+	// runs workers (app/exams.go).
+	Exams      *events.ExamLog
+	ExamWorker *worker.ExamWorker
 
-	cfg    Config
-	log    *slog.Logger
-	ready  *health.Readiness
-	ln     net.Listener // public, when the API runs, until Run takes it
-	ops    net.Listener // operations, when enabled, until Run takes it
-	url    string
-	opsURL string
+	cfg     Config
+	log     *slog.Logger
+	ackWait time.Duration // the consumer's, as found
+	ready   *health.Readiness
+	ln      net.Listener // public, when the API runs, until Run takes it
+	ops     net.Listener // operations, when enabled, until Run takes it
+	url     string
+	opsURL  string
 }
 
-// New connects to PostgreSQL and NATS, ensures the stream, builds what cfg
+// New connects to PostgreSQL and NATS, checks the stream (or applies its
+// settings, with ApplyStream), builds what cfg
 // asks for and opens its listeners, so that URL answers before Run. It
 // returns the first error, with everything it opened closed again.
 func New(ctx context.Context, cfg Config) (_ *App, err error) {
@@ -115,29 +141,26 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		}
 	}()
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if a.Store, err = store.Open(ctx, store.Config{URL: cfg.DatabaseURL, ConnectTimeout: cfg.DatabaseConnectTimeout, Registerer: a.Registry}); err != nil {
+	// Lazy: an API starts, serves content and takes attempts while
+	// PostgreSQL is down; workers wait for it.
+	if a.Store, err = store.Open(ctx, store.Config{URL: cfg.DatabaseURL, ConnectTimeout: cfg.DatabaseConnectTimeout, Registerer: a.Registry, Lazy: true}); err != nil {
 		return nil, err
 	}
-	if a.Conn, err = Connect(cfg.NATSURL, a.log); err != nil {
+	if a.Conn, err = Connect(cfg.NATSURL, cfg.NATSAuth, a.log); err != nil {
 		return nil, err
 	}
 	if a.JS, err = jetstream.New(a.Conn); err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	a.warnDurability()
-	if a.Log, err = events.NewLog(ctx, a.JS, cfg.Stream); err != nil {
+	if err := a.openStream(ctx); err != nil {
 		return nil, err
 	}
-	if changed := a.Log.Changed(); len(changed) > 0 {
-		a.log.Warn("events: this process changed the stream's settings", "changes", changed)
-	}
-	a.Registry.MustRegister(events.NewStreamCollector(a.Log))
-	s := cfg.Stream
-	a.log.Info("events: stream ready", "stream", s.Name, "replicas", s.Replicas, "storage", "file",
-		"duplicates", s.Duplicates, "max_age", s.MaxAge, "max_bytes", s.MaxBytes, "consumer", s.Consumer,
-		"ack_wait", s.AckWait, "max_ack_pending", s.MaxAckPending, "server_version", a.Conn.ConnectedServerVersion())
 
 	if err := a.buildWorkers(ctx); err != nil {
+		return nil, err
+	}
+	if err := a.openExams(ctx); err != nil {
 		return nil, err
 	}
 	if cfg.API {
@@ -146,7 +169,16 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		}
 		ac := cfg.APIConfig
 		ac.Store, ac.Notices, ac.Logger, ac.Registerer = a.Store, events.NewNotices(a.Conn), a.log, a.Registry
-		ac.Events = eventLog{publisher: a.Log, Tail: a.Tail}
+		ac.Exams.Log = a.Exams
+		pc := cfg.Publish
+		pc.Logger = a.log
+		if a.Batcher, err = events.NewBatcher(ctx, a.Log, pc); err != nil {
+			return nil, err
+		}
+		a.Registry.MustRegister(events.NewBatchCollector(a.Batcher))
+		a.log.Info("events: attempt publishes", "atomic_batches", a.Batcher.Batching(),
+			"window", pc.Window, "max_messages", pc.MaxMessages)
+		ac.Events = eventLog{publisher: a.Batcher, Tail: a.Tail, log: a.Log, content: events.NewContentSnapshots(a.JS)}
 		if a.API, err = api.NewServer(ctx, ac); err != nil {
 			return nil, err
 		}
@@ -165,6 +197,78 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	return a, nil
 }
 
+// openStream applies the stream's settings when the process owns them
+// (ApplyStream), checks what it finds against its configuration, and opens
+// the Log. A process refuses to start on a stream that is missing or whose
+// durability differs (replicas, storage, retention, discard, the
+// consumer's acknowledgement), and warns on the rest.
+func (a *App) openStream(ctx context.Context) error {
+	s := a.cfg.Stream
+	if a.cfg.ApplyStream {
+		res, err := events.Apply(ctx, a.JS, s, false)
+		if errors.Is(err, events.ErrRefused) {
+			return fmt.Errorf("events: %w: %s", err, describe(res.Refused))
+		}
+		if err != nil {
+			return err
+		}
+		if len(res.Created) > 0 || len(res.Changed) > 0 {
+			a.log.Info("events: stream settings applied", "created", res.Created, "changed", describe(res.Changed))
+		}
+	}
+	check, err := events.Check(ctx, a.JS, s)
+	if err != nil {
+		return fmt.Errorf("events: %w", err)
+	}
+	if fatal := check.Fatal(); len(fatal) > 0 {
+		changes := make([]events.Change, len(fatal))
+		for i, m := range fatal {
+			changes[i] = m.Change
+		}
+		return fmt.Errorf("events: the stream's durability differs from this process's configuration (found -> configured): %s; "+
+			"fix the configuration, or apply it with `quizstream stream apply`", describe(changes))
+	}
+	for _, m := range check.Mismatches {
+		msg := "events: a stream setting differs from this process's configuration; `quizstream stream apply` applies it"
+		if m.Field == "allow_atomic" {
+			msg = "events: the stream does not allow atomic batches: attempts are published one at a time; `quizstream stream apply` allows them"
+		}
+		a.log.Warn(msg, "object", m.Object, "setting", m.Field, "found", m.Was, "configured", m.Now)
+	}
+	if a.cfg.Workers > 0 && !check.DeadLetters {
+		return fmt.Errorf("events: dead-letter stream %s: %w", s.DeadLetterStream(), events.ErrNotApplied)
+	}
+	if a.cfg.API && !check.ContentBucket {
+		a.log.Warn("events: no content bucket: an API instance starting while PostgreSQL is down cannot serve; `quizstream stream apply` creates it",
+			"bucket", events.ContentBucket)
+	}
+	a.ackWait = check.AckWait
+	if a.Log, err = events.OpenLog(ctx, a.JS, s); err != nil {
+		return fmt.Errorf("events: %w", err)
+	}
+	a.Registry.MustRegister(events.NewStreamCollector(a.Log))
+	st, err := events.Status(ctx, a.JS, s)
+	if err != nil {
+		return fmt.Errorf("events: %w", err)
+	}
+	a.log.Info("events: stream ready", "stream", st.Stream.Name, "replicas", st.Stream.Replicas, "storage", st.Stream.Storage,
+		"duplicates", st.Stream.Duplicates, "max_age", st.Stream.MaxAge, "capacity", st.Stream.Capacity.String(),
+		"consumer", s.Consumer, "ack_wait", check.AckWait, "server_version", a.Conn.ConnectedServerVersion())
+	return nil
+}
+
+// describe prints changes for a log line or an error.
+func describe(changes []events.Change) string {
+	parts := make([]string, len(changes))
+	for i, c := range changes {
+		parts[i] = fmt.Sprintf("%s %s %s -> %s", c.Object, c.Field, c.Was, c.Now)
+		if c.Reason != "" {
+			parts[i] += " (" + c.Reason + ")"
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
 func (a *App) buildWorkers(ctx context.Context) error {
 	if a.cfg.Workers <= 0 {
 		return nil
@@ -173,12 +277,14 @@ func (a *App) buildWorkers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	dl, err := events.EnsureDeadLetters(ctx, a.JS, a.cfg.Stream)
+	dl, err := events.LookupDeadLetters(ctx, a.JS, a.cfg.Stream)
 	if err != nil {
 		return err
 	}
 	wc := a.cfg.WorkerConfig
-	wc.AckWait, wc.Logger, wc.Registerer = a.cfg.Stream.AckWait, a.log, a.Registry
+	// The consumer's AckWait as found, not as configured: the heartbeat
+	// must beat the redelivery the server actually does.
+	wc.AckWait, wc.Logger, wc.Registerer = a.ackWait, a.log, a.Registry
 	for range a.cfg.Workers {
 		w, err := worker.New(cons, a.Store, dl, wc)
 		if err != nil {
@@ -232,16 +338,16 @@ func (a *App) Run(ctx context.Context) error {
 	for _, w := range a.Workers {
 		g.Go(func() error { return w.Run(gctx) })
 	}
+	if a.ExamWorker != nil {
+		g.Go(func() error { return a.ExamWorker.Run(gctx) })
+	}
 	if a.ops != nil {
 		ops := a.ops
 		a.ops = nil
 		g.Go(func() error { return serveOps(gctx, ops, a.Registry, a.ready, a.cfg.Profiling, a.log) })
 	}
 	err := g.Wait()
-	if a.Tail != nil {
-		a.Tail.Close()
-		a.Tail = nil
-	}
+	a.closeEvents()
 	if derr := drain(a.Conn); derr != nil {
 		a.log.Warn("quizstream: nats drain", "err", derr)
 	}
@@ -249,14 +355,60 @@ func (a *App) Run(ctx context.Context) error {
 }
 
 // eventLog is the API's event log: attempts are published through the
-// publisher, and student reads answered from the tail.
+// publisher, and student reads answered from the tail; it tells the
+// stream's fill, and keeps the content copy for instances starting
+// without PostgreSQL.
 type eventLog struct {
 	publisher
 	*events.Tail
+	log     *events.Log
+	content *events.ContentSnapshots
+}
+
+func (e eventLog) Capacity(ctx context.Context) (events.Capacity, error) { return e.log.Capacity(ctx) }
+
+func (e eventLog) Trimmed(ctx context.Context) bool { return e.log.Trimmed(ctx) }
+
+func (e eventLog) LoadContentSnapshot(ctx context.Context) ([]byte, string, error) {
+	return e.content.Load(ctx)
+}
+
+func (e eventLog) SaveContentSnapshot(ctx context.Context, data []byte) (bool, error) {
+	return e.content.Save(ctx, data)
+}
+
+// SaveContentCopy saves the content PostgreSQL holds as its copy in NATS
+// (the content bucket, which `quizstream stream apply` creates), from which
+// an API instance starts while PostgreSQL is down; `quizstream seed` calls
+// it, and every API instance does when it loads new content. It reports
+// whether the copy changed, or returns the first error.
+func SaveContentCopy(ctx context.Context, st *store.Store, js jetstream.JetStream) (bool, error) {
+	courses, err := st.LoadContent(ctx)
+	if err != nil {
+		return false, err
+	}
+	data, err := store.EncodeContent(courses)
+	if err != nil {
+		return false, err
+	}
+	return events.NewContentSnapshots(js).Save(ctx, data)
 }
 
 type publisher interface {
 	PublishAttempt(ctx context.Context, e events.AttemptSubmitted) (events.Published, error)
+}
+
+// closeEvents stops the API's publisher and tail, once the API has
+// stopped: the batches in flight are answered first.
+func (a *App) closeEvents() {
+	if a.Batcher != nil {
+		a.Batcher.Close()
+		a.Batcher = nil
+	}
+	if a.Tail != nil {
+		a.Tail.Close()
+		a.Tail = nil
+	}
 }
 
 // Close releases what New opened and Run did not; it is safe to call twice.
@@ -267,10 +419,7 @@ func (a *App) Close() {
 		}
 	}
 	a.ln, a.ops = nil, nil
-	if a.Tail != nil {
-		a.Tail.Close()
-		a.Tail = nil
-	}
+	a.closeEvents()
 	if a.Conn != nil {
 		a.Conn.Close()
 	}
@@ -279,12 +428,57 @@ func (a *App) Close() {
 	}
 }
 
-// Connect opens the NATS connection every quizstream process uses: it
-// reconnects for ever and buffers nothing while away, so that a publish
-// fails at once (the client gets its 503 now, not after the publish
-// timeout) rather than going out unseen when the connection returns.
-func Connect(url string, log *slog.Logger) (*nats.Conn, error) {
-	nc, err := nats.Connect(url,
+// NATSAuth is how a process proves to NATS that it is quizstream: at most
+// one of a user and password, a token, a credentials file (a user JWT and
+// its NKey seed, for servers in operator mode) or an NKey seed file. The
+// zero value sends no credentials beyond those in the URL.
+type NATSAuth struct {
+	User, Password string
+	Token          string
+	CredsFile      string
+	NKeySeedFile   string
+}
+
+// options returns the nats.go options for a, or why a is not one identity.
+func (a NATSAuth) options() ([]nats.Option, error) {
+	var opts []nats.Option
+	if a.User != "" || a.Password != "" {
+		if a.User == "" || a.Password == "" {
+			return nil, errors.New("nats credentials: a user needs a password, and a password a user")
+		}
+		opts = append(opts, nats.UserInfo(a.User, a.Password))
+	}
+	if a.Token != "" {
+		opts = append(opts, nats.Token(a.Token))
+	}
+	if a.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(a.CredsFile))
+	}
+	if a.NKeySeedFile != "" {
+		o, err := nats.NkeyOptionFromSeed(a.NKeySeedFile)
+		if err != nil {
+			return nil, fmt.Errorf("nats credentials: %w", err)
+		}
+		opts = append(opts, o)
+	}
+	if len(opts) > 1 {
+		return nil, errors.New("nats credentials: give one of a user and password, a token, a creds file or an NKey seed file")
+	}
+	return opts, nil
+}
+
+// Connect opens the NATS connection every quizstream process uses, with
+// the identity auth gives: it reconnects for ever and buffers nothing
+// while away, so that a publish fails at once (the client gets its 503
+// now, not after the publish timeout) rather than going out unseen when
+// the connection returns. A server that refuses the identity is an error
+// at once.
+func Connect(url string, auth NATSAuth, log *slog.Logger) (*nats.Conn, error) {
+	opts, err := auth.options()
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(url, append(opts,
 		nats.Name("quizstream"),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond),
@@ -297,7 +491,7 @@ func Connect(url string, log *slog.Logger) (*nats.Conn, error) {
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("nats: reconnected", "url", nc.ConnectedUrlRedacted())
 		}),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect nats: %w", err)
 	}

@@ -44,22 +44,13 @@ type DeadLetters struct {
 
 // EnsureDeadLetters creates or updates the dead-letter stream that goes
 // with the attempts stream cfg describes (named after it, "_DLQ" added),
-// and returns it.
+// without the checks of Apply, and returns it: for tests and tools that
+// own their server. A worker only looks (LookupDeadLetters).
 func EnsureDeadLetters(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (*DeadLetters, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        cfg.Name + "_DLQ",
-		Description: "quizstream dead letters: attempts that could never be stored",
-		Subjects:    []string{DeadLetterPrefix + ".>"},
-		Retention:   jetstream.LimitsPolicy,
-		Discard:     jetstream.DiscardNew,
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
-		Duplicates:  cfg.Duplicates,
-		MaxBytes:    1 << 30,
-	})
+	s, err := js.CreateOrUpdateStream(ctx, deadLetterConfig(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("ensure dead-letter stream: %w", err)
 	}
@@ -73,16 +64,21 @@ func LookupDeadLetters(ctx context.Context, js jetstream.JetStream, cfg StreamCo
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s, err := js.Stream(ctx, cfg.Name+"_DLQ")
+	s, err := js.Stream(ctx, cfg.DeadLetterStream())
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, fmt.Errorf("dead-letter stream %s: %w", cfg.DeadLetterStream(), ErrNotApplied)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("dead-letter stream %s_DLQ: %w", cfg.Name, err)
+		return nil, fmt.Errorf("dead-letter stream %s: %w", cfg.DeadLetterStream(), err)
 	}
 	return &DeadLetters{js: js, stream: s, attempts: cfg.Name}, nil
 }
 
 // Put copies a terminated message to the dead-letter stream and returns
 // once the stream holds it; a second Put of the same original sequence is
-// dropped as a duplicate.
+// dropped as a duplicate. A refusal of the server (the stream full, say)
+// is a *jetstream.APIError in the chain, and a missing stream
+// jetstream.ErrNoStreamResponse: neither goes away by trying again soon.
 func (d *DeadLetters) Put(ctx context.Context, dl DeadLetter) error {
 	msg := &nats.Msg{
 		Subject: DeadLetterPrefix + "." + strconv.FormatUint(dl.OriginalSeq, 10),

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
@@ -16,46 +18,43 @@ type Log struct {
 	js       jetstream.JetStream
 	stream   jetstream.Stream
 	consumer string
-	changed  []string
+
+	trimmed        atomic.Bool  // the stream was seen to have removed events
+	trimCheckedAtN atomic.Int64 // when it was last seen not to have (unix nanoseconds)
 }
 
-// NewLog ensures the stream and its consumer exist as cfg says and returns
-// a Log on them, or the error that stopped it.
-func NewLog(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (*Log, error) {
+// OpenLog returns a Log on the attempts stream and consumer cfg names as
+// they are, changing no setting (an operator applies them: Apply, `quizstream
+// stream apply`). It returns an error wrapping ErrNotApplied when the stream
+// or the consumer does not exist, or the error of the lookup.
+func OpenLog(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (*Log, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	var changed []string
-	if old, err := js.Stream(ctx, cfg.Name); err == nil {
-		changed = changes(old.CachedInfo().Config, cfg)
+	s, err := js.Stream(ctx, cfg.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, fmt.Errorf("stream %s: %w", cfg.Name, ErrNotApplied)
 	}
-	s, err := EnsureStream(ctx, js, cfg)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("stream %s: %w", cfg.Name, err)
 	}
-	if _, err := EnsureConsumer(ctx, js, cfg); err != nil {
-		return nil, err
+	if _, err := js.Consumer(ctx, cfg.Name, cfg.Consumer); errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, fmt.Errorf("consumer %s: %w", cfg.Consumer, ErrNotApplied)
+	} else if err != nil {
+		return nil, fmt.Errorf("consumer %s: %w", cfg.Consumer, err)
 	}
-	return &Log{js: js, stream: s, consumer: cfg.Consumer, changed: changed}, nil
+	return &Log{js: js, stream: s, consumer: cfg.Consumer}, nil
 }
 
-// Changed lists the stream settings NewLog changed on an existing stream:
-// every process applies its own configuration, so a process started with
-// other settings changes them for all (a shorter MaxAge deletes events).
-func (l *Log) Changed() []string { return l.changed }
-
-func changes(old jetstream.StreamConfig, cfg StreamConfig) []string {
-	var out []string
-	diff := func(name string, was, now any) {
-		if was != now {
-			out = append(out, fmt.Sprintf("%s %v -> %v", name, was, now))
-		}
+// NewLog applies cfg as `quizstream stream apply --force` does (the
+// streams, the consumer and the content bucket created or updated, even
+// where that lowers a limit) and returns a Log on them: for tests and
+// tools that own their server. A service process uses OpenLog.
+func NewLog(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (*Log, error) {
+	if _, err := Apply(ctx, js, cfg, true); err != nil {
+		return nil, err
 	}
-	diff("replicas", old.Replicas, cfg.Replicas)
-	diff("max_age", old.MaxAge, cfg.MaxAge)
-	diff("max_bytes", old.MaxBytes, cfg.MaxBytes)
-	diff("duplicates", old.Duplicates, cfg.Duplicates)
-	return out
+	return OpenLog(ctx, js, cfg)
 }
 
 // Published is the outcome of PublishAttempt.
@@ -107,6 +106,26 @@ func (l *Log) PublishAttempt(ctx context.Context, e AttemptSubmitted) (Published
 	return Published{Event: stored, Seq: orig.Sequence, Duplicate: true}, nil
 }
 
+// IsStreamFull reports whether err is the stream refusing a publish
+// because it holds MaxBytes or MaxMsgs (DiscardNew): no publish succeeds
+// until MaxAge removes old events or an operator raises the limits. The
+// server reports both as its generic "store failed" error (10077); the
+// description, part of its wire protocol, tells them from an I/O failure.
+func IsStreamFull(err error) bool {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeStoreFailed {
+		return false
+	}
+	switch apiErr.Description {
+	case "maximum bytes exceeded", "maximum messages exceeded":
+		return true
+	}
+	return false
+}
+
+// errCodeStoreFailed is JetStream's "storing a message failed" (JSStreamStoreFailedF).
+const errCodeStoreFailed jetstream.ErrorCode = 10077
+
 func isWrongLastSequence(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) &&
@@ -122,6 +141,40 @@ func (l *Log) AckFloor(ctx context.Context) (uint64, error) {
 		return 0, fmt.Errorf("ack floor: %w", err)
 	}
 	return c.CachedInfo().AckFloor.Stream, nil
+}
+
+// Trimmed reports whether the stream has removed events (MaxAge, a purge):
+// until it has, every event it ever accepted is in it, and its
+// per-attempt guard recognises any retry by itself; after, a retry's
+// original may be gone, and only PostgreSQL knows it. It asks the stream
+// at most once a second, and says true when it cannot tell.
+func (l *Log) Trimmed(ctx context.Context) bool {
+	if l.trimmed.Load() {
+		return true
+	}
+	if time.Since(time.Unix(0, l.trimCheckedAtN.Load())) < time.Second {
+		return false
+	}
+	info, err := l.stream.Info(ctx)
+	if err != nil {
+		return true
+	}
+	if info.State.FirstSeq > 1 {
+		l.trimmed.Store(true)
+		return true
+	}
+	l.trimCheckedAtN.Store(time.Now().UnixNano())
+	return false
+}
+
+// Capacity returns what the stream holds against its limits, read now, or
+// the error of the lookup.
+func (l *Log) Capacity(ctx context.Context) (Capacity, error) {
+	info, err := l.stream.Info(ctx)
+	if err != nil {
+		return Capacity{}, fmt.Errorf("stream info: %w", err)
+	}
+	return capacityOf(info), nil
 }
 
 // Ping reports whether the stream answers.

@@ -2,12 +2,10 @@ package events_test
 
 import (
 	"bytes"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/quizstream/quizstream/events"
@@ -20,42 +18,6 @@ func newEvent(student uuid.UUID, key string, answers []events.Answer) events.Att
 		AttemptID: events.AttemptID(student, key), StudentID: student, QuizID: quiz, CourseID: uuid.New(),
 		IdempotencyKey: key, Answers: answers, AnswersHash: events.HashAnswers(quiz, answers),
 		Score: 0, MaxScore: 10, SubmittedAt: time.Now().UTC().Truncate(time.Microsecond),
-	}
-}
-
-func TestEnsureStreamIsIdempotent(t *testing.T) {
-	_, js := eventstest.Connect(t, eventstest.NewServer(t))
-	cfg := events.StreamConfig{MaxBytes: 1 << 20}
-	for range 2 {
-		lg, err := events.NewLog(t.Context(), js, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(lg.Changed()) != 0 {
-			t.Fatalf("the same settings changed %v", lg.Changed())
-		}
-	}
-	defer func() { // another process's settings are applied, and said so
-		lg, err := events.NewLog(t.Context(), js, events.StreamConfig{MaxBytes: 1 << 20, MaxAge: time.Hour})
-		if err != nil || len(lg.Changed()) != 1 || !strings.HasPrefix(lg.Changed()[0], "max_age") {
-			t.Fatalf("changing max_age: %v, %v", lg.Changed(), err)
-		}
-	}()
-	s, err := js.Stream(t.Context(), "ATTEMPTS")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := s.CachedInfo().Config
-	if c.Retention != jetstream.LimitsPolicy || c.Discard != jetstream.DiscardNew || c.MaxBytes != 1<<20 ||
-		c.Storage != jetstream.FileStorage || c.Duplicates != 2*time.Minute {
-		t.Fatalf("stream config: %+v", c)
-	}
-	cons, err := js.Consumer(t.Context(), "ATTEMPTS", "attempt-writer")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cc := cons.CachedInfo().Config; cc.AckPolicy != jetstream.AckExplicitPolicy || cc.MaxDeliver != -1 {
-		t.Fatalf("consumer config: %+v", cc)
 	}
 }
 
@@ -105,7 +67,7 @@ func TestPublishAttemptDuplicates(t *testing.T) {
 
 func TestStreamCollector(t *testing.T) {
 	_, js := eventstest.Connect(t, eventstest.NewServer(t))
-	lg, err := events.NewLog(t.Context(), js, events.StreamConfig{MaxAge: time.Hour})
+	lg, err := events.NewLog(t.Context(), js, events.StreamConfig{MaxAge: time.Hour, MaxMsgs: 4, MaxBytes: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +96,16 @@ func TestStreamCollector(t *testing.T) {
 	time.Sleep(20 * time.Millisecond) // an age to measure
 	m := gather()
 	if m["quizstream_stream_messages"] != 3 || m["quizstream_stream_pending_messages"] != 3 ||
-		m["quizstream_stream_oldest_unacked_age_seconds"] <= 0 {
+		m["quizstream_stream_oldest_unacked_age_seconds"] <= 0 || m["quizstream_stream_subjects"] != 3 ||
+		m["quizstream_stream_fill_ratio"] != 0.75 || m["quizstream_stream_max_messages"] != 4 ||
+		m["quizstream_stream_max_bytes"] != 1<<20 || m["quizstream_stream_ack_floor_lag_messages"] != 3 ||
+		m["quizstream_stream_full"] != 0 || m["quizstream_stream_dead_letter_messages"] != 0 {
 		t.Fatalf("three unstored messages: %v", m)
+	}
+	if _, err := lg.PublishAttempt(t.Context(), newEvent(uuid.New(), "", nil)); err != nil {
+		t.Fatal(err)
+	}
+	if m := gather(); m["quizstream_stream_full"] != 1 || m["quizstream_stream_fill_ratio"] != 1 {
+		t.Fatalf("a full stream: %v", m)
 	}
 }

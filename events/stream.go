@@ -10,16 +10,25 @@ import (
 )
 
 // Defaults of StreamConfig, named once: the binary's settings use them too.
+// They are sized for 10 million attempts a month (docs/operations.md,
+// "Sizing"): a week of attempts (about 2.3 million, 4 GB) with room for
+// exam peaks of 2.5 times the average week.
 const (
 	DefaultStreamName    = "ATTEMPTS"
 	DefaultReplicas      = 1
 	DefaultDuplicates    = 2 * time.Minute
-	DefaultMaxAge        = 30 * 24 * time.Hour
+	DefaultMaxAge        = 7 * 24 * time.Hour
 	DefaultMaxBytes      = int64(10 << 30)
+	DefaultMaxMsgs       = int64(6_000_000)
 	DefaultConsumer      = "attempt-writer"
 	DefaultAckWait       = 30 * time.Second
 	DefaultMaxAckPending = 20000
+	// DefaultDeadLetterMaxBytes bounds the dead-letter stream.
+	DefaultDeadLetterMaxBytes = int64(1 << 30)
 )
+
+// maxMsgSize bounds one message of the attempts stream.
+const maxMsgSize = 1 << 20
 
 // StreamConfig sizes the attempts stream and its durable consumer.
 type StreamConfig struct {
@@ -31,12 +40,22 @@ type StreamConfig struct {
 	// Duplicates is the window in which JetStream drops a re-published
 	// Nats-Msg-Id. Defaults to 2 minutes.
 	Duplicates time.Duration
-	// MaxAge bounds how long an event is kept: idempotency and replay hold
-	// within it. Defaults to 30 days.
+	// MaxAge bounds how long an event is kept: replay holds within it, and
+	// so does the per-attempt subject guard against a late retry (beyond
+	// it the API recognises a retry by the attempt's row in PostgreSQL).
+	// It also bounds the server's memory: about 300 bytes per attempt
+	// held, for its subject. Defaults to 7 days.
 	MaxAge time.Duration
 	// MaxBytes bounds the stream's size; past it publishes fail (DiscardNew)
-	// and the API answers 503. Defaults to 10 GiB.
+	// and the API answers 503. Size it so that MaxAge removes events before
+	// it is reached. Defaults to 10 GiB.
 	MaxBytes int64
+	// MaxMsgs bounds the events held, and with them the subjects the
+	// server keeps in memory (one per attempt); past it publishes fail as
+	// past MaxBytes. Defaults to 6,000,000 (about 10 GiB of attempts).
+	MaxMsgs int64
+	// DeadLetterMaxBytes bounds the dead-letter stream. Defaults to 1 GiB.
+	DeadLetterMaxBytes int64
 	// Consumer is the durable consumer shared by all workers. Defaults to "attempt-writer".
 	Consumer string
 	// AckWait is how long a delivered message may stay unacknowledged before
@@ -63,6 +82,12 @@ func (c *StreamConfig) defaults() {
 	if c.MaxBytes <= 0 {
 		c.MaxBytes = DefaultMaxBytes
 	}
+	if c.MaxMsgs <= 0 {
+		c.MaxMsgs = DefaultMaxMsgs
+	}
+	if c.DeadLetterMaxBytes <= 0 {
+		c.DeadLetterMaxBytes = DefaultDeadLetterMaxBytes
+	}
 	if c.Consumer == "" {
 		c.Consumer = DefaultConsumer
 	}
@@ -86,13 +111,19 @@ func (c *StreamConfig) Validate() error {
 	return nil
 }
 
-// EnsureStream creates the attempts stream, or updates it to cfg when it
-// exists (idempotent), and returns it.
-func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetstream.Stream, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
+// DeadLetterStream returns the name of the dead-letter stream that goes
+// with the attempts stream cfg names.
+func (c StreamConfig) DeadLetterStream() string {
+	name := c.Name
+	if name == "" {
+		name = DefaultStreamName
 	}
-	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	return name + "_DLQ"
+}
+
+// streamConfig is the attempts stream as cfg (validated) describes it.
+func streamConfig(cfg StreamConfig) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
 		Name:        cfg.Name,
 		Description: "quizstream attempts: the system of record for writes",
 		Subjects:    []string{SubjectPrefix + ".>"},
@@ -105,26 +136,18 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 		Duplicates: cfg.Duplicates,
 		MaxAge:     cfg.MaxAge,
 		MaxBytes:   cfg.MaxBytes,
-		MaxMsgSize: 1 << 20,
+		MaxMsgs:    cfg.MaxMsgs,
+		MaxMsgSize: maxMsgSize,
 		// Lets a Batcher publish concurrent attempts in one atomic batch:
-		// a few syncs per batch rather than one per attempt. Set on update
-		// too, so that an existing stream gets it; servers before 2.12
-		// ignore it, and a Batcher then publishes one attempt at a time.
+		// a few syncs per batch rather than one per attempt. Servers before
+		// 2.12 ignore it, and a Batcher then publishes one attempt at a time.
 		AllowAtomicPublish: true,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
 	}
-	return s, nil
 }
 
-// EnsureConsumer creates or updates the durable pull consumer that all
-// workers share, and returns it.
-func EnsureConsumer(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetstream.Consumer, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	c, err := js.CreateOrUpdateConsumer(ctx, cfg.Name, jetstream.ConsumerConfig{
+// consumerConfig is the workers' durable consumer as cfg describes it.
+func consumerConfig(cfg StreamConfig) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
 		Durable:       cfg.Consumer,
 		Description:   "quizstream workers: attempts to PostgreSQL",
 		FilterSubject: SubjectPrefix + ".>",
@@ -135,7 +158,45 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, cfg StreamConfi
 		MaxDeliver:    -1,
 		MaxAckPending: cfg.MaxAckPending,
 		Replicas:      cfg.Replicas,
-	})
+	}
+}
+
+// deadLetterConfig is the dead-letter stream as cfg describes it.
+func deadLetterConfig(cfg StreamConfig) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        cfg.DeadLetterStream(),
+		Description: "quizstream dead letters: attempts that could never be stored",
+		Subjects:    []string{DeadLetterPrefix + ".>"},
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardNew,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+		Duplicates:  cfg.Duplicates,
+		MaxBytes:    cfg.DeadLetterMaxBytes,
+	}
+}
+
+// EnsureStream creates the attempts stream, or updates it to cfg when it
+// exists, without the checks of Apply, and returns it: for tests and
+// tools that own their server. A service process only looks (OpenLog).
+func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetstream.Stream, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s, err := js.CreateOrUpdateStream(ctx, streamConfig(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
+	}
+	return s, nil
+}
+
+// EnsureConsumer creates or updates the durable pull consumer that all
+// workers share, without the checks of Apply, and returns it.
+func EnsureConsumer(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetstream.Consumer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c, err := js.CreateOrUpdateConsumer(ctx, cfg.Name, consumerConfig(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("ensure consumer %s: %w", cfg.Consumer, err)
 	}

@@ -50,8 +50,15 @@ func (r *Readiness) Drain() { r.draining.Store(true) }
 // Status runs every check and returns each one's state ("ok" or what
 // failed) and the first problem that makes the process unready ("" when
 // ready). Error texts go to the operations listener and the log; the
-// public /readyz may not want them (see ServeHTTP).
+// public /readyz serves Public, which leaves them out.
 func (r *Readiness) Status(ctx context.Context) (checks map[string]string, problem string) {
+	return r.status(ctx, false)
+}
+
+// down is what a failed check reads as on the public listener.
+const down = "down"
+
+func (r *Readiness) status(ctx context.Context, redact bool) (checks map[string]string, problem string) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	checks = make(map[string]string, len(r.checks))
@@ -60,20 +67,40 @@ func (r *Readiness) Status(ctx context.Context) (checks map[string]string, probl
 	}
 	for _, c := range r.checks {
 		checks[c.Name] = "ok"
-		if err := c.Probe(ctx); err != nil {
-			checks[c.Name] = err.Error()
-			if c.Required && problem == "" {
-				problem = c.Name + ": " + err.Error()
-			}
+		err := c.Probe(ctx)
+		if err == nil {
+			continue
+		}
+		detail := err.Error()
+		if redact {
+			// An error text can name hosts, users, databases and versions:
+			// the public listener says which dependency, not why.
+			detail = down
+		}
+		checks[c.Name] = detail
+		if c.Required && problem == "" {
+			problem = c.Name + ": " + detail
 		}
 	}
 	return checks, problem
 }
 
 // ServeHTTP answers 200 {"status":"ready","checks":{...}} or 503 in the
-// API's error shape with the checks beside it.
+// API's error shape with the checks beside it, each failed check with its
+// error text: for the operations listener.
 func (r *Readiness) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	checks, problem := r.Status(req.Context())
+	r.serve(w, req, false)
+}
+
+// Public returns a handler that answers as ServeHTTP does, in the same
+// shape and with the same statuses, but with every failed check reading
+// "down" instead of its error text: for a listener anyone can reach.
+func (r *Readiness) Public() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { r.serve(w, req, true) })
+}
+
+func (r *Readiness) serve(w http.ResponseWriter, req *http.Request, redact bool) {
+	checks, problem := r.status(req.Context(), redact)
 	w.Header().Set("Content-Type", "application/json")
 	if problem == "" {
 		w.WriteHeader(http.StatusOK)

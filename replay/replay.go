@@ -38,6 +38,12 @@ const (
 	// and compares it with the live one; with Config.Swap it then replaces
 	// the live table.
 	RebuildProgress Mode = "rebuild progress"
+	// RestoreExams reads the exams stream (Config.ExamStream) instead, and
+	// stores every session event as the exam workers do (worker.ExamWriter):
+	// sessions, their answers (the highest seq of each question) and their
+	// finals. It is idempotent. The attempts sessions became are restored
+	// with the attempts stream (Restore).
+	RestoreExams Mode = "restore exams"
 )
 
 // Defaults and bounds of Config, named once: the command's flags use them.
@@ -59,6 +65,9 @@ type Config struct {
 	// Stream names the attempts stream; its zero fields take the defaults
 	// of events.StreamConfig.
 	Stream events.StreamConfig
+	// ExamStream names the exams stream RestoreExams reads; its zero fields
+	// take the defaults of events.ExamStreamConfig.
+	ExamStream events.ExamStreamConfig
 
 	// Mode defaults to Restore.
 	Mode Mode
@@ -120,8 +129,8 @@ func (c *Config) validate() error {
 		return errors.New("replay: Config.Store is required")
 	case c.JetStream == nil:
 		return errors.New("replay: Config.JetStream is required")
-	case c.Mode != Restore && c.Mode != DryRun && c.Mode != RebuildProgress:
-		return fmt.Errorf("replay: Config.Mode %q is none of %q, %q and %q", c.Mode, Restore, DryRun, RebuildProgress)
+	case c.Mode != Restore && c.Mode != DryRun && c.Mode != RebuildProgress && c.Mode != RestoreExams:
+		return fmt.Errorf("replay: Config.Mode %q is none of %q, %q, %q and %q", c.Mode, Restore, DryRun, RebuildProgress, RestoreExams)
 	case c.FromSeq > 1 && !c.Since.IsZero():
 		return errors.New("replay: Config.FromSeq and Config.Since are exclusive")
 	case !c.Since.IsZero() && !c.Until.IsZero() && c.Until.Before(c.Since):
@@ -141,6 +150,9 @@ func (c *Config) validate() error {
 	}
 	if err := c.Stream.Validate(); err != nil {
 		return fmt.Errorf("replay: Config.Stream: %w", err)
+	}
+	if err := c.ExamStream.Validate(); err != nil {
+		return fmt.Errorf("replay: Config.ExamStream: %w", err)
 	}
 	return nil
 }
@@ -165,7 +177,8 @@ type Result struct {
 	// stored, found stored, set aside or counted. 0 when none was.
 	LastSeq uint64
 
-	// Stored counts new attempt rows (DryRun: rows a restore would store).
+	// Stored counts new attempt rows (DryRun: rows a restore would store;
+	// RestoreExams: session, answer and final rows inserted or changed).
 	Stored int64
 	// AlreadyPresent counts attempts stored before (Restore, DryRun).
 	AlreadyPresent int64
@@ -244,9 +257,13 @@ type runner struct {
 }
 
 func (r *runner) run(ctx context.Context) (err error) {
-	rd, err := events.OpenReader(ctx, r.cfg.JetStream, r.cfg.Stream, events.Range{
-		FromSeq: r.cfg.FromSeq, Since: r.cfg.Since, Until: r.cfg.Until, BatchSize: r.cfg.BatchSize,
-	})
+	rng := events.Range{FromSeq: r.cfg.FromSeq, Since: r.cfg.Since, Until: r.cfg.Until, BatchSize: r.cfg.BatchSize}
+	var rd *events.Reader
+	if r.cfg.Mode == RestoreExams {
+		rd, err = events.OpenExamReader(ctx, r.cfg.JetStream, r.cfg.ExamStream, rng)
+	} else {
+		rd, err = events.OpenReader(ctx, r.cfg.JetStream, r.cfg.Stream, rng)
+	}
 	if err != nil {
 		return err
 	}
@@ -256,8 +273,11 @@ func (r *runner) run(ctx context.Context) (err error) {
 		rd.Close(cctx)
 	}()
 	var rb *store.ProgressRebuild
-	var wr *worker.Writer
-	if r.cfg.Mode == RebuildProgress {
+	var wr batchWriter
+	switch r.cfg.Mode {
+	case RestoreExams:
+		wr = worker.NewExamWriter(r.cfg.Store, worker.ExamWriterConfig{Logger: r.log})
+	case RebuildProgress:
 		if rb, err = r.cfg.Store.StartProgressRebuild(ctx); err != nil {
 			return err
 		}
@@ -268,11 +288,15 @@ func (r *runner) run(ctx context.Context) (err error) {
 				r.log.Warn("replay: shadow tables not dropped", "err", err)
 			}
 		}()
-	} else {
+	default:
 		wr = worker.NewWriter(r.cfg.Store, worker.WriterConfig{Tombstones: true, DryRun: r.cfg.Mode == DryRun, Logger: r.log})
 	}
 	r.res.Mode, r.res.EndSeq, r.res.Estimate = r.cfg.Mode, rd.Last(), rd.Estimate()
-	r.log.Info("replay: started", "mode", r.cfg.Mode, "stream", r.cfg.Stream.Name,
+	stream := r.cfg.Stream.Name
+	if r.cfg.Mode == RestoreExams {
+		stream = r.cfg.ExamStream.Name
+	}
+	r.log.Info("replay: started", "mode", r.cfg.Mode, "stream", stream,
 		"from_seq", r.cfg.FromSeq, "since", r.cfg.Since, "until", r.cfg.Until,
 		"last_seq", rd.Last(), "estimate", rd.Estimate())
 
@@ -356,8 +380,14 @@ type resumeError struct{ seq uint64 }
 
 func (e resumeError) Error() string { return fmt.Sprintf("batch unsettled from seq %d", e.seq) }
 
+// batchWriter is the workers' writer a replay stores through:
+// worker.Writer (attempts) or worker.ExamWriter (sessions).
+type batchWriter interface {
+	Write(ctx context.Context, recs []worker.Record) worker.Outcome
+}
+
 // write stores (or, in a dry run, tries) one batch through the workers' writer.
-func (r *runner) write(ctx context.Context, wr *worker.Writer, msgs []events.StreamMsg) error {
+func (r *runner) write(ctx context.Context, wr batchWriter, msgs []events.StreamMsg) error {
 	recs := make([]worker.Record, len(msgs))
 	for i, m := range msgs {
 		recs[i] = worker.Record{Seq: m.Seq, Subject: m.Subject, Data: m.Data}

@@ -54,6 +54,18 @@ func (s *Store) InsertAttempts(ctx context.Context, batch []Attempt) (InsertResu
 	return s.insertAttempts(ctx, batch, true)
 }
 
+// WithStatementTimeout returns a Store on the same pool whose attempt
+// writes (InsertAttempts, TryInsertAttempts) run with PostgreSQL's
+// statement_timeout set to d for their transaction: a statement stuck on a
+// lock or a slow disk is cancelled by the server (SQLSTATE 57014, a
+// transient error) rather than holding its batch, and the ack floor, for
+// ever. d <= 0 leaves the server's setting. Close the original, not it.
+func (s *Store) WithStatementTimeout(d time.Duration) *Store {
+	c := *s
+	c.stmtTimeout = max(d, 0)
+	return &c
+}
+
 // insertAttempts is InsertAttempts, committed or (for TryInsertAttempts)
 // rolled back.
 func (s *Store) insertAttempts(ctx context.Context, batch []Attempt, commit bool) (InsertResult, error) {
@@ -64,7 +76,13 @@ func (s *Store) insertAttempts(ctx context.Context, batch []Attempt, commit bool
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// Created once per connection: IF NOT EXISTS on a present table is a
 		// catalog lookup, not catalog churn. ON COMMIT DELETE ROWS empties it.
-		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS attempts_staging (
+		// The statement timeout goes in the same round trip (no arguments:
+		// the simple protocol, which takes several statements).
+		setTimeout := ""
+		if s.stmtTimeout > 0 {
+			setTimeout = fmt.Sprintf("SET LOCAL statement_timeout = %d;\n", max(s.stmtTimeout.Milliseconds(), 1))
+		}
+		if _, err := tx.Exec(ctx, setTimeout+`CREATE TEMP TABLE IF NOT EXISTS attempts_staging (
 				id uuid, student_id uuid, quiz_id uuid, course_id uuid, idempotency_key text,
 				answers jsonb, answers_hash bytea, score integer, max_score integer,
 				status text, submitted_at timestamptz, stream_seq bigint

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -23,6 +24,17 @@ type Quiz struct {
 	CourseID  uuid.UUID
 	Title     string
 	Questions []Question
+	// TimeLimit, when not 0, makes the quiz a timed exam (API v1.1), taken
+	// through sessions; it is stored in whole seconds. The other exam
+	// settings apply to a timed quiz only.
+	TimeLimit time.Duration
+	// OpensAt and ClosesAt bound when sessions may start; zero for none.
+	OpensAt, ClosesAt time.Time
+	// MaxSessions is how many sessions one student may start; 0 for no limit.
+	MaxSessions int
+	// Grace, when set, replaces the API's default grace for this quiz;
+	// stored in whole seconds.
+	Grace *time.Duration
 }
 
 // Question is a question with its choices, in display order.
@@ -63,9 +75,13 @@ func (s *Store) LoadContent(ctx context.Context) ([]Course, error) {
 
 	type ref struct{ course, quiz int }
 	quizAt := map[uuid.UUID]ref{}
-	rows, _ = tx.Query(ctx, `SELECT id, course_id, title FROM quizzes ORDER BY position, id`)
+	rows, _ = tx.Query(ctx, `SELECT id, course_id, title, time_limit_s, opens_at, closes_at, max_sessions, grace_s
+		FROM quizzes ORDER BY position, id`)
 	var q Quiz
-	_, err = pgx.ForEachRow(rows, []any{&q.ID, &q.CourseID, &q.Title}, func() error {
+	var ex examColumns
+	_, err = pgx.ForEachRow(rows, []any{&q.ID, &q.CourseID, &q.Title, &ex.limit, &ex.opens, &ex.closes, &ex.max, &ex.grace}, func() error {
+		q := q // the row's copy, with its exam settings
+		ex.apply(&q)
 		ci, ok := courseAt[q.CourseID]
 		if !ok {
 			return fmt.Errorf("quiz %s names unknown course %s", q.ID, q.CourseID)
@@ -137,6 +153,7 @@ func (s *Store) SaveContent(ctx context.Context, courses []Course) (int64, error
 	var (
 		cID, cSlug, cTitle, cDesc, cPos       = []uuid.UUID{}, []string{}, []string{}, []string{}, []int32{}
 		qID, qCourse, qTitle, qPos            = []uuid.UUID{}, []uuid.UUID{}, []string{}, []int32{}
+		qLimit, qOpens, qCloses, qMax, qGrace = []*int32{}, []*time.Time{}, []*time.Time{}, []*int32{}, []*int32{}
 		quID, quQuiz, quPrompt, quPos         = []uuid.UUID{}, []uuid.UUID{}, []string{}, []int32{}
 		chID, chQuestion, chText, chOK, chPos = []uuid.UUID{}, []uuid.UUID{}, []string{}, []bool{}, []int32{}
 	)
@@ -144,6 +161,8 @@ func (s *Store) SaveContent(ctx context.Context, courses []Course) (int64, error
 		cID, cSlug, cTitle, cDesc, cPos = append(cID, c.ID), append(cSlug, c.Slug), append(cTitle, c.Title), append(cDesc, c.Description), append(cPos, int32(ci))
 		for qi, q := range c.Quizzes {
 			qID, qCourse, qTitle, qPos = append(qID, q.ID), append(qCourse, c.ID), append(qTitle, q.Title), append(qPos, int32(qi))
+			ex := examColumnsOf(q)
+			qLimit, qOpens, qCloses, qMax, qGrace = append(qLimit, ex.limit), append(qOpens, ex.opens), append(qCloses, ex.closes), append(qMax, ex.max), append(qGrace, ex.grace)
 			for ui, qu := range q.Questions {
 				quID, quQuiz, quPrompt, quPos = append(quID, qu.ID), append(quQuiz, q.ID), append(quPrompt, qu.Prompt), append(quPos, int32(ui))
 				for hi, ch := range qu.Choices {
@@ -165,12 +184,17 @@ func (s *Store) SaveContent(ctx context.Context, courses []Course) (int64, error
 			  WHERE (courses.slug, courses.title, courses.description, courses.position)
 			    IS DISTINCT FROM (EXCLUDED.slug, EXCLUDED.title, EXCLUDED.description, EXCLUDED.position)`,
 				[]any{cID, cSlug, cTitle, cDesc, cPos}},
-			{`INSERT INTO quizzes (id, course_id, title, position)
-			  SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[])
-			  ON CONFLICT (id) DO UPDATE SET course_id = EXCLUDED.course_id, title = EXCLUDED.title, position = EXCLUDED.position
-			  WHERE (quizzes.course_id, quizzes.title, quizzes.position)
-			    IS DISTINCT FROM (EXCLUDED.course_id, EXCLUDED.title, EXCLUDED.position)`,
-				[]any{qID, qCourse, qTitle, qPos}},
+			{`INSERT INTO quizzes (id, course_id, title, position, time_limit_s, opens_at, closes_at, max_sessions, grace_s)
+			  SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[],
+			    $5::int[], $6::timestamptz[], $7::timestamptz[], $8::int[], $9::int[])
+			  ON CONFLICT (id) DO UPDATE SET course_id = EXCLUDED.course_id, title = EXCLUDED.title, position = EXCLUDED.position,
+			    time_limit_s = EXCLUDED.time_limit_s, opens_at = EXCLUDED.opens_at, closes_at = EXCLUDED.closes_at,
+			    max_sessions = EXCLUDED.max_sessions, grace_s = EXCLUDED.grace_s
+			  WHERE (quizzes.course_id, quizzes.title, quizzes.position,
+			      quizzes.time_limit_s, quizzes.opens_at, quizzes.closes_at, quizzes.max_sessions, quizzes.grace_s)
+			    IS DISTINCT FROM (EXCLUDED.course_id, EXCLUDED.title, EXCLUDED.position,
+			      EXCLUDED.time_limit_s, EXCLUDED.opens_at, EXCLUDED.closes_at, EXCLUDED.max_sessions, EXCLUDED.grace_s)`,
+				[]any{qID, qCourse, qTitle, qPos, qLimit, qOpens, qCloses, qMax, qGrace}},
 			{`INSERT INTO questions (id, quiz_id, prompt, position)
 			  SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[])
 			  ON CONFLICT (id) DO UPDATE SET quiz_id = EXCLUDED.quiz_id, prompt = EXCLUDED.prompt, position = EXCLUDED.position
@@ -194,4 +218,53 @@ func (s *Store) SaveContent(ctx context.Context, courses []Course) (int64, error
 		return nil
 	})
 	return changed, wrap("save content", err)
+}
+
+// examColumns are a quiz's exam settings as the quizzes table holds them:
+// NULL for none.
+type examColumns struct {
+	limit, max, grace *int32
+	opens, closes     *time.Time
+}
+
+func examColumnsOf(q Quiz) examColumns {
+	var ex examColumns
+	seconds := func(d time.Duration) *int32 { n := int32(d / time.Second); return &n }
+	if q.TimeLimit != 0 {
+		ex.limit = seconds(q.TimeLimit)
+	}
+	if !q.OpensAt.IsZero() {
+		ex.opens = &q.OpensAt
+	}
+	if !q.ClosesAt.IsZero() {
+		ex.closes = &q.ClosesAt
+	}
+	if q.MaxSessions != 0 {
+		n := int32(q.MaxSessions)
+		ex.max = &n
+	}
+	if q.Grace != nil {
+		ex.grace = seconds(*q.Grace)
+	}
+	return ex
+}
+
+// apply sets the settings on q.
+func (ex *examColumns) apply(q *Quiz) {
+	if ex.limit != nil {
+		q.TimeLimit = time.Duration(*ex.limit) * time.Second
+	}
+	if ex.opens != nil {
+		q.OpensAt = ex.opens.UTC()
+	}
+	if ex.closes != nil {
+		q.ClosesAt = ex.closes.UTC()
+	}
+	if ex.max != nil {
+		q.MaxSessions = int(*ex.max)
+	}
+	if ex.grace != nil {
+		g := time.Duration(*ex.grace) * time.Second
+		q.Grace = &g
+	}
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -13,17 +14,33 @@ var demoNamespace = uuid.MustParse("6f1c0d52-7d8e-4b8a-9d0e-1a2b3c4d5e6f")
 // DemoSize shapes DemoContent.
 type DemoSize struct {
 	Courses, Quizzes, Questions, Choices int
+	// Exams adds the timed quizzes (DemoSprintID, DemoExamID) at the end
+	// of the last course.
+	Exams bool
 }
 
 // DefaultDemo is the demo content the seed subcommand loads: 20 courses of
-// 10 quizzes of 10 questions of 4 choices, one of them correct.
-var DefaultDemo = DemoSize{Courses: 20, Quizzes: 10, Questions: 10, Choices: 4}
+// 10 quizzes of 10 questions of 4 choices, one of them correct, and two
+// timed quizzes more in the last course.
+var DefaultDemo = DemoSize{Courses: 20, Quizzes: 10, Questions: 10, Choices: 4, Exams: true}
+
+// The demo's timed quizzes (API v1.1), at the end of the last course when
+// DemoSize.Exams is set: a 60-second sprint open to any number of
+// sessions, and a 20-minute exam a student may sit at most twice. They
+// are not in a course of their own, so that the demo keeps its number of
+// courses (and its first course its quizzes).
+var (
+	DemoSprintID = demoID("exams/quiz-01")
+	DemoExamID   = demoID("exams/quiz-02")
+)
+
+func demoID(name string) uuid.UUID { return uuid.NewSHA1(demoNamespace, []byte(name)) }
 
 // DemoContent returns deterministic demo content of the given size: ids are
 // derived from names, and the correct choice of each question is fixed by
 // its position.
 func DemoContent(size DemoSize) []Course {
-	id := func(name string) uuid.UUID { return uuid.NewSHA1(demoNamespace, []byte(name)) }
+	id := demoID
 	courses := make([]Course, size.Courses)
 	for c := range courses {
 		cname := fmt.Sprintf("course-%02d", c+1)
@@ -53,5 +70,40 @@ func DemoContent(size DemoSize) []Course {
 		}
 		courses[c] = course
 	}
+	if size.Exams && len(courses) > 0 {
+		last := &courses[len(courses)-1]
+		last.Quizzes = append(last.Quizzes, demoExams(last.ID, size)...)
+	}
 	return courses
+}
+
+// demoExams returns the timed quizzes of a course, their questions shaped
+// as size says.
+func demoExams(course uuid.UUID, size DemoSize) []Quiz {
+	var quizzes []Quiz
+	for q, exam := range []struct {
+		title string
+		limit time.Duration
+		max   int
+	}{
+		{"Sprint: 60 seconds", time.Minute, 0},
+		{"Midterm: 20 minutes", 20 * time.Minute, 2},
+	} {
+		qname := fmt.Sprintf("exams/quiz-%02d", q+1)
+		quiz := Quiz{ID: demoID(qname), CourseID: course, Title: exam.title, TimeLimit: exam.limit, MaxSessions: exam.max}
+		for u := range size.Questions {
+			uname := fmt.Sprintf("%s/question-%02d", qname, u+1)
+			question := Question{ID: demoID(uname), Prompt: fmt.Sprintf("Exam question %d?", u+1)}
+			for h := range size.Choices {
+				question.Choices = append(question.Choices, Choice{
+					ID:      demoID(fmt.Sprintf("%s/choice-%d", uname, h+1)),
+					Text:    fmt.Sprintf("Answer %c", 'A'+h),
+					Correct: h == (q+u)%size.Choices,
+				})
+			}
+			quiz.Questions = append(quiz.Questions, question)
+		}
+		quizzes = append(quizzes, quiz)
+	}
+	return quizzes
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"syscall"
 	"time"
 
@@ -23,9 +24,13 @@ var (
 	ErrNotFound = errors.New("store: not found")
 	// ErrConflict means a unique constraint refused the write.
 	ErrConflict = errors.New("store: conflict")
-	// ErrUnavailable means PostgreSQL could not be reached or is shutting
-	// down: the same call may succeed later.
+	// ErrUnavailable means PostgreSQL could not be reached, refused the
+	// connection or is shutting down: the same call may succeed later.
 	ErrUnavailable = errors.New("store: database unavailable")
+	// ErrInvalid means PostgreSQL refused a value itself (SQLSTATE class
+	// 22, data exception: a NUL byte in text, a number out of range): the
+	// same call fails the same way, so it is the caller's input at fault.
+	ErrInvalid = errors.New("store: invalid data")
 )
 
 // Config configures Open.
@@ -38,16 +43,20 @@ type Config struct {
 	ConnectTimeout time.Duration
 	// Registerer receives the store's metrics. Defaults to none.
 	Registerer prometheus.Registerer
+	// Lazy skips Open's check that PostgreSQL answers: the pool connects on
+	// first use, so that an API instance starts while the database is down.
+	Lazy bool
 }
 
 // Store holds the pgx pool. It is safe for concurrent use.
 type Store struct {
-	pool    *pgxpool.Pool
-	queries *queryCounter
+	pool        *pgxpool.Pool
+	queries     *queryCounter
+	stmtTimeout time.Duration // of attempt writes: WithStatementTimeout
 }
 
-// Open parses cfg, creates the pool and checks that PostgreSQL answers;
-// it returns an error naming what failed.
+// Open parses cfg, creates the pool and (unless cfg.Lazy) checks that
+// PostgreSQL answers; it returns an error naming what failed.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.URL == "" {
 		return nil, errors.New("store: Config.URL is required")
@@ -74,6 +83,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
+	if cfg.Lazy {
+		return s, nil
+	}
 	if err := s.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -94,7 +106,9 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
 // wrap translates a pgx error into the package's sentinel errors, prefixed
-// with the action that failed.
+// with the action that failed: ErrNotFound, ErrUnavailable (every failure
+// to connect, whatever PostgreSQL said), ErrConflict (a unique violation)
+// or ErrInvalid (a data exception). The pgx error stays in the chain.
 func wrap(action string, err error) error {
 	switch {
 	case err == nil:
@@ -105,20 +119,33 @@ func wrap(action string, err error) error {
 		return fmt.Errorf("%s: %w: %w", action, ErrUnavailable, err)
 	}
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+	switch {
+	case errors.As(err, &pgErr) && pgErr.Code == "23505":
 		return fmt.Errorf("%s: %w: %w", action, ErrConflict, err)
+	case errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22"):
+		return fmt.Errorf("%s: %w: %w", action, ErrInvalid, err)
 	}
 	return fmt.Errorf("%s: %w", action, err)
 }
 
 // IsTransient reports whether err is the kind of failure that goes away by
-// itself: PostgreSQL unreachable, restarting, out of connections, or a
-// deadline. A constraint violation or bad data is not transient.
+// itself: PostgreSQL unreachable, refusing connections (whatever the
+// reason it gives: the database does not exist or does not allow
+// connections, the password is wrong, too many clients), restarting, out
+// of connections, or a deadline. A constraint violation or bad data in a
+// statement is not transient.
 func IsTransient(err error) bool {
 	if err == nil {
 		return false
 	}
 	if errors.Is(err, ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	// Before the SQLSTATE: a refused connection carries PostgreSQL's reason
+	// (55000, 3D000, 28P01...) inside the connect error, and that reason
+	// says nothing about the statement, which never ran.
+	var connectErr *pgconn.ConnectError
+	if errors.As(err, &connectErr) {
 		return true
 	}
 	var pgErr *pgconn.PgError
@@ -132,9 +159,8 @@ func IsTransient(err error) bool {
 		}
 		return false
 	}
-	var connectErr *pgconn.ConnectError
 	var netErr net.Error
-	return errors.As(err, &connectErr) || errors.As(err, &netErr) ||
+	return errors.As(err, &netErr) ||
 		pgconn.SafeToRetry(err) || pgconn.Timeout(err) ||
 		errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, net.ErrClosed) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||

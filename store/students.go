@@ -86,3 +86,26 @@ func (s *Store) DeleteToken(ctx context.Context, tokenHash []byte) error {
 	_, err := s.pool.Exec(ctx, `DELETE FROM tokens WHERE token_hash = $1`, tokenHash)
 	return wrap("delete token", err)
 }
+
+// PurgeExpiredTokens deletes every token that expired before now, in
+// batches of at most batch rows (each its own statement, so that a large
+// backlog never holds many row locks at once), and returns how many it
+// deleted; it stops at the first error, returning the count so far.
+func (s *Store) PurgeExpiredTokens(ctx context.Context, now time.Time, batch int) (int64, error) {
+	if batch <= 0 {
+		batch = 10000
+	}
+	var total int64
+	for {
+		tag, err := s.pool.Exec(ctx, `
+			DELETE FROM tokens WHERE token_hash IN (
+				SELECT token_hash FROM tokens WHERE expires_at <= $1 LIMIT $2)`, now, batch)
+		if err != nil {
+			return total, wrap("purge expired tokens", err)
+		}
+		total += tag.RowsAffected()
+		if tag.RowsAffected() < int64(batch) {
+			return total, nil
+		}
+	}
+}

@@ -7,17 +7,19 @@ import (
 )
 
 type metrics struct {
-	messages     *prometheus.CounterVec
-	retries      prometheus.Counter
-	batchSeconds prometheus.Histogram
-	batchSize    prometheus.Histogram
+	messages           *prometheus.CounterVec
+	retries            prometheus.Counter
+	batchSeconds       prometheus.Histogram
+	batchSize          prometheus.Histogram
+	deadLetterFailures prometheus.Counter
+	handedBack         *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "quizstream_worker_messages_total",
-			Help: "Messages settled by the worker, by result: stored (new row), duplicate (stored before), poison (terminated).",
+			Help: "Messages settled by the worker, by result: stored (new row), duplicate (stored before), poison (terminated), held (poison left unacknowledged: its dead letter could not be written), newer_schema (handed back for a newer worker).",
 		}, []string{"result"}),
 		retries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "quizstream_worker_write_retries_total",
@@ -33,6 +35,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Messages per fetched batch.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 12),
 		}),
+		deadLetterFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "quizstream_worker_dead_letter_failures_total",
+			Help: "Poison messages whose dead-letter copy could not be written (the dead-letter stream full or missing): left unacknowledged.",
+		}),
+		handedBack: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quizstream_worker_batches_handed_back_total",
+			Help: "Batches handed back (Nak) unstored, by reason: hold (held past MAX_BATCH_HOLD), shutdown.",
+		}, []string{"reason"}),
 	}
 	if reg == nil {
 		return m, nil
@@ -50,6 +60,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.batchSize, err = register(reg, m.batchSize); err != nil {
+		return nil, err
+	}
+	if m.deadLetterFailures, err = register(reg, m.deadLetterFailures); err != nil {
+		return nil, err
+	}
+	if m.handedBack, err = register(reg, m.handedBack); err != nil {
 		return nil, err
 	}
 	return m, nil

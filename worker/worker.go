@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -24,6 +25,14 @@ const (
 	DefaultMaxWait         = 100 * time.Millisecond
 	DefaultShutdownTimeout = 10 * time.Second
 	DefaultMaxBackoff      = 2 * time.Second
+	// DefaultStatementTimeout bounds each statement of a batch write: a
+	// batch of 500 takes milliseconds, so anything near it is stuck.
+	DefaultStatementTimeout = 30 * time.Second
+	// DefaultMaxBatchHold bounds how long one batch is held (written and
+	// retried) before it is handed back for any worker.
+	DefaultMaxBatchHold      = 2 * time.Minute
+	DefaultDeadLetterTimeout = 10 * time.Second
+	DefaultNewerSchemaDelay  = 30 * time.Second
 )
 
 // Config configures a Worker.
@@ -43,6 +52,24 @@ type Config struct {
 	// how long after PostgreSQL returns the worker may take to notice.
 	// Defaults to 2s.
 	MaxBackoff time.Duration
+	// StatementTimeout is PostgreSQL's statement_timeout for the batch
+	// transactions: a statement stuck on a lock is cancelled (and retried)
+	// rather than holding its locks and its batch. Negative leaves the
+	// server's setting. Defaults to 30s.
+	StatementTimeout time.Duration
+	// MaxBatchHold bounds how long one batch is held, its write retried
+	// meanwhile; past it the batch is handed back (Nak) and the worker
+	// fetches again, so that a stuck batch cannot hold the ack floor for
+	// ever. Defaults to 2 minutes.
+	MaxBatchHold time.Duration
+	// DeadLetterTimeout bounds the retries of one dead-letter write; past
+	// it the poison message is left unacknowledged (redelivered after
+	// AckWait) and the worker goes on. Defaults to 10s.
+	DeadLetterTimeout time.Duration
+	// NewerSchemaDelay is how long an event of a newer schema version than
+	// this build knows is handed back for (NakWithDelay), for a newer
+	// worker to take. Defaults to 30s.
+	NewerSchemaDelay time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the worker's metrics. Defaults to none.
@@ -80,6 +107,18 @@ func New(cons jetstream.Consumer, st *store.Store, deadLetters *events.DeadLette
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = DefaultMaxBackoff
 	}
+	if cfg.StatementTimeout == 0 {
+		cfg.StatementTimeout = DefaultStatementTimeout
+	}
+	if cfg.MaxBatchHold <= 0 {
+		cfg.MaxBatchHold = DefaultMaxBatchHold
+	}
+	if cfg.DeadLetterTimeout <= 0 {
+		cfg.DeadLetterTimeout = DefaultDeadLetterTimeout
+	}
+	if cfg.NewerSchemaDelay <= 0 {
+		cfg.NewerSchemaDelay = DefaultNewerSchemaDelay
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -87,7 +126,8 @@ func New(cons jetstream.Consumer, st *store.Store, deadLetters *events.DeadLette
 	if err != nil {
 		return nil, err
 	}
-	wr := NewWriter(st, WriterConfig{DeadLetters: deadLetters, Tombstones: true, Logger: cfg.Logger})
+	wr := NewWriter(st.WithStatementTimeout(cfg.StatementTimeout), WriterConfig{
+		DeadLetters: deadLetters, Tombstones: true, DeadLetterTimeout: cfg.DeadLetterTimeout, Logger: cfg.Logger})
 	wr.maxBackoff, wr.metrics = cfg.MaxBackoff, m
 	return &Worker{cons: cons, writer: wr, cfg: cfg, log: cfg.Logger, metrics: m}, nil
 }
@@ -95,7 +135,8 @@ func New(cons jetstream.Consumer, st *store.Store, deadLetters *events.DeadLette
 // Run fetches and stores batches until ctx is cancelled, then finishes the
 // batch in hand (within ShutdownTimeout) and returns nil.
 func (w *Worker) Run(ctx context.Context) error {
-	w.log.Info("worker: started", "batch_size", w.cfg.BatchSize, "max_wait", w.cfg.MaxWait)
+	w.log.Info("worker: started", "batch_size", w.cfg.BatchSize, "max_wait", w.cfg.MaxWait,
+		"statement_timeout", w.cfg.StatementTimeout, "max_batch_hold", w.cfg.MaxBatchHold)
 	for ctx.Err() == nil {
 		var msgs []jetstream.Msg
 		err := retry.Do(ctx, retry.Policy{Max: w.cfg.MaxBackoff}, retry.Always, func(err error, d time.Duration) {
@@ -129,11 +170,13 @@ func (w *Worker) fetch() ([]jetstream.Msg, error) {
 
 // handle stores a fetched batch and settles every message: acked once the
 // transaction holding it committed, terminated once set aside as poison,
-// or handed back (Nak) when shutdown came first.
+// handed back (Nak) when shutdown came first or the batch was held past
+// MaxBatchHold, handed back with a delay when it is of a newer schema, and
+// left unacknowledged when it is poison that could not be set aside.
 func (w *Worker) handle(ctx context.Context, msgs []jetstream.Msg) {
 	start := time.Now()
 	// The batch in hand is finished even when ctx is cancelled meanwhile,
-	// but only for ShutdownTimeout more.
+	// but only for ShutdownTimeout more, and never past MaxBatchHold.
 	hold, release := context.WithCancel(context.WithoutCancel(ctx))
 	defer release()
 	stopAfter := context.AfterFunc(ctx, func() {
@@ -141,6 +184,12 @@ func (w *Worker) handle(ctx context.Context, msgs []jetstream.Msg) {
 		context.AfterFunc(hold, func() { t.Stop() })
 	})
 	defer stopAfter()
+	var heldTooLong atomic.Bool
+	holdTimer := time.AfterFunc(w.cfg.MaxBatchHold, func() {
+		heldTooLong.Store(true)
+		release()
+	})
+	defer holdTimer.Stop()
 
 	recs := make([]Record, len(msgs))
 	for i, m := range msgs {
@@ -156,6 +205,7 @@ func (w *Worker) handle(ctx context.Context, msgs []jetstream.Msg) {
 		w.heartbeat(hold, msgs)
 	}()
 	out := w.writer.Write(hold, recs)
+	holdTimer.Stop()
 	release()
 	wg.Wait()
 
@@ -166,9 +216,23 @@ func (w *Worker) handle(ctx context.Context, msgs []jetstream.Msg) {
 			w.log.Warn("worker: term failed; the message will be redelivered", "err", err)
 		}
 	}
+	heldOut := heldTooLong.Load() && ctx.Err() == nil
 	for _, i := range out.Unsettled {
 		settled[i] = true
+		if heldOut {
+			// Past its hold: back after a pause, so that the next fetch
+			// takes other messages rather than the same stuck ones.
+			_ = msgs[i].NakWithDelay(w.cfg.MaxBackoff)
+			continue
+		}
 		_ = msgs[i].Nak() // the transaction rolled back: redeliver now, not after AckWait
+	}
+	for _, i := range out.Newer {
+		settled[i] = true
+		_ = msgs[i].NakWithDelay(w.cfg.NewerSchemaDelay)
+	}
+	for _, i := range out.Held {
+		settled[i] = true // left unacknowledged: back after AckWait
 	}
 	for i, m := range msgs {
 		if !settled[i] {
@@ -177,12 +241,20 @@ func (w *Worker) handle(ctx context.Context, msgs []jetstream.Msg) {
 			}
 		}
 	}
-	if len(out.Unsettled) > 0 {
+	switch {
+	case len(out.Unsettled) > 0 && heldOut:
+		w.metrics.handedBack.WithLabelValues("hold").Inc()
+		w.log.Error("worker: batch held past MAX_BATCH_HOLD; handed back for any worker", "messages", len(out.Unsettled),
+			"max_batch_hold", w.cfg.MaxBatchHold)
+	case len(out.Unsettled) > 0:
+		w.metrics.handedBack.WithLabelValues("shutdown").Inc()
 		w.log.Warn("worker: batch abandoned at shutdown; left for redelivery", "messages", len(out.Unsettled))
 	}
 	w.metrics.messages.WithLabelValues("stored").Add(float64(out.Stored))
 	w.metrics.messages.WithLabelValues("duplicate").Add(float64(out.Duplicates))
 	w.metrics.messages.WithLabelValues("poison").Add(float64(len(out.Poison)))
+	w.metrics.messages.WithLabelValues("held").Add(float64(len(out.Held)))
+	w.metrics.messages.WithLabelValues("newer_schema").Add(float64(len(out.Newer)))
 	w.metrics.batchSeconds.Observe(time.Since(start).Seconds())
 	w.metrics.batchSize.Observe(float64(len(msgs)))
 	w.log.Debug("worker: batch settled", "messages", len(msgs), "stored", out.Stored, "poison", len(out.Poison))

@@ -3,8 +3,11 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/retry"
@@ -28,6 +31,15 @@ type Outcome struct {
 	// Unsettled lists the indexes of records neither stored nor set aside,
 	// because ctx ended first: their transaction rolled back.
 	Unsettled []int
+	// Held lists the indexes of poison records whose dead-letter copy could
+	// not be written within DeadLetterTimeout (the dead-letter stream full
+	// or missing): they must stay unacknowledged, never terminated, to be
+	// set aside when they come back.
+	Held []int
+	// Newer lists the indexes of records of a schema version newer than
+	// this build knows (written by a newer quizstream during a rolling
+	// deploy): not poison, for a newer worker to store.
+	Newer []int
 }
 
 // Writer turns records into rows: decode, write the batch in one
@@ -53,6 +65,9 @@ type WriterConfig struct {
 	// neither dead-letters nor tombstones: the Outcome says what Write
 	// would have done, and nothing is written.
 	DryRun bool
+	// DeadLetterTimeout bounds the retries of one dead-letter write; past
+	// it the record is Held. Defaults to 10s.
+	DeadLetterTimeout time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -61,6 +76,9 @@ type WriterConfig struct {
 func NewWriter(st *store.Store, cfg WriterConfig) *Writer {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.DeadLetterTimeout <= 0 {
+		cfg.DeadLetterTimeout = DefaultDeadLetterTimeout
 	}
 	m, _ := newMetrics(nil)
 	return &Writer{store: st, cfg: cfg, log: cfg.Logger, maxBackoff: DefaultMaxBackoff, metrics: m}
@@ -72,6 +90,7 @@ type item struct {
 	rec   Record
 	row   store.Attempt
 	event *events.AttemptSubmitted
+	err   error // why it does not decode
 }
 
 // Write stores records as one transaction (or, when PostgreSQL refuses
@@ -79,21 +98,42 @@ type item struct {
 // backoff until ctx ends. It never returns before every record is settled
 // or ctx has ended.
 func (w *Writer) Write(ctx context.Context, recs []Record) Outcome {
-	var out Outcome
+	p := &pass{}
 	items := make([]item, 0, len(recs))
+	var undecodable []item
 	for i, r := range recs {
 		it, err := toItem(i, r)
-		if err != nil {
-			w.setAside(ctx, &out, item{index: i, rec: r}, err)
-			continue
+		switch {
+		case err != nil && events.NewerSchema(r.Data):
+			p.out.Newer = append(p.out.Newer, i)
+			w.log.Warn("worker: event of a newer schema version; handed back for a newer worker",
+				"stream_seq", r.Seq, "subject", r.Subject, "err", err)
+		case err != nil:
+			it.index, it.rec, it.err = i, r, err
+			undecodable = append(undecodable, it)
+		default:
+			items = append(items, it)
 		}
-		items = append(items, it)
 	}
-	w.write(ctx, items, &out)
-	return out
+	// The batch's good records first: what cannot be set aside now must
+	// not keep them from being stored.
+	w.write(ctx, items, p)
+	for _, it := range undecodable {
+		w.setAside(ctx, p, it, it.err)
+	}
+	return p.out
 }
 
-func (w *Writer) write(ctx context.Context, items []item, out *Outcome) {
+// pass is one Write: its outcome so far, and whether the dead-letter
+// stream refused, after which the rest of the batch's poison is held
+// without trying again.
+type pass struct {
+	out             Outcome
+	deadLettersDown bool
+}
+
+func (w *Writer) write(ctx context.Context, items []item, p *pass) {
+	out := &p.out
 	if len(items) == 0 {
 		return
 	}
@@ -122,12 +162,12 @@ func (w *Writer) write(ctx context.Context, items []item, out *Outcome) {
 		}
 		return
 	case len(items) == 1:
-		w.setAside(ctx, out, items[0], err)
+		w.setAside(ctx, p, items[0], err)
 		return
 	}
 	half := len(items) / 2
-	w.write(ctx, items[:half], out)
-	w.write(ctx, items[half:], out)
+	w.write(ctx, items[:half], p)
+	w.write(ctx, items[half:], p)
 }
 
 // retry runs op until it succeeds, fails with a data error, or ctx ends.
@@ -141,21 +181,44 @@ func (w *Writer) retry(ctx context.Context, what string, op func() error) error 
 
 // setAside handles a record that can never be stored, as the config says:
 // copied to the dead-letter stream with the reason, and, when it decodes,
-// stored as a failed tombstone. It is settled only once both are done.
-func (w *Writer) setAside(ctx context.Context, out *Outcome, it item, reason error) {
+// stored as a failed tombstone. It is settled only once both are done. A
+// dead-letter copy that cannot be written within DeadLetterTimeout leaves
+// the record Held (unacknowledged, never terminated): the worker goes on
+// with other batches, and the record comes back after AckWait.
+func (w *Writer) setAside(ctx context.Context, p *pass, it item, reason error) {
+	out := &p.out
 	w.log.Error("worker: poison message", "stream_seq", it.rec.Seq, "subject", it.rec.Subject, "err", reason)
 	if w.cfg.DryRun {
 		out.Poison = append(out.Poison, it.index)
 		return
 	}
 	if dl := w.cfg.DeadLetters; dl != nil {
-		err := w.retry(ctx, "dead-letter", func() error {
-			return dl.Put(ctx, events.DeadLetter{
-				OriginalSeq: it.rec.Seq, OriginalSubject: it.rec.Subject, Reason: reason.Error(), Data: it.rec.Data,
+		if p.deadLettersDown {
+			out.Held = append(out.Held, it.index)
+			w.metrics.deadLetterFailures.Inc()
+			return
+		}
+		dctx, cancel := context.WithTimeout(ctx, w.cfg.DeadLetterTimeout)
+		err := retry.Do(dctx, retry.Policy{Max: w.maxBackoff, Elapsed: w.cfg.DeadLetterTimeout}, deadLetterRetryable,
+			func(err error, d time.Duration) {
+				w.log.Warn("worker: dead-letter write failed, retrying", "stream_seq", it.rec.Seq, "err", err, "retry_in", d)
+			}, func() error {
+				return dl.Put(dctx, events.DeadLetter{
+					OriginalSeq: it.rec.Seq, OriginalSubject: it.rec.Subject, Reason: reason.Error(), Data: it.rec.Data,
+				})
 			})
-		})
-		if err != nil {
+		cancel()
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
 			out.Unsettled = append(out.Unsettled, it.index)
+			return
+		default:
+			p.deadLettersDown = true
+			out.Held = append(out.Held, it.index)
+			w.metrics.deadLetterFailures.Inc()
+			w.log.Error("worker: dead letter not written; the poison message stays unacknowledged in the stream, holding the ack floor (quizstream stream status)",
+				"stream_seq", it.rec.Seq, "subject", it.rec.Subject, "full", events.IsStreamFull(err), "err", err)
 			return
 		}
 	}
@@ -175,6 +238,14 @@ func (w *Writer) setAside(ctx context.Context, out *Outcome, it item, reason err
 		}
 	}
 	out.Poison = append(out.Poison, it.index)
+}
+
+// deadLetterRetryable says which failures of a dead-letter write are worth
+// trying again soon: not a refusal of the server (the stream full, say),
+// nor a stream that does not exist, which last until an operator acts.
+func deadLetterRetryable(err error) bool {
+	var apiErr *jetstream.APIError
+	return !errors.As(err, &apiErr) && !errors.Is(err, jetstream.ErrNoStreamResponse)
 }
 
 // tombstone is the row of an attempt that could not be stored: its ids and

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/quizstream/quizstream/api"
 	"github.com/quizstream/quizstream/client"
 	"github.com/quizstream/quizstream/store"
 )
@@ -110,8 +111,14 @@ func SignupMany(t testing.TB, base, prefix string, n int) ([]*client.Client, []s
 	clients, ids := make([]*client.Client, n), make([]string, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
+	// As many at once as the API hashes passwords at once (half the CPUs),
+	// plus one waiting: more would only queue for a slot, and past the
+	// API's HASH_WAIT get 503, as a login flood should.
+	slots := make(chan struct{}, api.DefaultHashConcurrency()+1)
 	for i := range n {
 		wg.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
 			email := fmt.Sprintf("%s-%02d@example.com", prefix, i)
 			c := Client(base)
 			var (

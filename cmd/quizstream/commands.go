@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -67,6 +66,7 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 	f.common(&c)
 	f.database(&c)
 	f.secretURL(&c.NATSURL, "NATS_URL", "", "NATS server URL(s); when set, running API instances are told to reload content")
+	f.natsAuth(&c)
 	log, err := setup(f, &c, args, "seed", stderr)
 	if err != nil {
 		return err
@@ -77,14 +77,23 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	defer st.Close()
 	changed, err := app.Seed(ctx, st, log)
-	if err != nil || changed == 0 || c.NATSURL == "" {
+	if err != nil || c.NATSURL == "" {
 		return err
 	}
-	nc, err := app.Connect(c.NATSURL, log)
+	nc, js, err := connectJetStream(c.NATSURL, c.NATSAuth, log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
+	// The copy an API instance starts from while PostgreSQL is down.
+	if saved, err := app.SaveContentCopy(ctx, st, js); err != nil {
+		log.Warn("seed: content copy in NATS not saved", "err", err)
+	} else if saved {
+		log.Info("seed: content copy in NATS saved", "bucket", events.ContentBucket)
+	}
+	if changed == 0 {
+		return nil
+	}
 	if err := events.Notify(nc, events.SubjectContentChanged, nil); err != nil {
 		return err
 	}
@@ -152,18 +161,21 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 	if c.NATSURL == "" {
-		dir, err := filepath.Abs(filepath.Join(c.DataDir, "nats"))
-		if err != nil {
-			return err
+		// The embedded server lets in one user, who holds the NKey seed
+		// kept under DATA_DIR (or at NATS_NKEY_SEED_FILE): no process
+		// without it can publish an event.
+		if a := c.NATSAuth; a.User != "" || a.Password != "" || a.Token != "" || a.CredsFile != "" {
+			return errors.New("dev: the embedded NATS server takes only NATS_NKEY_SEED_FILE; NATS_USER, NATS_PASSWORD, NATS_TOKEN and NATS_CREDS need NATS_URL")
 		}
-		ns, err := events.StartServer(events.ServerConfig{Dir: dir, Port: c.NATSPort, SyncAlways: true})
+		ns, seedFile, err := events.StartDevServer(events.DevServer{DataDir: c.DataDir, SeedFile: c.NATSAuth.NKeySeedFile, Port: c.NATSPort})
 		if err != nil {
 			return err
 		}
 		defer ns.WaitForShutdown()
 		defer ns.Shutdown()
-		c.NATSURL = ns.ClientURL()
-		log.Info("dev: embedded NATS server started", "url", c.NATSURL, "store_dir", dir, "sync", "always")
+		c.NATSURL, c.NATSAuth = ns.ClientURL(), app.NATSAuth{NKeySeedFile: seedFile}
+		log.Info("dev: embedded NATS server started", "url", c.NATSURL, "store_dir", ns.StoreDir(),
+			"sync", "always", "nats_nkey_seed_file", seedFile)
 	}
 	if err := app.PrepareDatabase(ctx, c.DatabaseURL, log); err != nil {
 		return err
@@ -186,8 +198,8 @@ func serve(ctx context.Context, cfg app.Config, stdout io.Writer) error {
 
 // connectJetStream opens the NATS connection of an operator command; the
 // caller closes it.
-func connectJetStream(url string, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := app.Connect(url, log)
+func connectJetStream(url string, auth app.NATSAuth, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := app.Connect(url, auth, log)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -61,7 +61,7 @@ func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return err
 	}
-	nc, js, err := connectJetStream(c.NATSURL, log)
+	nc, js, err := connectJetStream(c.NATSURL, c.NATSAuth, log)
 	if err != nil {
 		return err
 	}

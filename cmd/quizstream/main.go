@@ -7,6 +7,7 @@
 //	quizstream dev      all of the above in one process, with an embedded NATS server
 //	quizstream dlq      lists, shows and redrives dead letters
 //	quizstream replay   re-reads the stream to restore the database or rebuild progress
+//	quizstream stream   applies the stream settings (the one owner of them), or shows them
 //
 // Configuration comes from environment variables, overridden by flags;
 // `quizstream <command> -h` lists them.
@@ -45,6 +46,7 @@ commands:
   dev       everything in one process with an embedded NATS server
   dlq       list, show and redrive dead letters (needs NATS_URL)
   replay    re-read the stream: restore attempts, --dry-run, or --rebuild progress (needs NATS_URL)
+  stream    apply [--force] the stream settings, or show their status, fill and lag (needs NATS_URL)
 
 Run 'quizstream <command> -h' for its flags and environment variables.
 `
@@ -72,6 +74,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runDLQ(ctx, args, getenv, stdout, stderr)
 	case "replay":
 		return runReplay(ctx, args, getenv, stdout, stderr)
+	case "stream":
+		return runStream(ctx, args, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -88,7 +88,7 @@ func runReplay(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	defer st.Close()
-	nc, js, err := connectJetStream(c.NATSURL, log)
+	nc, js, err := connectJetStream(c.NATSURL, c.NATSAuth, log)
 	if err != nil {
 		return err
 	}

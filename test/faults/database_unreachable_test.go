@@ -32,7 +32,7 @@ func TestDatabaseUnreachable(t *testing.T) {
 	// outage must keep working through all of it.
 	ac := ps.Config(t)
 	ac.API, ac.DatabaseConnectTimeout = true, time.Second
-	ac.APIConfig = api.Config{TokenCacheTTL: 300 * time.Millisecond, ContentReload: -1}
+	ac.APIConfig = faults.API(api.Config{TokenCacheTTL: 300 * time.Millisecond, ContentReload: -1})
 	a := ps.Start(t, ac)
 	wc := ps.Config(t)
 	wc.Workers, wc.DatabaseConnectTimeout = 1, time.Second

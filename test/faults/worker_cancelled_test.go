@@ -24,7 +24,7 @@ func TestWorkerCancelledMidBatch(t *testing.T) {
 	t.Run("abandons batch past ShutdownTimeout", func(t *testing.T) {
 		t.Parallel()
 		s := apptest.New(t, events.StreamConfig{}) // AckWait 30s: only a Nak brings the batch back quickly
-		a := s.StartAPI(t, api.Config{})
+		a := s.StartAPI(t, faults.API(api.Config{}))
 		clients := faults.Students(t, a.URL, "cancel-a", 3)
 		naks := faults.CountNaks(t, s)
 		l := faults.NewLedger()
@@ -78,7 +78,7 @@ func TestWorkerCancelledMidBatch(t *testing.T) {
 	t.Run("finishes batch within ShutdownTimeout", func(t *testing.T) {
 		t.Parallel()
 		s := apptest.New(t, events.StreamConfig{})
-		a := s.StartAPI(t, api.Config{})
+		a := s.StartAPI(t, faults.API(api.Config{}))
 		clients := faults.Students(t, a.URL, "cancel-b", 3)
 		naks := faults.CountNaks(t, s)
 		l := faults.NewLedger()

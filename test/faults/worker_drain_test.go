@@ -18,7 +18,7 @@ import (
 func TestWorkerDrainsOnSIGTERM(t *testing.T) {
 	t.Parallel()
 	s := apptest.New(t, events.StreamConfig{AckWait: time.Minute})
-	a := s.StartAPI(t, api.Config{})
+	a := s.StartAPI(t, faults.API(api.Config{}))
 	cmd := s.Spawn(t, "worker", "SHUTDOWN_TIMEOUT=10s", "BATCH_SIZE=50")
 	clients := faults.Students(t, a.URL, "drain-worker", 4)
 	l := faults.NewLedger()

@@ -18,7 +18,7 @@ func TestWorkerKilledMidBatch(t *testing.T) {
 	t.Parallel()
 	// A killed process cannot Nak: its batch comes back after AckWait.
 	s := apptest.New(t, events.StreamConfig{AckWait: 2 * time.Second})
-	a := s.StartAPI(t, api.Config{})
+	a := s.StartAPI(t, faults.API(api.Config{}))
 	clients := faults.Students(t, a.URL, "killed", 3)
 	l := faults.NewLedger()
 

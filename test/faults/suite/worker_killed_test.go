@@ -20,7 +20,7 @@ import (
 // worker cannot Nak: its batch comes back after AckWait (2s).
 func TestFaultWorkerKilled(t *testing.T) {
 	s := apptest.New(t, events.StreamConfig{AckWait: 2 * time.Second})
-	a := s.StartAPI(t, api.Config{})
+	a := s.StartAPI(t, faults.API(api.Config{}))
 	students := faults.Students(t, a.URL, "wkill", 16)
 	l := faults.NewLedger()
 	workers := []*exec.Cmd{s.Spawn(t, "worker"), s.Spawn(t, "worker")}

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/quizstream/quizstream/events"
+)
+
+const streamUsage = `usage: quizstream stream <apply [--force] | status> [flags]
+
+  apply     create or update the attempts stream, the dead-letter stream, the
+            workers' consumer and the content bucket from the STREAM_* settings;
+            refuses to lower replicas or STREAM_MAX_AGE, or to shrink
+            STREAM_MAX_BYTES or STREAM_MAX_MSGS below what the stream holds,
+            unless --force
+  status    the streams' settings, how full they are, and how far the workers lag,
+            against the STREAM_* settings
+`
+
+// runStream is the one owner of the stream settings: api and worker
+// processes only check what they find.
+func runStream(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(stderr, streamUsage)
+		return errUsage
+	}
+	verb, args := args[0], args[1:]
+	if verb != "apply" && verb != "status" {
+		fmt.Fprint(stderr, streamUsage)
+		return errUsage
+	}
+	var c config
+	f := newFlags("stream "+verb, getenv, stderr)
+	f.common(&c)
+	f.nats(&c, true)
+	f.stream(&c)
+	force := false
+	if verb == "apply" {
+		f.fs.BoolVar(&force, "force", false, "apply even what lowers replicas or MaxAge, or shrinks a limit below what the stream holds")
+	}
+	log, err := setup(f, &c, args, "stream "+verb, stderr)
+	if err != nil {
+		return err
+	}
+	if c.NATSURL == "" {
+		return errors.New("NATS_URL is required")
+	}
+	nc, js, err := connectJetStream(c.NATSURL, c.NATSAuth, log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if verb == "apply" {
+		res, err := events.Apply(ctx, js, c.Stream, force)
+		printApply(stdout, res)
+		if err != nil {
+			return err
+		}
+		exams := c.Exams
+		if exams.Replicas == 0 {
+			exams.Replicas = c.Stream.Replicas
+		}
+		if err := exams.Validate(); err != nil {
+			return err
+		}
+		if err := events.ApplyExams(ctx, js, exams); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "exams streams %s and %s applied\n", exams.Name, exams.TimerName)
+		return nil
+	}
+	st, err := events.Status(ctx, js, c.Stream)
+	if err != nil {
+		return err
+	}
+	printStatus(stdout, st)
+	return nil
+}
+
+func printApply(w io.Writer, res events.ApplyResult) {
+	for _, o := range res.Created {
+		fmt.Fprintf(w, "created %s\n", o)
+	}
+	for _, ch := range res.Changed {
+		fmt.Fprintf(w, "changed %s %s: %s -> %s\n", ch.Object, ch.Field, ch.Was, ch.Now)
+	}
+	verb := "refused"
+	if res.Forced {
+		verb = "forced"
+	}
+	for _, ch := range res.Refused {
+		fmt.Fprintf(w, "%s %s %s: %s -> %s: %s\n", verb, ch.Object, ch.Field, ch.Was, ch.Now, ch.Reason)
+	}
+	if len(res.Created)+len(res.Changed)+len(res.Refused) == 0 {
+		fmt.Fprintln(w, "nothing to change")
+	}
+}
+
+func printStatus(w io.Writer, st events.StatusResult) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	stream := func(s events.StreamStatus) {
+		c := s.Capacity
+		fmt.Fprintf(tw, "stream\t%s\n", s.Name)
+		fmt.Fprintf(tw, "  replicas, storage\t%d, %s\n", s.Replicas, s.Storage)
+		fmt.Fprintf(tw, "  retention, discard\t%s, %s\n", s.Retention, s.Discard)
+		maxAge := s.MaxAge.String()
+		if s.MaxAge <= 0 {
+			maxAge = "unlimited"
+		}
+		fmt.Fprintf(tw, "  max_age, duplicates\t%s, %s\n", maxAge, s.Duplicates)
+		fmt.Fprintf(tw, "  atomic batches\t%t\n", s.AllowAtomicPublish)
+		fmt.Fprintf(tw, "  bytes\t%d of %s\n", c.Bytes, limit(c.MaxBytes))
+		fmt.Fprintf(tw, "  messages\t%d of %s\n", c.Messages, limit(c.MaxMessages))
+		fmt.Fprintf(tw, "  subjects\t%d\n", c.Subjects)
+		full := ""
+		if c.Full() {
+			full = "  FULL: publishes are refused"
+		}
+		fmt.Fprintf(tw, "  fill\t%.1f%%%s\n", 100*c.Fill(), full)
+		fmt.Fprintf(tw, "  sequences\t%d to %d\n", s.FirstSeq, s.LastSeq)
+		if !s.FirstTime.IsZero() {
+			fmt.Fprintf(tw, "  oldest event\t%s (%s ago)\n", s.FirstTime.UTC().Format(time.RFC3339), time.Since(s.FirstTime).Round(time.Second))
+		}
+		if s.Leader != "" && s.Replicas > 1 {
+			fmt.Fprintf(tw, "  leader\t%s\n", s.Leader)
+		}
+	}
+	stream(st.Stream)
+	if c := st.Consumer; c != nil {
+		fmt.Fprintf(tw, "consumer\t%s\n", c.Name)
+		fmt.Fprintf(tw, "  ack_wait, max_ack_pending, max_deliver\t%s, %d, %d\n", c.AckWait, c.MaxAckPending, c.MaxDeliver)
+		fmt.Fprintf(tw, "  ack floor\t%d\n", c.AckFloor)
+		fmt.Fprintf(tw, "  lag\t%d events not settled (%d undelivered, %d in workers' hands, %d redelivered)\n",
+			c.Lag, c.Pending, c.AckPending, c.Redelivered)
+		fmt.Fprintf(tw, "  oldest unsettled\t%s (of max_age %s)\n", c.OldestUnacked.Round(time.Millisecond), st.Stream.MaxAge)
+	} else {
+		fmt.Fprintf(tw, "consumer\tmissing: run quizstream stream apply\n")
+	}
+	if st.DeadLetters != nil {
+		stream(*st.DeadLetters)
+	} else {
+		fmt.Fprintf(tw, "dead letters\tmissing: run quizstream stream apply\n")
+	}
+	tw.Flush()
+	if len(st.Mismatches) == 0 {
+		fmt.Fprintln(w, "settings: as configured")
+		return
+	}
+	fmt.Fprintln(w, "settings that differ (found -> configured):")
+	for _, m := range st.Mismatches {
+		kind := "warn"
+		if m.Fatal {
+			kind = "FATAL: api and worker refuse to start"
+		}
+		fmt.Fprintf(w, "  %s %s: %s -> %s (%s)\n", m.Object, m.Field, m.Was, m.Now, kind)
+	}
+}
+
+func limit(n int64) string {
+	if n <= 0 {
+		return "unlimited"
+	}
+	return fmt.Sprint(n)
+}

@@ -1,0 +1,487 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Stream settings have one owner (docs/operations.md, "Stream settings"):
+// Apply, which `quizstream stream apply` runs, creates and changes the
+// streams, the consumer and the content bucket; api and worker processes
+// only Check what they find.
+
+// ErrNotApplied means a stream, consumer or bucket that quizstream needs
+// does not exist: an operator creates them with `quizstream stream apply`.
+var ErrNotApplied = errors.New("not created yet: run `quizstream stream apply` with this configuration")
+
+// ErrRefused means Apply would lower what a stream keeps (replicas,
+// MaxAge, or MaxBytes or MaxMsgs below what it holds) and was not forced:
+// nothing was changed.
+var ErrRefused = errors.New("stream apply refused: it would lower what the stream keeps; rerun with --force if that is meant")
+
+// Change is one setting of one object, as it was and as it is (or would be).
+type Change struct {
+	// Object is "stream ATTEMPTS", "consumer attempt-writer", "stream
+	// ATTEMPTS_DLQ" or "bucket quizstream_content".
+	Object string
+	// Field is the setting's name as operators know it ("replicas", "max_age").
+	Field    string
+	Was, Now string
+	// Reason, for a refused change, says what it would lose.
+	Reason string
+}
+
+// ApplyResult says what Apply did.
+type ApplyResult struct {
+	// Created lists the objects that did not exist.
+	Created []string
+	// Changed lists the settings changed on objects that existed (none when
+	// Apply refused).
+	Changed []Change
+	// Refused lists the changes that lower what a stream keeps; without
+	// force, Apply changes nothing when there is one.
+	Refused []Change
+	// Forced is true when refused changes were applied anyway.
+	Forced bool
+}
+
+// Apply creates the attempts stream, the dead-letter stream, the workers'
+// consumer and the content bucket as cfg says, or updates them. Unless
+// force, it refuses (ErrRefused, nothing changed) to lower replicas or
+// MaxAge, or MaxBytes or MaxMsgs below what a stream holds. It returns what
+// it did, or the first error, after which the objects before it may have
+// been changed.
+func Apply(ctx context.Context, js jetstream.JetStream, cfg StreamConfig, force bool) (ApplyResult, error) {
+	if err := cfg.Validate(); err != nil {
+		return ApplyResult{}, err
+	}
+	var res ApplyResult
+	want := []jetstream.StreamConfig{streamConfig(cfg), deadLetterConfig(cfg)}
+	exists := make([]bool, len(want))
+	for i, sc := range want {
+		info, err := streamInfo(ctx, js, sc.Name)
+		switch {
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			continue
+		case err != nil:
+			return res, err
+		}
+		exists[i] = true
+		changes := streamChanges(info.Config, sc)
+		res.Changed = append(res.Changed, changes...)
+		res.Refused = append(res.Refused, refusals(info, changes)...)
+	}
+	cons, err := js.Consumer(ctx, cfg.Name, cfg.Consumer)
+	consExists := err == nil
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
+	case err != nil:
+		return res, fmt.Errorf("consumer %s: %w", cfg.Consumer, err)
+	default:
+		res.Changed = append(res.Changed, consumerChanges(cons.CachedInfo().Config, consumerConfig(cfg))...)
+	}
+	if len(res.Refused) > 0 {
+		if !force {
+			res.Changed = nil
+			return res, ErrRefused
+		}
+		res.Forced = true
+	}
+
+	for i, sc := range want {
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return res, fmt.Errorf("apply stream %s: %w", sc.Name, err)
+		}
+		if !exists[i] {
+			res.Created = append(res.Created, "stream "+sc.Name)
+		}
+	}
+	if _, err := js.CreateOrUpdateConsumer(ctx, cfg.Name, consumerConfig(cfg)); err != nil {
+		return res, fmt.Errorf("apply consumer %s: %w", cfg.Consumer, err)
+	}
+	if !consExists {
+		res.Created = append(res.Created, "consumer "+cfg.Consumer)
+	}
+	created, err := applyContentBucket(ctx, js, cfg)
+	if err != nil {
+		return res, err
+	}
+	if created {
+		res.Created = append(res.Created, "bucket "+ContentBucket)
+	}
+	return res, nil
+}
+
+func streamInfo(ctx context.Context, js jetstream.JetStream, name string) (*jetstream.StreamInfo, error) {
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("stream %s: %w", name, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", name, err)
+	}
+	return info, nil
+}
+
+// streamChanges lists the settings in which a stream as found (was)
+// differs from the one wanted.
+func streamChanges(was, want jetstream.StreamConfig) []Change {
+	var out []Change
+	add := func(field string, w, n any) {
+		ws, ns := fmt.Sprint(w), fmt.Sprint(n)
+		if ws != ns {
+			out = append(out, Change{Object: "stream " + want.Name, Field: field, Was: ws, Now: ns})
+		}
+	}
+	add("replicas", max(was.Replicas, 1), max(want.Replicas, 1))
+	add("storage", was.Storage, want.Storage)
+	add("retention", was.Retention, want.Retention)
+	add("discard", was.Discard, want.Discard)
+	add("subjects", strings.Join(was.Subjects, ","), strings.Join(want.Subjects, ","))
+	add("max_age", was.MaxAge, want.MaxAge)
+	add("max_bytes", limit(was.MaxBytes), limit(want.MaxBytes))
+	add("max_msgs", limit(was.MaxMsgs), limit(want.MaxMsgs))
+	add("max_msg_size", limit(int64(was.MaxMsgSize)), limit(int64(want.MaxMsgSize)))
+	add("duplicates", was.Duplicates, want.Duplicates)
+	add("allow_atomic", was.AllowAtomicPublish, want.AllowAtomicPublish)
+	add("allow_direct", was.AllowDirect, want.AllowDirect)
+	return out
+}
+
+// limit prints a stream limit, where 0 and -1 both mean none.
+func limit(n int64) string {
+	if n <= 0 {
+		return "unlimited"
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// refusals are the changes that would lower what a stream keeps.
+func refusals(info *jetstream.StreamInfo, changes []Change) []Change {
+	was := info.Config
+	var out []Change
+	for _, c := range changes {
+		switch c.Field {
+		case "replicas":
+			if n, _ := strconv.Atoi(c.Now); n < was.Replicas {
+				c.Reason = "fewer replicas: a 202 survives fewer lost servers"
+				out = append(out, c)
+			}
+		case "max_age":
+			if d, _ := time.ParseDuration(c.Now); was.MaxAge <= 0 || d < was.MaxAge {
+				c.Reason = "a shorter MaxAge deletes the events older than it at once"
+				out = append(out, c)
+			}
+		case "max_bytes":
+			if n, _ := strconv.ParseInt(c.Now, 10, 64); c.Now != "unlimited" && uint64(n) < info.State.Bytes {
+				c.Reason = fmt.Sprintf("below the %d bytes the stream holds: it would refuse every publish", info.State.Bytes)
+				out = append(out, c)
+			}
+		case "max_msgs":
+			if n, _ := strconv.ParseInt(c.Now, 10, 64); c.Now != "unlimited" && uint64(n) < info.State.Msgs {
+				c.Reason = fmt.Sprintf("below the %d messages the stream holds: it would refuse every publish", info.State.Msgs)
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+func consumerChanges(was, want jetstream.ConsumerConfig) []Change {
+	var out []Change
+	add := func(field string, w, n any) {
+		ws, ns := fmt.Sprint(w), fmt.Sprint(n)
+		if ws != ns {
+			out = append(out, Change{Object: "consumer " + want.Durable, Field: field, Was: ws, Now: ns})
+		}
+	}
+	add("ack_policy", was.AckPolicy, want.AckPolicy)
+	add("filter_subject", was.FilterSubject, want.FilterSubject)
+	add("max_deliver", was.MaxDeliver, want.MaxDeliver)
+	add("ack_wait", was.AckWait, want.AckWait)
+	add("max_ack_pending", was.MaxAckPending, want.MaxAckPending)
+	add("replicas", max(was.Replicas, 0), want.Replicas)
+	return out
+}
+
+// Mismatch is a setting a process found other than it expects.
+type Mismatch struct {
+	Change
+	// Fatal mismatches change what a 202 means or how long it is kept
+	// (replicas, storage, retention, discard, subjects, and the consumer's
+	// acknowledgement and delivery): a process refuses to start on one.
+	// The others are logged as warnings.
+	Fatal bool
+}
+
+// fatalFields are the settings a process refuses to start with when
+// they differ: the durability of a 202.
+var fatalFields = map[string]bool{
+	"stream replicas": true, "stream storage": true, "stream retention": true, "stream discard": true,
+	"stream subjects": true, "consumer ack_policy": true, "consumer filter_subject": true, "consumer max_deliver": true,
+}
+
+// CheckResult is what Check found.
+type CheckResult struct {
+	// Mismatches lists the settings that differ from the configuration.
+	Mismatches []Mismatch
+	// AckWait is the consumer's as found: a worker reports progress on a
+	// batch every half of it, whatever its own configuration says.
+	AckWait time.Duration
+	// DeadLetters and ContentBucket say whether those exist.
+	DeadLetters, ContentBucket bool
+}
+
+// Fatal returns the mismatches a process must not start with.
+func (r CheckResult) Fatal() []Mismatch {
+	var out []Mismatch
+	for _, m := range r.Mismatches {
+		if m.Fatal {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Check compares the streams and the consumer with cfg and changes
+// nothing. It returns an error wrapping ErrNotApplied when the attempts
+// stream or the consumer does not exist, or the error of a lookup.
+func Check(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (CheckResult, error) {
+	if err := cfg.Validate(); err != nil {
+		return CheckResult{}, err
+	}
+	var res CheckResult
+	info, err := streamInfo(ctx, js, cfg.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return res, fmt.Errorf("stream %s: %w", cfg.Name, ErrNotApplied)
+	}
+	if err != nil {
+		return res, err
+	}
+	changes := streamChanges(info.Config, streamConfig(cfg))
+	cons, err := js.Consumer(ctx, cfg.Name, cfg.Consumer)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return res, fmt.Errorf("consumer %s: %w", cfg.Consumer, ErrNotApplied)
+	}
+	if err != nil {
+		return res, fmt.Errorf("consumer %s: %w", cfg.Consumer, err)
+	}
+	cc := cons.CachedInfo().Config
+	res.AckWait = cc.AckWait
+	changes = append(changes, consumerChanges(cc, consumerConfig(cfg))...)
+	switch dl, err := streamInfo(ctx, js, cfg.DeadLetterStream()); {
+	case err == nil:
+		res.DeadLetters = true
+		for _, c := range streamChanges(dl.Config, deadLetterConfig(cfg)) {
+			if c.Field == "replicas" { // only what decides a dead letter's fate
+				changes = append(changes, c)
+			}
+		}
+	case !errors.Is(err, jetstream.ErrStreamNotFound):
+		return res, err
+	}
+	switch _, err := js.ObjectStore(ctx, ContentBucket); {
+	case err == nil:
+		res.ContentBucket = true
+	case !errors.Is(err, jetstream.ErrBucketNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound):
+		return res, fmt.Errorf("bucket %s: %w", ContentBucket, err)
+	}
+	for _, c := range changes {
+		// Was is what is found, Now what this process expects.
+		kind, _, _ := strings.Cut(c.Object, " ")
+		// The dead-letter stream's settings decide no 202's fate.
+		fatal := fatalFields[kind+" "+c.Field] && c.Object != "stream "+cfg.DeadLetterStream()
+		res.Mismatches = append(res.Mismatches, Mismatch{Change: c, Fatal: fatal})
+	}
+	return res, nil
+}
+
+// Capacity is what a stream holds against its limits.
+type Capacity struct {
+	Messages, Bytes, Subjects uint64
+	// MaxMessages and MaxBytes are the stream's limits; 0 or less is none.
+	MaxMessages, MaxBytes int64
+}
+
+// FullMargin is the room below MaxBytes under which the stream counts as
+// full: an attempt of the largest request body the API takes by default.
+const FullMargin = 64 << 10
+
+// Fill returns the larger of the stream's byte and message fill, from 0 to
+// 1 (0 when it has no limits).
+func (c Capacity) Fill() float64 {
+	f := 0.0
+	if c.MaxBytes > 0 {
+		f = float64(c.Bytes) / float64(c.MaxBytes)
+	}
+	if c.MaxMessages > 0 {
+		f = max(f, float64(c.Messages)/float64(c.MaxMessages))
+	}
+	return min(f, 1)
+}
+
+// Full reports whether the stream refuses (or is about to refuse) every
+// publish: less than FullMargin below MaxBytes, or MaxMessages held.
+func (c Capacity) Full() bool {
+	return c.MaxBytes > 0 && c.Bytes+FullMargin > uint64(c.MaxBytes) ||
+		c.MaxMessages > 0 && c.Messages >= uint64(c.MaxMessages)
+}
+
+// String says how full the stream is, for logs and readiness.
+func (c Capacity) String() string {
+	return fmt.Sprintf("%d of %s bytes, %d of %s messages (%.1f%% full)",
+		c.Bytes, limit(c.MaxBytes), c.Messages, limit(c.MaxMessages), 100*c.Fill())
+}
+
+func capacityOf(info *jetstream.StreamInfo) Capacity {
+	return Capacity{
+		Messages: info.State.Msgs, Bytes: info.State.Bytes, Subjects: info.State.NumSubjects,
+		MaxMessages: info.Config.MaxMsgs, MaxBytes: info.Config.MaxBytes,
+	}
+}
+
+// StreamStatus is one stream's settings and state.
+type StreamStatus struct {
+	Name                        string
+	Replicas                    int
+	Storage, Retention, Discard string
+	MaxAge, Duplicates          time.Duration
+	AllowAtomicPublish          bool
+	Capacity                    Capacity
+	FirstSeq, LastSeq           uint64
+	FirstTime                   time.Time // of the oldest event held
+	Leader                      string    // on a cluster
+}
+
+func streamStatus(info *jetstream.StreamInfo) StreamStatus {
+	st := StreamStatus{
+		Name: info.Config.Name, Replicas: max(info.Config.Replicas, 1),
+		Storage: info.Config.Storage.String(), Retention: info.Config.Retention.String(), Discard: info.Config.Discard.String(),
+		MaxAge: info.Config.MaxAge, Duplicates: info.Config.Duplicates, AllowAtomicPublish: info.Config.AllowAtomicPublish,
+		Capacity: capacityOf(info), FirstSeq: info.State.FirstSeq, LastSeq: info.State.LastSeq, FirstTime: info.State.FirstTime,
+	}
+	if info.Cluster != nil {
+		st.Leader = info.Cluster.Leader
+	}
+	return st
+}
+
+// ConsumerStatus is the workers' consumer: its settings and how far
+// behind the stream it is.
+type ConsumerStatus struct {
+	Name          string
+	AckWait       time.Duration
+	MaxAckPending int
+	MaxDeliver    int
+	// AckFloor is the sequence at and below which every event is settled.
+	AckFloor uint64
+	// Lag counts the events above the ack floor: not settled yet.
+	Lag uint64
+	// Pending counts events not delivered to any worker yet; AckPending
+	// those delivered and not settled; Redelivered those delivered more
+	// than once and not settled.
+	Pending                 uint64
+	AckPending, Redelivered int
+	// OldestUnacked is the age of the oldest event not settled (0 when
+	// none): past the stream's MaxAge it is deleted unstored.
+	OldestUnacked time.Duration
+}
+
+// StatusResult is what `quizstream stream status` shows.
+type StatusResult struct {
+	Stream StreamStatus
+	// DeadLetters is nil when the dead-letter stream does not exist.
+	DeadLetters *StreamStatus
+	// Consumer is nil when the consumer does not exist.
+	Consumer *ConsumerStatus
+	// Mismatches lists the settings that differ from the configuration.
+	Mismatches []Mismatch
+}
+
+// Status reads the streams and the consumer and compares them with cfg,
+// changing nothing. It returns an error wrapping ErrNotApplied when the
+// attempts stream does not exist, or the error of a lookup.
+func Status(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (StatusResult, error) {
+	if err := cfg.Validate(); err != nil {
+		return StatusResult{}, err
+	}
+	var res StatusResult
+	s, err := js.Stream(ctx, cfg.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return res, fmt.Errorf("stream %s: %w", cfg.Name, ErrNotApplied)
+	}
+	if err != nil {
+		return res, fmt.Errorf("stream %s: %w", cfg.Name, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return res, fmt.Errorf("stream %s: %w", cfg.Name, err)
+	}
+	res.Stream = streamStatus(info)
+	switch dl, err := streamInfo(ctx, js, cfg.DeadLetterStream()); {
+	case err == nil:
+		st := streamStatus(dl)
+		res.DeadLetters = &st
+	case !errors.Is(err, jetstream.ErrStreamNotFound):
+		return res, err
+	}
+	cons, err := js.Consumer(ctx, cfg.Name, cfg.Consumer)
+	switch {
+	case err == nil:
+		ci := cons.CachedInfo()
+		res.Consumer = &ConsumerStatus{
+			Name: ci.Name, AckWait: ci.Config.AckWait, MaxAckPending: ci.Config.MaxAckPending, MaxDeliver: ci.Config.MaxDeliver,
+			AckFloor: ci.AckFloor.Stream, Pending: ci.NumPending, AckPending: ci.NumAckPending, Redelivered: ci.NumRedelivered,
+		}
+		if info.State.LastSeq > ci.AckFloor.Stream {
+			res.Consumer.Lag = info.State.LastSeq - ci.AckFloor.Stream
+		}
+		res.Consumer.OldestUnacked = oldestUnacked(ctx, s, ci.AckFloor.Stream, info.State.LastSeq)
+	case !errors.Is(err, jetstream.ErrConsumerNotFound):
+		return res, fmt.Errorf("consumer %s: %w", cfg.Consumer, err)
+	}
+	if res.Consumer != nil {
+		check, err := Check(ctx, js, cfg)
+		if err != nil {
+			return res, err
+		}
+		res.Mismatches = check.Mismatches
+	} else {
+		for _, c := range streamChanges(info.Config, streamConfig(cfg)) {
+			res.Mismatches = append(res.Mismatches, Mismatch{Change: c, Fatal: fatalFields["stream "+c.Field]})
+		}
+	}
+	slices.SortStableFunc(res.Mismatches, func(a, b Mismatch) int {
+		if a.Fatal != b.Fatal && a.Fatal {
+			return -1
+		} else if a.Fatal != b.Fatal {
+			return 1
+		}
+		return 0
+	})
+	return res, nil
+}
+
+// oldestUnacked returns the age of the first event above the ack floor,
+// the oldest one not settled, or 0 when there is none (or it cannot be read).
+func oldestUnacked(ctx context.Context, s jetstream.Stream, floor, last uint64) time.Duration {
+	if floor >= last {
+		return 0
+	}
+	m, err := s.GetMsg(ctx, floor+1, jetstream.WithGetMsgSubject(SubjectPrefix+".>"))
+	if err != nil {
+		return 0
+	}
+	return time.Since(m.Time)
+}

@@ -1,0 +1,298 @@
+package events_test
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/events/eventstest"
+)
+
+// fields returns "object field" of each change.
+func fields(cs []events.Change) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.Object+" "+c.Field)
+	}
+	return out
+}
+
+// Apply creates everything quizstream needs as configured, and applying
+// the same settings again changes nothing.
+func TestApplyCreatesThenChangesNothing(t *testing.T) {
+	_, js := eventstest.Connect(t, eventstest.NewServer(t))
+	cfg := events.StreamConfig{MaxBytes: 1 << 20, MaxMsgs: 1000, MaxAge: time.Hour}
+	res, err := events.Apply(t.Context(), js, cfg, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"stream ATTEMPTS", "stream ATTEMPTS_DLQ", "consumer attempt-writer", "bucket quizstream_content"}
+	if !slices.Equal(res.Created, want) || len(res.Changed) != 0 || len(res.Refused) != 0 || res.Forced {
+		t.Fatalf("first apply: %+v, want created %v", res, want)
+	}
+	s, err := js.Stream(t.Context(), "ATTEMPTS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := s.CachedInfo().Config
+	if c.Retention != jetstream.LimitsPolicy || c.Discard != jetstream.DiscardNew || c.Storage != jetstream.FileStorage ||
+		c.MaxBytes != 1<<20 || c.MaxMsgs != 1000 || c.MaxAge != time.Hour || c.Duplicates != 2*time.Minute ||
+		!c.AllowAtomicPublish || c.AllowDirect || c.Replicas != 1 {
+		t.Fatalf("stream config: %+v", c)
+	}
+	cons, err := js.Consumer(t.Context(), "ATTEMPTS", "attempt-writer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cc := cons.CachedInfo().Config; cc.AckPolicy != jetstream.AckExplicitPolicy || cc.MaxDeliver != -1 ||
+		cc.AckWait != events.DefaultAckWait || cc.MaxAckPending != events.DefaultMaxAckPending {
+		t.Fatalf("consumer config: %+v", cc)
+	}
+	dl, err := js.Stream(t.Context(), "ATTEMPTS_DLQ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := dl.CachedInfo().Config; c.MaxBytes != events.DefaultDeadLetterMaxBytes || c.Discard != jetstream.DiscardNew {
+		t.Fatalf("dead-letter config: %+v", c)
+	}
+
+	res, err = events.Apply(t.Context(), js, cfg, false)
+	if err != nil || len(res.Created) != 0 || len(res.Changed) != 0 || len(res.Refused) != 0 {
+		t.Fatalf("second apply: %+v, %v; want nothing changed", res, err)
+	}
+	check, err := events.Check(t.Context(), js, cfg)
+	if err != nil || len(check.Mismatches) != 0 || !check.DeadLetters || !check.ContentBucket || check.AckWait != events.DefaultAckWait {
+		t.Fatalf("check after apply: %+v, %v", check, err)
+	}
+}
+
+// Apply refuses, changing nothing, to lower MaxAge, or MaxBytes or MaxMsgs
+// below what the stream holds, unless forced; raising them, or lowering
+// MaxBytes to what still holds every event, it does.
+func TestApplyRefusesToLowerWhatIsKept(t *testing.T) {
+	_, js := eventstest.Connect(t, eventstest.NewServer(t))
+	cfg := events.StreamConfig{MaxAge: time.Hour, MaxBytes: 1 << 20, MaxMsgs: 1000}
+	lg, err := events.NewLog(t.Context(), js, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		if _, err := lg.PublishAttempt(t.Context(), newEvent(uuid.New(), "", nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held, err := lg.Capacity(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	config := func() jetstream.StreamConfig {
+		s, err := js.Stream(t.Context(), "ATTEMPTS")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.CachedInfo().Config
+	}
+
+	for name, tc := range map[string]struct {
+		cfg     events.StreamConfig
+		refused []string
+	}{
+		"shorter max_age":         {events.StreamConfig{MaxAge: 30 * time.Minute, MaxBytes: 1 << 20, MaxMsgs: 1000}, []string{"stream ATTEMPTS max_age"}},
+		"max_bytes below use":     {events.StreamConfig{MaxAge: time.Hour, MaxBytes: int64(held.Bytes) - 1, MaxMsgs: 1000}, []string{"stream ATTEMPTS max_bytes"}},
+		"max_msgs below use":      {events.StreamConfig{MaxAge: time.Hour, MaxBytes: 1 << 20, MaxMsgs: 9}, []string{"stream ATTEMPTS max_msgs"}},
+		"all three, and ack_wait": {events.StreamConfig{MaxAge: time.Minute, Duplicates: time.Minute, MaxBytes: 100, MaxMsgs: 2, AckWait: time.Minute}, []string{"stream ATTEMPTS max_age", "stream ATTEMPTS max_bytes", "stream ATTEMPTS max_msgs"}},
+	} {
+		res, err := events.Apply(t.Context(), js, tc.cfg, false)
+		if !errors.Is(err, events.ErrRefused) || !slices.Equal(fields(res.Refused), tc.refused) || len(res.Changed) != 0 {
+			t.Errorf("%s: %+v, %v; want refused %v and nothing changed", name, res, err, tc.refused)
+		}
+		for _, r := range res.Refused {
+			if r.Reason == "" || r.Was == r.Now {
+				t.Errorf("%s: refusal %+v says nothing", name, r)
+			}
+		}
+		if c := config(); c.MaxAge != time.Hour || c.MaxBytes != 1<<20 || c.MaxMsgs != 1000 {
+			t.Fatalf("%s: a refused apply changed the stream: %+v", name, c)
+		}
+		if cons, _ := js.Consumer(t.Context(), "ATTEMPTS", "attempt-writer"); cons.CachedInfo().Config.AckWait != events.DefaultAckWait {
+			t.Fatalf("%s: a refused apply changed the consumer", name)
+		}
+	}
+
+	// Raising, or lowering MaxBytes while it still holds every event, needs no force.
+	res, err := events.Apply(t.Context(), js, events.StreamConfig{MaxAge: 2 * time.Hour, MaxBytes: int64(held.Bytes) + 1000, MaxMsgs: 2000}, false)
+	if err != nil || !slices.Equal(fields(res.Changed), []string{"stream ATTEMPTS max_age", "stream ATTEMPTS max_bytes", "stream ATTEMPTS max_msgs"}) {
+		t.Fatalf("raising: %+v, %v", res, err)
+	}
+	if c := config(); c.MaxAge != 2*time.Hour || c.MaxMsgs != 2000 {
+		t.Fatalf("raising did not apply: %+v", c)
+	}
+
+	// Forced, a lower MaxAge is applied, and said so.
+	res, err = events.Apply(t.Context(), js, events.StreamConfig{MaxAge: time.Minute, Duplicates: time.Minute, MaxBytes: 1 << 20, MaxMsgs: 2000}, true)
+	if err != nil || !res.Forced || !slices.Equal(fields(res.Refused), []string{"stream ATTEMPTS max_age"}) {
+		t.Fatalf("forced: %+v, %v", res, err)
+	}
+	if c := config(); c.MaxAge != time.Minute {
+		t.Fatalf("forced apply did not lower max_age: %+v", c)
+	}
+}
+
+// Check finds what differs and says which mismatches a process must not
+// start with; a stream nobody applied is ErrNotApplied.
+func TestCheck(t *testing.T) {
+	_, js := eventstest.Connect(t, eventstest.NewServer(t))
+	cfg := events.StreamConfig{}
+	if _, err := events.Check(t.Context(), js, cfg); !errors.Is(err, events.ErrNotApplied) {
+		t.Fatalf("check of a missing stream: %v, want ErrNotApplied", err)
+	}
+	if _, err := events.OpenLog(t.Context(), js, cfg); !errors.Is(err, events.ErrNotApplied) {
+		t.Fatalf("open of a missing stream: %v, want ErrNotApplied", err)
+	}
+	// A stream made by hand: discard old (a full stream deletes the oldest
+	// events), no atomic batches, another MaxAge.
+	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{
+		Name: "ATTEMPTS", Subjects: []string{events.SubjectPrefix + ".>"}, Storage: jetstream.FileStorage,
+		Discard: jetstream.DiscardOld, MaxAge: time.Hour, Duplicates: time.Minute,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := events.Check(t.Context(), js, cfg); !errors.Is(err, events.ErrNotApplied) {
+		t.Fatalf("check without the consumer: %v, want ErrNotApplied", err)
+	}
+	if _, err := events.EnsureConsumer(t.Context(), js, events.StreamConfig{AckWait: 10 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := events.Check(t.Context(), js, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, m := range res.Mismatches {
+		got[m.Object+" "+m.Field] = m.Fatal
+	}
+	for field, fatal := range map[string]bool{
+		"stream ATTEMPTS discard": true, "stream ATTEMPTS max_age": false, "stream ATTEMPTS allow_atomic": false,
+		"stream ATTEMPTS max_bytes": false, "stream ATTEMPTS duplicates": false, "consumer attempt-writer ack_wait": false,
+	} {
+		if f, ok := got[field]; !ok || f != fatal {
+			t.Errorf("mismatch %s: found %t (fatal %t), want fatal %t", field, ok, f, fatal)
+		}
+	}
+	if fatal := res.Fatal(); len(fatal) != 1 || fatal[0].Field != "discard" || fatal[0].Was != "DiscardOld" {
+		t.Errorf("fatal mismatches: %+v, want the discard policy", fatal)
+	}
+	if res.AckWait != 10*time.Second || res.DeadLetters || res.ContentBucket {
+		t.Errorf("check: %+v", res)
+	}
+}
+
+// Status reports the settings, the fill against the limits, and the lag
+// of the consumer.
+func TestStatus(t *testing.T) {
+	_, js := eventstest.Connect(t, eventstest.NewServer(t))
+	cfg := events.StreamConfig{MaxAge: time.Hour, MaxBytes: 1 << 20, MaxMsgs: 10}
+	lg, err := events.NewLog(t.Context(), js, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		if _, err := lg.PublishAttempt(t.Context(), newEvent(uuid.New(), "", nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(20 * time.Millisecond) // an age to measure
+	st, err := events.Status(t.Context(), js, events.StreamConfig{MaxAge: 2 * time.Hour, MaxBytes: 1 << 20, MaxMsgs: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := st.Stream
+	if s.Name != "ATTEMPTS" || s.Replicas != 1 || s.Storage != "File" || s.Retention != "Limits" || s.Discard != "DiscardNew" ||
+		s.MaxAge != time.Hour || !s.AllowAtomicPublish || s.FirstSeq != 1 || s.LastSeq != 4 {
+		t.Errorf("stream: %+v", s)
+	}
+	if c := s.Capacity; c.Messages != 4 || c.Subjects != 4 || c.MaxMessages != 10 || c.MaxBytes != 1<<20 ||
+		c.Bytes == 0 || c.Fill() != 0.4 || c.Full() {
+		t.Errorf("capacity: %+v fill %v", c, c.Fill())
+	}
+	if c := st.Consumer; c == nil || c.AckFloor != 0 || c.Lag != 4 || c.Pending != 4 || c.OldestUnacked <= 0 ||
+		c.OldestUnacked > time.Minute || c.MaxDeliver != -1 || c.AckWait != events.DefaultAckWait {
+		t.Errorf("consumer: %+v", st.Consumer)
+	}
+	if st.DeadLetters == nil || st.DeadLetters.Capacity.Messages != 0 || st.DeadLetters.Capacity.MaxBytes != events.DefaultDeadLetterMaxBytes {
+		t.Errorf("dead letters: %+v", st.DeadLetters)
+	}
+	if len(st.Mismatches) != 1 || st.Mismatches[0].Field != "max_age" || st.Mismatches[0].Was != "1h0m0s" || st.Mismatches[0].Now != "2h0m0s" {
+		t.Errorf("mismatches: %+v, want max_age 1h found, 2h configured", st.Mismatches)
+	}
+}
+
+func TestCapacity(t *testing.T) {
+	for _, tc := range []struct {
+		c    events.Capacity
+		fill float64
+		full bool
+	}{
+		{events.Capacity{}, 0, false},
+		{events.Capacity{Bytes: 500 << 10, MaxBytes: 1 << 20}, 500.0 / 1024, false},
+		{events.Capacity{Bytes: 1<<20 - events.FullMargin + 1, MaxBytes: 1 << 20}, float64(1<<20-events.FullMargin+1) / (1 << 20), true},
+		{events.Capacity{Messages: 9, MaxMessages: 10, Bytes: 1, MaxBytes: 1 << 30}, 0.9, false},
+		{events.Capacity{Messages: 10, MaxMessages: 10}, 1, true},
+		{events.Capacity{Messages: 10, MaxMessages: -1, Bytes: 10, MaxBytes: -1}, 0, false},
+	} {
+		if got := tc.c.Fill(); got != tc.fill || tc.c.Full() != tc.full {
+			t.Errorf("%+v: fill %v full %t, want %v %t", tc.c, got, tc.c.Full(), tc.fill, tc.full)
+		}
+	}
+}
+
+// A stream full by bytes or by messages refuses a publish with an error
+// IsStreamFull recognises, singly and in an atomic batch; other errors
+// are not "full".
+func TestIsStreamFull(t *testing.T) {
+	for name, cfg := range map[string]events.StreamConfig{
+		"max_bytes": {MaxBytes: 8 << 10},
+		"max_msgs":  {MaxMsgs: 5},
+	} {
+		_, js := eventstest.Connect(t, eventstest.NewServer(t))
+		lg, err := events.NewLog(t.Context(), js, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var refused error
+		for i := 0; i < 100 && refused == nil; i++ {
+			_, refused = lg.PublishAttempt(t.Context(), newEvent(uuid.New(), "", []events.Answer{{QuestionID: uuid.NewString(), ChoiceID: uuid.NewString()}}))
+		}
+		if !events.IsStreamFull(refused) {
+			t.Fatalf("%s: a full stream refused with %v, not recognised as full", name, refused)
+		}
+		if c, err := lg.Capacity(t.Context()); err != nil || !c.Full() {
+			t.Errorf("%s: capacity of a full stream: %+v, %v", name, c, err)
+		}
+		b, err := events.NewBatcher(t.Context(), lg, events.BatchConfig{MinMessages: 2, Window: 20 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		errs := make(chan error, 4)
+		for range 4 {
+			go func() {
+				_, err := b.PublishAttempt(t.Context(), newEvent(uuid.New(), "", nil))
+				errs <- err
+			}()
+		}
+		for range 4 {
+			if err := <-errs; !events.IsStreamFull(err) {
+				t.Errorf("%s: a batch into a full stream: %v, not recognised as full", name, err)
+			}
+		}
+		b.Close()
+	}
+	if events.IsStreamFull(errors.New("maximum bytes exceeded")) || events.IsStreamFull(&jetstream.APIError{ErrorCode: 10077, Description: "no space left on device"}) {
+		t.Fatal("IsStreamFull took another error for a full stream")
+	}
+}

@@ -1,0 +1,365 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/retry"
+	"github.com/quizstream/quizstream/store"
+)
+
+// Defaults of ExamConfig.
+const (
+	DefaultFinalizers      = 64
+	DefaultFinalizeTimeout = 10 * time.Second
+)
+
+// ExamConfig configures an ExamWorker.
+type ExamConfig struct {
+	// BatchSize is the most events (or fired timers) fetched at once. Defaults to 500.
+	BatchSize int
+	// MaxWait is how long a fetch waits to fill a batch; it bounds how late
+	// after a timer fires its session is finalized. Defaults to 100ms.
+	MaxWait time.Duration
+	// AckWait must equal the consumers' (events.ExamStreamConfig.AckWait).
+	// Defaults to 30s.
+	AckWait time.Duration
+	// ShutdownTimeout bounds finishing the batch in hand once ctx is
+	// cancelled. Defaults to 10s.
+	ShutdownTimeout time.Duration
+	// MaxBackoff caps the delay between retries of a failing write.
+	// Defaults to 2s.
+	MaxBackoff time.Duration
+	// Finalizers bounds the sessions finalized at once. Defaults to 64.
+	Finalizers int
+	// FinalizeTimeout bounds finalizing one session (its reads and
+	// publishes); past it the timer is delivered again. Defaults to 10s.
+	FinalizeTimeout time.Duration
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Registerer receives the worker's metrics. Defaults to none.
+	Registerer prometheus.Registerer
+}
+
+func (c *ExamConfig) defaults() {
+	if c.BatchSize <= 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	if c.MaxWait <= 0 {
+		c.MaxWait = DefaultMaxWait
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = events.DefaultFinalizerAckWait
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = DefaultMaxBackoff
+	}
+	if c.Finalizers <= 0 {
+		c.Finalizers = DefaultFinalizers
+	}
+	if c.FinalizeTimeout <= 0 {
+		c.FinalizeTimeout = DefaultFinalizeTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// ExamWorker runs the two loops of timed exams: the writer, which
+// projects session events into PostgreSQL (and makes sure every finalized
+// session's attempt is in the attempts stream), and the finalizer, which
+// finalizes a session from its saved answers when its timer fires. Neither
+// keeps state: any number of ExamWorkers share the two durable consumers,
+// and one killed at any instant loses nothing (its messages are delivered
+// again). The finalizer needs neither PostgreSQL nor the content: a
+// session's start holds its answer key.
+type ExamWorker struct {
+	writerCons    jetstream.Consumer
+	finalizerCons jetstream.Consumer
+	exams         *events.ExamLog
+	attemptsLog   *events.Log
+	store         *store.Store
+	cfg           ExamConfig
+	log           *slog.Logger
+	metrics       *examMetrics
+	// Set by Run: the attempts publisher (an events.Batcher over
+	// attemptsLog: many sessions end at once at a shared deadline) and the
+	// writer that uses it.
+	attempts AttemptPublisher
+	writer   *ExamWriter
+}
+
+// NewExamWorker returns an ExamWorker on exams' two consumers, storing
+// into st and publishing attempts into attempts' stream; it returns an
+// error naming what is missing or the lookup that failed.
+func NewExamWorker(ctx context.Context, exams *events.ExamLog, st *store.Store, attempts *events.Log, cfg ExamConfig) (*ExamWorker, error) {
+	if exams == nil || st == nil || attempts == nil {
+		return nil, errors.New("worker: the exam log, store and attempts publisher are required")
+	}
+	cfg.defaults()
+	wc, err := exams.WriterConsumer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	fc, err := exams.FinalizerConsumer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m, err := newExamMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return &ExamWorker{writerCons: wc, finalizerCons: fc, exams: exams, attemptsLog: attempts, store: st,
+		cfg: cfg, log: cfg.Logger, metrics: m}, nil
+}
+
+// Run writes events and finalizes due sessions until ctx is cancelled,
+// then finishes what it holds (within ShutdownTimeout) and returns nil.
+func (w *ExamWorker) Run(ctx context.Context) error {
+	w.log.Info("worker: exam loops started", "batch_size", w.cfg.BatchSize, "finalizers", w.cfg.Finalizers)
+	w.attempts = w.attemptsLog
+	if b, err := events.NewBatcher(ctx, w.attemptsLog, events.BatchConfig{Logger: w.log}); err == nil {
+		defer b.Close() // after both loops, and their publishes, have ended
+		w.attempts = b
+	} else {
+		w.log.Warn("worker: attempts of finalized sessions published one at a time", "err", err)
+	}
+	w.writer = NewExamWriter(w.store, ExamWriterConfig{Attempts: w.attempts, Logger: w.log})
+	w.writer.maxBackoff = w.cfg.MaxBackoff
+	var wg sync.WaitGroup
+	wg.Go(func() { w.loop(ctx, w.writerCons, w.writeBatch) })
+	wg.Go(func() { w.loop(ctx, w.finalizerCons, w.finalizeBatch) })
+	wg.Wait()
+	w.log.Info("worker: exam loops stopped")
+	return nil
+}
+
+// loop fetches batches from cons and hands them to handle until ctx ends.
+func (w *ExamWorker) loop(ctx context.Context, cons jetstream.Consumer, handle func(context.Context, []jetstream.Msg)) {
+	for ctx.Err() == nil {
+		var msgs []jetstream.Msg
+		err := retry.Do(ctx, retry.Policy{Max: w.cfg.MaxBackoff}, retry.Always, func(err error, d time.Duration) {
+			w.log.Warn("worker: exam fetch failed", "err", err, "retry_in", d)
+		}, func() (err error) {
+			msgs, err = fetch(cons, w.cfg.BatchSize, w.cfg.MaxWait)
+			return err
+		})
+		if err == nil && len(msgs) > 0 {
+			handle(ctx, msgs)
+		}
+	}
+}
+
+// fetch returns up to n messages, waiting at most maxWait for them.
+func fetch(cons jetstream.Consumer, n int, maxWait time.Duration) ([]jetstream.Msg, error) {
+	batch, err := cons.Fetch(n, jetstream.FetchMaxWait(maxWait))
+	if err != nil {
+		return nil, err
+	}
+	var msgs []jetstream.Msg
+	for m := range batch.Messages() {
+		msgs = append(msgs, m)
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && len(msgs) == 0 {
+		return nil, err
+	}
+	return msgs, nil
+}
+
+// holding returns a context that outlives ctx's cancellation by
+// ShutdownTimeout, for finishing what is in hand, and its release.
+func (w *ExamWorker) holding(ctx context.Context) (context.Context, func()) {
+	hold, release := context.WithCancel(context.WithoutCancel(ctx))
+	stopAfter := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(w.cfg.ShutdownTimeout, release)
+		context.AfterFunc(hold, func() { t.Stop() })
+	})
+	return hold, func() { stopAfter(); release() }
+}
+
+// writeBatch stores a batch of session events and settles every message:
+// acked once committed (and the attempts of its finalized sessions
+// published), terminated as poison, or handed back when shutdown came first.
+func (w *ExamWorker) writeBatch(ctx context.Context, msgs []jetstream.Msg) {
+	hold, release := w.holding(ctx)
+	defer release()
+	recs := make([]Record, len(msgs))
+	for i, m := range msgs {
+		recs[i] = Record{Subject: m.Subject(), Data: m.Data()}
+		if md, err := m.Metadata(); err == nil {
+			recs[i].Seq = md.Sequence.Stream
+		}
+	}
+	var wg sync.WaitGroup
+	beat, stop := context.WithCancel(hold)
+	wg.Go(func() { heartbeat(beat, msgs, w.cfg.AckWait) })
+	out := w.writer.Write(hold, recs)
+	stop()
+	wg.Wait()
+	settled := make([]bool, len(msgs))
+	for _, i := range out.Poison {
+		settled[i] = true
+		if err := msgs[i].TermWithReason("poison exam event"); err != nil {
+			w.log.Warn("worker: term failed; the message will be redelivered", "err", err)
+		}
+	}
+	for _, i := range out.Unsettled {
+		if !settled[i] {
+			settled[i] = true
+			_ = msgs[i].Nak()
+		}
+	}
+	for i, m := range msgs {
+		if !settled[i] {
+			if err := m.Ack(); err != nil {
+				w.log.Warn("worker: ack failed; the message will be redelivered", "err", err)
+			}
+		}
+	}
+	w.metrics.events.WithLabelValues("stored").Add(float64(out.Stored))
+	w.metrics.events.WithLabelValues("unchanged").Add(float64(out.Duplicates))
+	w.metrics.events.WithLabelValues("poison").Add(float64(len(out.Poison)))
+}
+
+// heartbeat tells the server every half ackWait that msgs are still in hand.
+func heartbeat(ctx context.Context, msgs []jetstream.Msg, ackWait time.Duration) {
+	t := time.NewTicker(ackWait / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			for _, m := range msgs {
+				_ = m.InProgress()
+			}
+		}
+	}
+}
+
+// finalizeBatch finalizes the sessions of a batch of fired timers, at most
+// Finalizers at once, and settles each timer.
+func (w *ExamWorker) finalizeBatch(ctx context.Context, msgs []jetstream.Msg) {
+	hold, release := w.holding(ctx)
+	defer release()
+	sem := make(chan struct{}, w.cfg.Finalizers)
+	var wg sync.WaitGroup
+	for _, m := range msgs {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			w.finalize(hold, m)
+		})
+	}
+	wg.Wait()
+}
+
+// finalize handles one fired timer: the session is finalized by its
+// deadline from its saved answers (unless it ended before), its attempt
+// published, and only then is the timer acknowledged. A timer that
+// cannot be handled now is handed back with a delay.
+func (w *ExamWorker) finalize(ctx context.Context, m jetstream.Msg) {
+	due, err := events.DecodeExamDueAt(m.Subject(), m.Data())
+	if err != nil {
+		w.log.Error("worker: undecodable exam timer", "subject", m.Subject(), "err", err)
+		_ = m.TermWithReason("undecodable exam timer")
+		w.metrics.finalized.WithLabelValues("poison").Inc()
+		return
+	}
+	if wait := time.Until(due.DueAt); wait > 0 {
+		_ = m.NakWithDelay(wait) // the server fired early (its clock is ahead of ours)
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.FinalizeTimeout)
+	defer cancel()
+	retryLater := func(what string, err error) {
+		w.log.Warn("worker: finalizing a session failed; its timer will be delivered again",
+			"session_id", due.SessionID, "step", what, "err", err)
+		_ = m.NakWithDelay(w.cfg.MaxBackoff)
+	}
+	s, err := w.exams.QuizSession(ctx, due.StudentID, due.QuizID, due.SessionID)
+	switch {
+	case errors.Is(err, events.ErrNoSession):
+		// The start that armed it was never stored (its publish failed
+		// after the timer's; the client had a 503).
+		_ = m.Ack()
+		w.metrics.finalized.WithLabelValues("no_session").Inc()
+		return
+	case err != nil:
+		retryLater("read", err)
+		return
+	}
+	by := "earlier"
+	f := s.Final
+	if f == nil {
+		if wait := time.Until(s.Started.Cutoff()); wait > 0 {
+			_ = m.NakWithDelay(wait) // a timer armed by an earlier try of the start
+			return
+		}
+		var final events.ExamFinalized
+		if final, _, err = w.exams.Finalize(ctx, s, events.FinalizedByDeadline, s.Started.Deadline); err != nil {
+			retryLater("finalize", err)
+			return
+		}
+		f, by = &final, final.By
+	}
+	if _, err := w.attempts.PublishAttempt(ctx, f.Attempt()); err != nil {
+		retryLater("publish attempt", err)
+		return
+	}
+	if err := m.Ack(); err != nil {
+		w.log.Warn("worker: ack of an exam timer failed; it will be delivered again", "err", err)
+	}
+	w.metrics.finalized.WithLabelValues(by).Inc()
+	if by == events.FinalizedByDeadline {
+		w.metrics.lateness.Observe(time.Since(due.DueAt).Seconds())
+	}
+}
+
+type examMetrics struct {
+	events    *prometheus.CounterVec
+	finalized *prometheus.CounterVec
+	lateness  prometheus.Histogram
+}
+
+func newExamMetrics(reg prometheus.Registerer) (*examMetrics, error) {
+	m := &examMetrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quizstream_exam_events_total",
+			Help: "Session events settled by the exam writer, by result: stored (a row inserted or changed), unchanged (stored before, or a save superseded), poison.",
+		}, []string{"result"}),
+		finalized: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quizstream_exam_timers_total",
+			Help: "Exam timers settled, by outcome: deadline (the session finalized by it), earlier (it had ended before), no_session, poison.",
+		}, []string{"outcome"}),
+		lateness: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "quizstream_exam_finalize_lateness_seconds",
+			Help:    "Time from a timer's due time to its session's finalization at the deadline.",
+			Buckets: prometheus.ExponentialBuckets(0.05, 2, 12),
+		}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	var err error
+	if m.events, err = register(reg, m.events); err != nil {
+		return nil, err
+	}
+	if m.finalized, err = register(reg, m.finalized); err != nil {
+		return nil, err
+	}
+	if m.lateness, err = register(reg, m.lateness); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
