@@ -1,7 +1,9 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: run test test-faults build lint bench clean
+.PHONY: run test test-faults fuzz audit build lint bench clean
+
+FUZZTIME ?= 10s
 
 ## run: build and start the whole service (embedded NATS, migrations, demo content)
 run:
@@ -15,6 +17,22 @@ test:
 test-faults:
 	$(GO) test -count=1 -tags faults -run '^TestFault' -timeout 30m -v ./test/faults/suite
 
+## fuzz: each fuzz target for FUZZTIME (10s), one after another
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeAttemptRequest$$' -fuzztime $(FUZZTIME) ./api
+	$(GO) test -run '^$$' -fuzz '^FuzzGrade$$' -fuzztime $(FUZZTIME) ./api
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCursor$$' -fuzztime $(FUZZTIME) ./api
+	$(GO) test -run '^$$' -fuzz '^FuzzCursorRoundTrip$$' -fuzztime $(FUZZTIME) ./api
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./events
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeAt$$' -fuzztime $(FUZZTIME) ./events
+	$(GO) test -run '^$$' -fuzz '^FuzzEventRoundTrip$$' -fuzztime $(FUZZTIME) ./events
+	$(GO) test -run '^$$' -fuzz '^FuzzAttemptID$$' -fuzztime $(FUZZTIME) ./events
+	$(GO) test -run '^$$' -fuzz '^FuzzHashAnswers$$' -fuzztime $(FUZZTIME) ./events
+
+## audit: staticcheck, gosec and (when its database is reachable) govulncheck
+audit:
+	bash .ci/audit
+
 ## build: the quizstream binary, in bin/
 build:
 	$(GO) build -o bin/quizstream ./cmd/quizstream
@@ -27,7 +45,7 @@ lint:
 
 ## bench: the Go benchmarks (not part of test)
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	$(GO) run ./bench/cmd/stackbench
 
 clean:
 	rm -rf bin .quizstream

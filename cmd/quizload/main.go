@@ -1,279 +1,110 @@
 // Command quizload drives a running quizstream API the way exam day does:
-// it signs students up, has them submit quiz attempts concurrently (some
-// re-sent with the same Idempotency-Key), and reports how many attempts per
-// second were accepted and then recorded. It sends traffic only to -url.
+// virtual students sign up, then run a weighted mix of content reads, their
+// own user, progress and attempts, and attempt POSTs (each with an
+// Idempotency-Key, some re-sent), as a closed loop of students or at a
+// constant arrival rate (-rate). It prints a progress line on stderr once a
+// second, then a table of latencies per task (HDR histograms), and checks
+// that every attempt answered 202 is recorded exactly once and that
+// progress agrees. It sends traffic only to -url. The logic is package
+// bench/load; this is flags and printing.
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net/http"
 	"os"
 	"os/signal"
-	"sort"
-	"sync"
-	"sync/atomic"
 	"time"
+
+	"golang.org/x/term"
+
+	"github.com/quizstream/quizstream/bench/load"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
 		fmt.Fprintln(os.Stderr, "quizload:", err)
 		os.Exit(1)
 	}
 }
 
-type options struct {
-	url         string
-	students    int
-	attempts    int
-	concurrency int
-	resend      float64
-	timeout     time.Duration
-}
-
-func run(ctx context.Context, args []string, out io.Writer) error {
-	var o options
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c load.Config
+	var mix, jsonPath string
+	var quiet bool
 	fs := flag.NewFlagSet("quizload", flag.ContinueOnError)
-	fs.StringVar(&o.url, "url", "http://127.0.0.1:8080", "base URL of the API")
-	fs.IntVar(&o.students, "students", 50, "students to sign up")
-	fs.IntVar(&o.attempts, "attempts", 5000, "attempts to submit in all")
-	fs.IntVar(&o.concurrency, "concurrency", 50, "requests in flight")
-	fs.Float64Var(&o.resend, "resend", 0.1, "share of attempts re-sent with the same Idempotency-Key")
-	fs.DurationVar(&o.timeout, "timeout", 2*time.Minute, "how long to wait for every attempt to be recorded")
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.URL, "url", "http://127.0.0.1:8080", "base URL of the API")
+	fs.IntVar(&c.Users, "users", 50, "virtual students")
+	fs.StringVar(&mix, "mix", load.DefaultWeights.String(), `task weights, "task=weight,..." (content, user, progress, attempts, submit)`)
+	fs.DurationVar(&c.ThinkTime, "think", 0, "closed model: pause after each task (uniform in [0.5x, 1.5x])")
+	fs.DurationVar(&c.Ramp, "ramp", 0, "closed model: spread the students' first tasks over this, after every signup")
+	fs.DurationVar(&c.WarmUp, "warmup", 5*time.Second, "load not measured, once every student signed up")
+	fs.DurationVar(&c.Duration, "duration", 30*time.Second, "measured load")
+	fs.Float64Var(&c.Rate, "rate", 0, "open model: tasks per second at a constant arrival rate (0: closed model)")
+	fs.IntVar(&c.MaxInFlight, "max-in-flight", 2000, "open model: tasks in flight at most (a later arrival waits, and its wait counts)")
+	fs.Float64Var(&c.ConditionalShare, "conditional", 0.5, "share of content reads sent with If-None-Match (negative: none)")
+	fs.Float64Var(&c.ResendShare, "resend", 0.05, "share of 202s re-sent with the same Idempotency-Key (negative: none)")
+	fs.IntVar(&c.MaxTries, "max-tries", 10, "tries of a request that gets 503, 429 or a transport error")
+	fs.DurationVar(&c.RequestTimeout, "timeout", 30*time.Second, "one try's timeout")
+	fs.Float64Var(&c.LagRate, "lag-rate", 10, "202s per second followed until recorded, for the lag (negative: none)")
+	fs.DurationVar(&c.LagPoll, "lag-poll", 20*time.Millisecond, "how often a followed attempt is read")
+	fs.IntVar(&c.SignupConcurrency, "signup-concurrency", 8, "signups in flight at most")
+	fs.BoolVar(&c.SingleAddr, "single-addr", false, "connect every student from the default address (by default, on loopback each student has its own 127.10.x.y)")
+	fs.BoolVar(&c.SkipVerify, "no-verify", false, "skip the check that every 202 is recorded once and progress agrees")
+	fs.DurationVar(&c.VerifyTimeout, "verify-timeout", 2*time.Minute, "how long to wait for every 202 to read as recorded")
+	fs.StringVar(&jsonPath, "json", "", "also write the result as JSON to this file")
+	fs.BoolVar(&quiet, "quiet", false, "no progress line")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: o.concurrency}}
-
-	var courses struct {
-		Courses []struct {
-			QuizIDs []string `json:"quiz_ids"`
-		} `json:"courses"`
-	}
-	if _, err := call(ctx, c, "GET", o.url+"/api/v1/courses", "", nil, nil, &courses); err != nil {
+	var err error
+	if c.Weights, err = load.ParseWeights(mix); err != nil {
 		return err
 	}
-	var quizIDs []string
-	for _, co := range courses.Courses {
-		quizIDs = append(quizIDs, co.QuizIDs...)
+	tty := false
+	if f, ok := stderr.(*os.File); ok {
+		tty = term.IsTerminal(int(f.Fd()))
 	}
-	if len(quizIDs) == 0 {
-		return errors.New("the API serves no quizzes")
+	if !quiet {
+		c.Progress = func(p load.Progress) {
+			if tty { // one line, rewritten
+				fmt.Fprintf(stderr, "\r\033[K%s", p)
+				return
+			}
+			fmt.Fprintln(stderr, p)
+		}
 	}
-	quizzes := map[string]quiz{}
-	for _, id := range quizIDs[:min(len(quizIDs), 20)] {
-		var q quiz
-		if _, err := call(ctx, c, "GET", o.url+"/api/v1/quizzes/"+id, "", nil, nil, &q); err != nil {
-			return err
-		}
-		quizzes[id] = q
+	res, err := load.Run(ctx, c)
+	if !quiet && tty {
+		fmt.Fprintln(stderr)
 	}
-
-	run := fmt.Sprintf("%x", rand.Uint64())
-	tokens := make([]string, o.students)
-	start := time.Now()
-	err := parallel(ctx, o.concurrency, o.students, func(i int) error {
-		var r struct {
-			Token string `json:"token"`
-		}
-		body := map[string]string{"email": fmt.Sprintf("load-%s-%d@example.com", run, i), "name": "Load", "password": "load test password"}
-		if _, err := call(ctx, c, "POST", o.url+"/api/v1/signup", "", nil, body, &r); err != nil {
-			return err
-		}
-		tokens[i] = r.Token
-		return nil
-	})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "signed up %d students in %s\n", o.students, time.Since(start).Round(time.Millisecond))
-
-	type job struct {
-		student int
-		quiz    string
-		key     string
-		body    map[string]any
-	}
-	jobs := make([]job, 0, o.attempts)
-	ids := make([]string, 0, len(quizzes))
-	for id := range quizzes {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for i := 0; len(jobs) < o.attempts; i++ {
-		q := quizzes[ids[i%len(ids)]]
-		answers := make([]map[string]string, 0, len(q.Questions))
-		for _, qu := range q.Questions {
-			answers = append(answers, map[string]string{"question_id": qu.ID, "choice_id": qu.Choices[rand.IntN(len(qu.Choices))].ID})
-		}
-		j := job{student: i % o.students, quiz: q.ID, key: fmt.Sprintf("%s-%d", run, i), body: map[string]any{"answers": answers}}
-		jobs = append(jobs, j)
-		if rand.Float64() < o.resend && len(jobs) < o.attempts {
-			jobs = append(jobs, j) // the same submission again: a client retry
-		}
-	}
-	rand.Shuffle(len(jobs), func(a, b int) { jobs[a], jobs[b] = jobs[b], jobs[a] })
-
-	var accepted, failed, retries atomic.Int64
-	lat := make([]time.Duration, len(jobs))
-	distinct := sync.Map{}
-	start = time.Now()
-	err = parallel(ctx, o.concurrency, len(jobs), func(i int) error {
-		j := jobs[i]
-		t0 := time.Now()
-		var a struct {
-			AttemptID string `json:"attempt_id"`
-		}
-		// Like a real client: a 503 or a lost connection is retried with
-		// the same key, which makes it safe.
-		var status int
-		var err error
-		for try, wait := 0, 50*time.Millisecond; try < 10; try, wait = try+1, min(2*wait, time.Second) {
-			status, err = call(ctx, c, "POST", o.url+"/api/v1/quizzes/"+j.quiz+"/attempts", tokens[j.student],
-				map[string]string{"Idempotency-Key": j.key}, j.body, &a)
-			if (err == nil || status != 0) && status != http.StatusServiceUnavailable {
-				break
-			}
-			retries.Add(1)
-			time.Sleep(wait)
-		}
-		lat[i] = time.Since(t0)
-		if err != nil || status != http.StatusAccepted {
-			failed.Add(1)
-			return nil
-		}
-		accepted.Add(1)
-		distinct.Store(a.AttemptID, j.student)
-		return nil
-	})
-	if err != nil {
+	if err := res.WriteTable(stdout); err != nil {
 		return err
 	}
-	elapsed := time.Since(start)
-	sort.Slice(lat, func(a, b int) bool { return lat[a] < lat[b] })
-	nDistinct := 0
-	perStudent := make([]int, o.students)
-	distinct.Range(func(_, v any) bool { nDistinct++; perStudent[v.(int)]++; return true })
-	fmt.Fprintf(out, "submitted %d attempts (%d distinct) in %s: %.0f accepted/s, %d failed, %d retries; latency p50 %s p99 %s\n",
-		accepted.Load(), nDistinct, elapsed.Round(time.Millisecond), float64(accepted.Load())/elapsed.Seconds(), failed.Load(), retries.Load(),
-		lat[len(lat)/2].Round(time.Microsecond), lat[len(lat)*99/100].Round(time.Microsecond))
-
-	// Recorded means counted in progress, which only stored attempts are.
-	deadline := time.Now().Add(o.timeout)
-	for {
-		recorded := 0
-		for i, tok := range tokens {
-			var p struct {
-				Courses []struct {
-					Attempts int `json:"attempts"`
-				} `json:"courses"`
-			}
-			if _, err := call(ctx, c, "GET", o.url+"/api/v1/student-progress", tok, nil, nil, &p); err != nil {
-				return err
-			}
-			n := 0
-			for _, co := range p.Courses {
-				n += co.Attempts
-			}
-			recorded += min(n, perStudent[i])
-		}
-		if recorded >= nDistinct {
-			total := time.Since(start)
-			fmt.Fprintf(out, "all %d distinct attempts recorded %s after the first submit: %.0f stored/s end to end\n",
-				nDistinct, total.Round(time.Millisecond), float64(nDistinct)/total.Seconds())
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("only %d of %d attempts recorded after %s", recorded, nDistinct, o.timeout)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-type quiz struct {
-	ID        string `json:"id"`
-	Questions []struct {
-		ID      string `json:"id"`
-		Choices []struct {
-			ID string `json:"id"`
-		} `json:"choices"`
-	} `json:"questions"`
-}
-
-// parallel runs f(0..n-1) on `workers` goroutines and returns the first error.
-func parallel(ctx context.Context, workers, n int, f func(int) error) error {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var once sync.Once
-	var first error
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				if err := f(i); err != nil {
-					once.Do(func() { first = err })
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if first == nil {
-		first = ctx.Err()
-	}
-	return first
-}
-
-func call(ctx context.Context, c *http.Client, method, url, token string, header map[string]string, body, out any) (int, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
+	if jsonPath != "" {
+		b, err := json.MarshalIndent(res, "", "  ")
 		if err != nil {
-			return 0, err
+			return err
 		}
-		rd = bytes.NewReader(b)
+		if err := os.WriteFile(jsonPath, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
 	}
-	req, err := http.NewRequestWithContext(ctx, method, url, rd)
-	if err != nil {
-		return 0, err
+	if res.Verify != nil && !res.Verify.OK {
+		return errors.New("the check after the run failed")
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return resp.StatusCode, err
-	}
-	if resp.StatusCode >= 300 {
-		return resp.StatusCode, fmt.Errorf("%s %s: %d %s", method, url, resp.StatusCode, raw)
-	}
-	if out != nil {
-		return resp.StatusCode, json.Unmarshal(raw, out)
-	}
-	return resp.StatusCode, nil
+	return nil
 }

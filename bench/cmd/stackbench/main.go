@@ -1,0 +1,633 @@
+// Command stackbench is `make bench`: it starts a production-like stack
+// on this machine (separate `quizstream api` and `quizstream worker`
+// processes, a NATS server built from the version go.mod pins, running
+// JetStream with every write fsynced before its ack, and the local
+// PostgreSQL with a fresh database), drives it with the load tool
+// (package bench/load), then does the same to the baseline (package
+// bench/baseline: the same API writing each attempt with a synchronous
+// insert), and writes every figure with the machine, the versions and the
+// settings to bench/results/<date>.md and .json.
+//
+// Runs, for each design: the exam-day mix at -users students in a closed
+// loop with no think time; attempt POSTs alone, likewise; and the mix at
+// a constant arrival rate rising by -open-factor from -open-start, to find
+// the highest rate at which every task's p99 stays within -p99. Then the
+// ceiling of single synchronous publishes on the same server, and the
+// events package's Go benchmarks when it has some. Traffic goes to
+// 127.0.0.1 only. It prints a progress line a second on stderr.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/quizstream/quizstream/bench/load"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "stackbench:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the benchmark's settings; the results record them.
+type options struct {
+	Out             string        `json:"-"`
+	AdminURL        string        `json:"-"`
+	Users           int           `json:"users"`
+	WarmUp          time.Duration `json:"warm_up_ns"`
+	MixDuration     time.Duration `json:"mix_duration_ns"`
+	PostDuration    time.Duration `json:"post_duration_ns"`
+	OpenUsers       int           `json:"open_users"`
+	OpenStart       float64       `json:"open_start_rate"`
+	OpenFactor      float64       `json:"open_factor"`
+	OpenMax         float64       `json:"open_max_rate"`
+	OpenRefine      int           `json:"open_refine_steps"`
+	OpenConfirm     int           `json:"open_confirm_runs"`
+	OpenWarmUp      time.Duration `json:"open_warm_up_ns"`
+	OpenDuration    time.Duration `json:"open_duration_ns"`
+	P99Limit        time.Duration `json:"p99_limit_ns"`
+	CeilingDuration time.Duration `json:"ceiling_duration_ns"`
+	SkipBaseline    bool          `json:"skip_baseline"`
+	SkipEventsBench bool          `json:"skip_events_bench"`
+	Keep            bool          `json:"-"`
+}
+
+func run(ctx context.Context, args []string, stderr io.Writer) error {
+	var o options
+	fs := flag.NewFlagSet("stackbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.Out, "out", "bench/results", "directory of the results files")
+	fs.StringVar(&o.AdminURL, "admin-url", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
+		"PostgreSQL database to connect to for creating and dropping the benchmark's databases")
+	fs.IntVar(&o.Users, "users", 500, "students of the closed-loop runs")
+	fs.DurationVar(&o.WarmUp, "warmup", 5*time.Second, "warm-up of the closed-loop runs (after every signup)")
+	fs.DurationVar(&o.MixDuration, "mix-duration", 30*time.Second, "measured time of the closed-loop mix")
+	fs.DurationVar(&o.PostDuration, "post-duration", 15*time.Second, "measured time of the closed-loop POST-only run")
+	fs.IntVar(&o.OpenUsers, "open-users", 100, "students of the open-model runs")
+	fs.Float64Var(&o.OpenStart, "open-start", 250, "first arrival rate of the open model, tasks/s")
+	fs.Float64Var(&o.OpenFactor, "open-factor", 1.6, "each open-model rate is the previous times this")
+	fs.Float64Var(&o.OpenMax, "open-max", 20000, "highest arrival rate tried")
+	fs.IntVar(&o.OpenRefine, "open-refine", 1, "bisection steps between the last rate that passed and the first that failed")
+	fs.IntVar(&o.OpenConfirm, "open-confirm", 1, "runs again at a rate that failed before taking it as failed")
+	fs.DurationVar(&o.OpenWarmUp, "open-warmup", 2*time.Second, "warm-up of each open-model rate")
+	fs.DurationVar(&o.OpenDuration, "open-duration", 6*time.Second, "measured time of each open-model rate")
+	fs.DurationVar(&o.P99Limit, "p99", 50*time.Millisecond, "the open model's bound on every task's p99")
+	fs.DurationVar(&o.CeilingDuration, "ceiling-duration", 3*time.Second, "time of each concurrency of the publish ceiling")
+	fs.BoolVar(&o.SkipBaseline, "skip-baseline", false, "measure quizstream only")
+	fs.BoolVar(&o.SkipEventsBench, "skip-events-bench", false, "do not run the events package's Go benchmarks")
+	fs.BoolVar(&o.Keep, "keep", false, "keep the temporary directory (binaries, server logs, NATS store)")
+	render := fs.String("render", "", "only write the Markdown of a results JSON file again, beside it")
+	quick := fs.Bool("quick", false, "a short smoke run: 50 students, 3s windows, two open rates, results not written")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *render != "" {
+		return rerender(*render)
+	}
+	if *quick {
+		o.Users, o.WarmUp, o.MixDuration, o.PostDuration = 50, time.Second, 3*time.Second, 3*time.Second
+		o.OpenUsers, o.OpenStart, o.OpenMax, o.OpenRefine, o.OpenConfirm, o.OpenWarmUp, o.OpenDuration = 20, 100, 150, 0, 0, time.Second, 2*time.Second
+		o.CeilingDuration, o.SkipEventsBench = time.Second, true
+	}
+	b := &bench{o: o, log: stderr, began: time.Now(), quick: *quick}
+	return b.run(ctx)
+}
+
+// bench is one `make bench`.
+type bench struct {
+	o     options
+	log   io.Writer
+	began time.Time
+	quick bool
+	rep   report
+	tmp   string
+	bins  map[string]string
+	pg    postgres
+	nats  *natsServer
+}
+
+// say prints a progress line.
+func (b *bench) say(format string, args ...any) {
+	fmt.Fprintf(b.log, "stackbench %6s  %s\n", time.Since(b.began).Round(time.Second), fmt.Sprintf(format, args...))
+}
+
+func (b *bench) run(ctx context.Context) (err error) {
+	root, err := moduleRoot(ctx)
+	if err != nil {
+		return err
+	}
+	if b.tmp, err = os.MkdirTemp("", "quizstream-bench-"); err != nil {
+		return err
+	}
+	defer func() {
+		if b.o.Keep || err != nil {
+			b.say("kept %s (binaries, server logs)", b.tmp)
+			return
+		}
+		os.RemoveAll(b.tmp)
+	}()
+	b.rep = report{Started: b.began.UTC(), Options: b.o, Quick: b.quick}
+	b.rep.Machine = machineInfo()
+
+	b.say("building quizstream, the pinned nats-server and the baseline")
+	if b.bins, err = build(ctx, root, b.tmp); err != nil {
+		return err
+	}
+	b.rep.Versions.Quizstream = commitOf(b.bins["quizstream"])
+	b.rep.Versions.Go = runtime.Version()
+
+	b.pg = postgres{admin: b.o.AdminURL}
+	if b.rep.Versions.PostgresSettings, err = b.pg.settings(ctx); err != nil {
+		return fmt.Errorf("PostgreSQL at %s: %w", b.o.AdminURL, err)
+	}
+	b.rep.Versions.PostgreSQL = b.rep.Versions.PostgresSettings["server_version"]
+
+	b.say("starting nats-server (JetStream, sync_interval: always)")
+	if b.nats, err = startNATS(ctx, b.bins["nats-server"], b.tmp); err != nil {
+		return err
+	}
+	defer b.nats.stop()
+	v, err := b.nats.varz()
+	if err != nil {
+		return fmt.Errorf("nats-server /varz: %w", err)
+	}
+	if !v.JetStream.Config.SyncAlways {
+		return errors.New("nats-server does not sync every write: the benchmark would not be at full durability")
+	}
+	b.rep.Versions.NATSServer, b.rep.Versions.NATSSyncAlways = v.Version, v.JetStream.Config.SyncAlways
+
+	b.ceiling(ctx, "before the load runs, fresh server")
+
+	// Both designs run side by side, and each scenario runs on one right
+	// after the other, so that both meet the machine in the same state.
+	suffix := time.Now().UTC().Format("20060102_150405")
+	kinds := []string{"quizstream", "baseline"}
+	if b.o.SkipBaseline {
+		kinds = kinds[:1]
+	}
+	var designs []*design
+	defer func() {
+		for _, d := range designs {
+			d.stop()
+		}
+	}()
+	for _, kind := range kinds {
+		name := fmt.Sprintf("quizstream_bench_%s_%s", suffix, kind)
+		dbURL, err := b.pg.create(ctx, name)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			if err := b.pg.drop(dctx, name); err != nil {
+				b.say("drop database %s: %v", name, err)
+			}
+		}()
+		b.say("database %s: migrate and seed", name)
+		env := []string{"DATABASE_URL=" + dbURL, "LOG_LEVEL=warn"}
+		if err := runTool(ctx, b.bins["quizstream"], env, "migrate"); err != nil {
+			return err
+		}
+		if kind == "quizstream" {
+			env = append(env, "NATS_URL="+b.nats.url)
+			// The stream's settings have one owner: an operator command
+			// applies them before any process starts.
+			if hasCommand(ctx, b.bins["quizstream"], "stream") {
+				b.say("quizstream stream apply")
+				if err := runTool(ctx, b.bins["quizstream"], env, "stream", "apply"); err != nil {
+					return err
+				}
+			}
+		}
+		if err := runTool(ctx, b.bins["quizstream"], env, "seed"); err != nil {
+			return err
+		}
+		start := b.startQuizstream
+		if kind == "baseline" {
+			start = b.startBaseline
+		}
+		d, err := start(ctx, name, dbURL)
+		if d != nil {
+			designs = append(designs, d)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	b.runAll(ctx, designs)
+	for _, d := range designs {
+		d.stop()
+		b.rep.Designs = append(b.rep.Designs, d.result)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	b.ceiling(ctx, "after the load runs")
+	if err := b.nats.stop(); err != nil {
+		b.say("nats-server: %v", err)
+	}
+	if !b.o.SkipEventsBench && ctx.Err() == nil {
+		b.say("go test ./events -run '^$' -bench . (the coalescing publisher's benchmarks, if any)")
+		b.rep.EventsBench, err = eventsBench(ctx, root)
+		if err != nil {
+			b.rep.EventsBenchError = err.Error()
+		} else if b.rep.EventsBench == nil {
+			b.rep.EventsBenchError = "package events has no benchmark yet"
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b.rep.Finished = time.Now().UTC()
+	b.rep.compute(b.o)
+	if b.quick {
+		b.say("quick run: results not written")
+		return b.rep.writeMarkdown(b.log)
+	}
+	out := b.o.Out
+	if !filepath.IsAbs(out) {
+		out = filepath.Join(root, out)
+	}
+	md, js, err := b.rep.write(out)
+	if err != nil {
+		return err
+	}
+	b.say("wrote %s and %s", md, js)
+	return nil
+}
+
+// ceiling measures the publish ceiling on the stack's server and adds it
+// to the report as taken at when.
+func (b *bench) ceiling(ctx context.Context, when string) {
+	b.say("publish ceiling (%s): synchronous single publishes to the same server", when)
+	runs, err := publishCeiling(ctx, b.nats.url, b.o.CeilingDuration, []int{1, 16, 64, 256})
+	for i := range runs {
+		runs[i].When = when
+	}
+	b.rep.Ceiling = append(b.rep.Ceiling, runs...)
+	if err != nil {
+		b.rep.CeilingError = err.Error()
+	}
+}
+
+// tiers are a design's processes whose CPU time is sampled.
+type tiers struct {
+	db   string         // the design's database, for its backends' CPU
+	pids map[string]int // by tier name
+	rss  []string       // tiers whose peak RSS is reported
+	disk string         // a path on the disk whose activity is sampled
+	// metrics is the API's /metrics, for its publisher's batching; "" when
+	// the design has none.
+	metrics string
+}
+
+// sample is the CPU seconds of every tier at one time, and of each
+// backend of the design's database.
+type sample struct {
+	tiers    map[string]float64
+	backends map[int]float64
+	disk     diskStat
+	at       time.Time
+}
+
+func (t tiers) sample() sample {
+	m := map[string]float64{}
+	for name, pid := range t.pids {
+		m[name] = cpuOf(pid)
+	}
+	var backends map[int]float64
+	m[tierPostgres], backends = postgresCPU(t.db)
+	m[tierLoad] = cpuOf(os.Getpid())
+	m[tierMachine], m[tierIRQ], m[tierSteal], _ = machineCPU()
+	return sample{tiers: m, backends: backends, disk: diskOf(t.disk), at: time.Now()}
+}
+
+// cpuBetween returns each tier's CPU seconds from before to after. The
+// database's backends count per process: one that exited meanwhile took
+// its time along (undercounted), one that started counts from zero.
+func cpuBetween(before, after sample) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range after.tiers {
+		out[k] = v - before.tiers[k]
+	}
+	for pid, v := range after.backends {
+		out[tierPostgresDB] += v - before.backends[pid]
+	}
+	other := out[tierMachine]
+	for _, k := range []string{tierAPI, tierWorker, tierNATS, tierPostgres, tierLoad} {
+		other -= out[k]
+	}
+	out[tierOther] = max(other, 0)
+	return out
+}
+
+// Tier names of the results.
+const (
+	tierAPI        = "api"
+	tierWorker     = "worker"
+	tierNATS       = "nats-server"
+	tierPostgres   = "postgres"
+	tierPostgresDB = "postgres-db"
+	tierLoad       = "load"
+	tierMachine    = "machine" // every CPU's time running programs
+	tierIRQ        = "irq"     // every CPU's time in interrupts
+	tierSteal      = "steal"   // time the hypervisor gave to others
+	// tierOther is the machine's time running programs other than the
+	// stack, PostgreSQL (all of it) and the load generator.
+	tierOther = "other"
+)
+
+// design is one of the two stacks under test.
+type design struct {
+	name   string
+	url    string
+	tiers  tiers
+	procs  []*proc
+	result designResult
+	// the open model's search
+	passed, failed float64
+	done           bool
+}
+
+// stop stops the design's processes (once), noting unclean exits.
+func (d *design) stop() {
+	for _, p := range d.procs {
+		if err := p.stop(); err != nil {
+			d.result.Notes = append(d.result.Notes, fmt.Sprintf("%s: %v", p.name, err))
+		}
+	}
+	d.procs = nil
+}
+
+// startQuizstream starts the real stack: api and worker processes.
+func (b *bench) startQuizstream(ctx context.Context, db, dbURL string) (*design, error) {
+	listen, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	apiOps, _ := freeAddr()
+	workerOps, _ := freeAddr()
+	// The per-student attempt limiter is off, as in the baseline:
+	// closed-loop students submit far above a person's pace.
+	env := []string{"DATABASE_URL=" + dbURL, "NATS_URL=" + b.nats.url, "LOG_LEVEL=warn", "ATTEMPT_RATE=-1"}
+	b.say("starting quizstream api and quizstream worker")
+	d := &design{name: "quizstream", url: "http://" + listen}
+	d.result = designResult{Name: d.name, Description: "quizstream api (its default publisher: concurrent attempts coalesced into atomic batches when the stream allows them) + quizstream worker (1 batch writer) processes; NATS JetStream R1 file stream, sync_interval: always; the 202 follows the stream's PubAck"}
+	api, err := start(b.tmp, "api", b.bins["quizstream"], append(env, "LISTEN_ADDR="+listen, "METRICS_ADDR="+apiOps), "api")
+	if err != nil {
+		return nil, err
+	}
+	d.procs = append(d.procs, api)
+	if err := waitReady(ctx, api, d.url+"/readyz"); err != nil {
+		return d, err
+	}
+	worker, err := start(b.tmp, "worker", b.bins["quizstream"], append(env, "METRICS_ADDR="+workerOps), "worker")
+	if err != nil {
+		return d, err
+	}
+	d.procs = append(d.procs, worker)
+	if err := waitReady(ctx, worker, "http://"+workerOps+"/readyz"); err != nil {
+		return d, err
+	}
+	d.tiers = tiers{db: db, pids: map[string]int{tierAPI: api.pid(), tierWorker: worker.pid(), tierNATS: b.nats.pid()},
+		rss: []string{tierAPI, tierWorker}, disk: b.tmp, metrics: "http://" + apiOps + "/metrics"}
+	return d, nil
+}
+
+// startBaseline starts the same API writing each attempt synchronously.
+func (b *bench) startBaseline(ctx context.Context, db, dbURL string) (*design, error) {
+	listen, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	b.say("starting the baseline")
+	d := &design{name: "baseline", url: "http://" + listen}
+	d.result = designResult{Name: d.name, Description: "the same api.Server (auth, grading, encoding, pool) writing each attempt with a synchronous single-row store.InsertAttempts (attempt + progress, one transaction) before the 202; no worker"}
+	p, err := start(b.tmp, "baseline", b.bins["baseline"], []string{"DATABASE_URL=" + dbURL}, "-listen-addr", listen)
+	if err != nil {
+		return nil, err
+	}
+	d.procs = append(d.procs, p)
+	if err := waitReady(ctx, p, d.url+"/readyz"); err != nil {
+		return d, err
+	}
+	d.tiers = tiers{db: db, pids: map[string]int{tierAPI: p.pid(), tierNATS: b.nats.pid()}, rss: []string{tierAPI}, disk: b.tmp}
+	return d, nil
+}
+
+// runAll measures every design, scenario by scenario: the closed-loop mix,
+// POST-only, then the open model at rising rates, each rate on every
+// design still within the bound, and last the bisection of each design's
+// own bracket.
+func (b *bench) runAll(ctx context.Context, designs []*design) {
+	for _, sc := range []struct {
+		kind     string
+		duration time.Duration
+		weights  load.Weights
+	}{{runMix, b.o.MixDuration, load.DefaultWeights}, {runPost, b.o.PostDuration, load.SubmitOnly}} {
+		for _, d := range designs {
+			if ctx.Err() != nil {
+				return
+			}
+			cfg := load.Config{URL: d.url, Users: b.o.Users, WarmUp: b.o.WarmUp, Duration: sc.duration, Weights: sc.weights}
+			d.result.Runs = append(d.result.Runs, b.measure(ctx, d.name, sc.kind, cfg, d.tiers))
+		}
+	}
+	for rate := b.o.OpenStart; rate <= b.o.OpenMax && ctx.Err() == nil; rate = float64(int(rate*b.o.OpenFactor + 0.5)) {
+		left := 0
+		for _, d := range designs {
+			if d.done {
+				continue
+			}
+			if b.holds(ctx, d, rate) {
+				d.passed = rate
+				left++
+			} else {
+				d.failed, d.done = rate, true
+			}
+		}
+		if left == 0 {
+			break
+		}
+	}
+	for _, d := range designs {
+		for range b.o.OpenRefine {
+			if d.failed == 0 || ctx.Err() != nil {
+				break
+			}
+			mid := float64(int((d.passed + d.failed) / 2))
+			if mid <= d.passed || mid >= d.failed {
+				break
+			}
+			if b.holds(ctx, d, mid) {
+				d.passed = mid
+			} else {
+				d.failed = mid
+			}
+		}
+		d.result.MaxRate, d.result.FirstFailedRate = d.passed, d.failed
+	}
+}
+
+// holds runs the open model at rate on d, and again up to OpenConfirm
+// times while it fails: on a shared machine one window can catch another
+// program's burst. It reports whether any run kept every p99 in bound.
+func (b *bench) holds(ctx context.Context, d *design, rate float64) bool {
+	for range b.o.OpenConfirm + 1 {
+		cfg := load.Config{URL: d.url, Users: b.o.OpenUsers, Rate: rate, WarmUp: b.o.OpenWarmUp, Duration: b.o.OpenDuration}
+		rec := b.measure(ctx, d.name, runOpen, cfg, d.tiers)
+		pass, why := passes(rec, b.o.P99Limit)
+		rec.Pass, rec.Why = &pass, why
+		d.result.Runs = append(d.result.Runs, rec)
+		if pass {
+			b.say("%s open %.0f/s: every p99 within the bound", d.name, rate)
+			return true
+		}
+		b.say("%s open %.0f/s: failed: %s", d.name, rate, why)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return false
+}
+
+// publishMetrics are the API's counters of how it published attempts.
+var publishMetrics = []string{
+	"quizstream_publish_batch_size_messages_sum", "quizstream_publish_batch_size_messages_count",
+	"quizstream_publish_unbatched_attempts_total", "quizstream_publish_batch_resends_total",
+}
+
+// publishing is how the API published attempts during a run.
+type publishing struct {
+	Batches   float64 `json:"atomic_batches"`
+	InBatches float64 `json:"attempts_in_batches"`
+	MeanBatch float64 `json:"mean_batch"`
+	Unbatched float64 `json:"attempts_one_at_a_time"`
+	Resends   float64 `json:"batch_resends"`
+}
+
+func publishingBetween(before, after map[string]float64) *publishing {
+	if len(after) == 0 {
+		return nil // an API without a batching publisher
+	}
+	d := func(k string) float64 { return after[k] - before[k] }
+	p := &publishing{
+		Batches: d("quizstream_publish_batch_size_messages_count"), InBatches: d("quizstream_publish_batch_size_messages_sum"),
+		Unbatched: d("quizstream_publish_unbatched_attempts_total"), Resends: d("quizstream_publish_batch_resends_total"),
+	}
+	if p.Batches > 0 {
+		p.MeanBatch = p.InBatches / p.Batches
+	}
+	return p
+}
+
+// Run names.
+const (
+	runMix  = "mix"
+	runPost = "post"
+	runOpen = "open"
+)
+
+// passes says whether an open-model run kept every task's p99 within
+// limit, with no failure of any kind and a clean check.
+func passes(rec runRecord, limit time.Duration) (bool, string) {
+	r := rec.Result
+	if r == nil {
+		return false, rec.Error
+	}
+	var why []string
+	if n := r.Total.Errors + r.Total.Unavailable + r.Total.RateLimited; n > 0 {
+		why = append(why, fmt.Sprintf("%d failed tries", n))
+	}
+	if r.Verify == nil || !r.Verify.OK {
+		why = append(why, "the check failed")
+	}
+	ms := float64(limit) / float64(time.Millisecond)
+	for _, t := range r.Tasks {
+		if t.Latency.P99 > ms {
+			why = append(why, fmt.Sprintf("%s p99 %.1fms", t.Name, t.Latency.P99))
+		}
+	}
+	return len(why) == 0, strings.Join(why, ", ")
+}
+
+// measure runs one load and the samples around its measured window.
+func (b *bench) measure(ctx context.Context, design, kind string, cfg load.Config, t tiers) runRecord {
+	rec := runRecord{Design: design, Kind: kind, Users: cfg.Users, Rate: cfg.Rate}
+	label := fmt.Sprintf("%s %s", design, kind)
+	if cfg.Rate > 0 {
+		label += fmt.Sprintf(" %.0f/s", cfg.Rate)
+	}
+	b.say("%s: %d students, %s measured after %s warm-up", label, cfg.Users, cfg.Duration, cfg.WarmUp)
+	rec.PeakRSSReset = true
+	for _, name := range t.rss {
+		rec.PeakRSSReset = resetPeakRSS(t.pids[name]) && rec.PeakRSSReset
+	}
+	var mu sync.Mutex
+	var before, after *sample
+	cfg.OnPhase = func(phase string) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case phase == "measure" && before == nil:
+			s := t.sample()
+			before = &s
+			_, _, _, rec.LoadAvgBefore = machineCPU()
+		case phase == "finish" && before != nil && after == nil:
+			s := t.sample()
+			after = &s
+			_, _, _, rec.LoadAvgAfter = machineCPU()
+		}
+	}
+	cfg.Progress = func(p load.Progress) { b.say("[%s] %s", label, p) }
+	var pubBefore map[string]float64
+	if t.metrics != "" {
+		pubBefore = scrape(t.metrics, publishMetrics...)
+	}
+	res, err := load.Run(ctx, cfg)
+	if t.metrics != "" {
+		rec.Publish = publishingBetween(pubBefore, scrape(t.metrics, publishMetrics...))
+	}
+	if err != nil {
+		rec.Error = err.Error()
+		b.say("%s: %v", label, err)
+		return rec
+	}
+	rec.Result = &res
+	mu.Lock()
+	if before != nil && after != nil {
+		rec.CPU = cpuBetween(*before, *after)
+		rec.Disk = diskBetween(before.disk, after.disk, after.at.Sub(before.at))
+	}
+	mu.Unlock()
+	rec.PeakRSSKiB = map[string]int64{}
+	for _, name := range t.rss {
+		rec.PeakRSSKiB[name] = peakRSS(t.pids[name])
+	}
+	var tbl strings.Builder
+	_ = res.WriteTable(&tbl)
+	for _, line := range strings.Split(strings.TrimRight(tbl.String(), "\n"), "\n") {
+		b.say("  %s", line)
+	}
+	return rec
+}
