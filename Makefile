@@ -43,7 +43,7 @@ lint:
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-## bench: the Go benchmarks (not part of test)
+## bench: the production-like stack against the baseline, about 9 minutes; writes bench/results/<date>.md and .json
 bench:
 	$(GO) run ./bench/cmd/stackbench
 
