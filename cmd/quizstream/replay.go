@@ -28,6 +28,9 @@ modes:
   --dry-run           read, decode and validate every event (each batch is
                       written in a transaction that is rolled back); counts
                       what a restore would store, find stored, set aside
+  --exams             restore timed-exam sessions and answers from the exams
+                      stream (the attempts they became come with the
+                      attempts stream)
   --rebuild progress  rebuild the progress projection into a shadow table and
                       print how it differs from the live one; with --swap,
                       replace the live table atomically, under an ACCESS
@@ -43,6 +46,7 @@ type replayOptions struct {
 	cfg     replay.Config
 	rebuild string
 	dryRun  bool
+	exams   bool
 }
 
 // runReplay re-reads the attempts stream to restore the database or
@@ -59,6 +63,7 @@ func runReplay(ctx context.Context, args []string, getenv func(string) string, s
 	since := f.fs.String("since", "", "read from the first event stored at or after this RFC 3339 time, instead of --from-seq")
 	until := f.fs.String("until", "", "read up to the last event stored at or before this RFC 3339 time (default: the stream's last event when the replay starts)")
 	f.fs.BoolVar(&o.dryRun, "dry-run", false, "validate and count, write nothing")
+	f.fs.BoolVar(&o.exams, "exams", false, "restore the timed-exam sessions and answers from the exams stream instead of attempts")
 	f.fs.StringVar(&o.rebuild, "rebuild", "", "rebuild a projection instead of restoring attempts; the only one is \"progress\"")
 	f.fs.BoolVar(&o.cfg.Swap, "swap", false, "with --rebuild: replace the live table with the rebuilt one")
 	f.fs.BoolVar(&o.cfg.KeepShadow, "keep-shadow", false, "with --rebuild and without --swap: keep the rebuilt table as progress_rebuild for inspection")
@@ -147,6 +152,10 @@ func (o *replayOptions) validate(f *flags, since, until string) error {
 		return errors.New("replay: --lock-timeout must be positive")
 	}
 	switch {
+	case o.exams && (o.rebuild != "" || o.dryRun):
+		return errors.New("replay: --exams restores; it goes with neither --rebuild nor --dry-run")
+	case o.exams:
+		c.Mode = replay.RestoreExams
 	case o.rebuild != "":
 		c.Mode = replay.RebuildProgress
 	case o.dryRun:
