@@ -46,7 +46,7 @@ func TestBadInput(t *testing.T) {
 	body := func(v any) []byte { return mustJSON(t, v) }
 	ans := func(pairs ...string) map[string]any {
 		list := []map[string]string{}
-		for i := 0; i < len(pairs); i += 2 {
+		for i := 0; i+1 < len(pairs); i += 2 {
 			list = append(list, map[string]string{"question_id": pairs[i], "choice_id": pairs[i+1]})
 		}
 		return map[string]any{"answers": list}

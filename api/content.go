@@ -42,7 +42,7 @@ type quizKey struct {
 	// choices maps each question id to its choices' ids and whether each is correct.
 	choices map[string]map[string]bool
 	res     resource
-	// exam is a timed quiz's rules (api/sessions.go); nil when untimed.
+	// exam is a timed quiz's rules (api/sessionhelpers.go); nil when untimed.
 	exam *examRules
 }
 

@@ -87,7 +87,11 @@ func (l *listener) refuse(c net.Conn) {
 	l.wg.Add(1)
 	go func() {
 		defer func() { c.Close(); <-l.refusals; l.wg.Done() }()
-		c.SetDeadline(time.Now().Add(time.Second))
+		// Without the deadline a client that never reads could hold the
+		// refusal slot: give up on the answer rather.
+		if err := c.SetDeadline(time.Now().Add(time.Second)); err != nil {
+			return
+		}
 		if _, err := c.Write(l.refusal); err != nil {
 			return
 		}
@@ -96,7 +100,9 @@ func (l *listener) refuse(c net.Conn) {
 		if cw, ok := c.(interface{ CloseWrite() error }); ok {
 			cw.CloseWrite()
 		}
-		io.Copy(io.Discard, io.LimitReader(c, 64<<10))
+		// The answer is written: a failed read (the client left, the
+		// deadline passed) only ends the draining.
+		_, _ = io.Copy(io.Discard, io.LimitReader(c, 64<<10))
 	}()
 }
 

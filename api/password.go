@@ -23,6 +23,8 @@ const (
 	argonTime      = 2
 	argonThreads   = 1
 	argonKeyLen    = 32
+	argonMinKeyLen = 16   // of a hash verify accepts
+	argonMaxKeyLen = 1024 // of a hash verify accepts
 	argonSaltLen   = 16
 )
 
@@ -144,9 +146,16 @@ func (h *hasher) verify(ctx context.Context, password, encoded string) (bool, er
 	if err != nil {
 		return false, errBadHash
 	}
+	// Hashes are made with argonKeyLen bytes; the bounds refuse an empty key,
+	// which any password would match, and one too long to compute.
+	n := len(want)
+	if n < argonMinKeyLen || n > argonMaxKeyLen {
+		return false, errBadHash
+	}
+	keyLen := uint32(n)
 	var got []byte
 	if err := h.run(ctx, func() {
-		got = argon2.IDKey([]byte(password), salt, iter, mem, threads, uint32(len(want)))
+		got = argon2.IDKey([]byte(password), salt, iter, mem, threads, keyLen)
 	}); err != nil {
 		return false, err
 	}

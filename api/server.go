@@ -319,7 +319,8 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 func (s *Server) Handler() http.Handler { return s.echo }
 
 // subscribe listens to other instances' notices until the returned
-// function is called.
+// function is called; that function logs a failure to unsubscribe, since
+// at shutdown there is nothing else to do with it.
 func (s *Server) subscribe() (func(), error) {
 	unContent, err := s.cfg.Notices.Subscribe(events.SubjectContentChanged, func([]byte) {
 		select {
@@ -334,10 +335,16 @@ func (s *Server) subscribe() (func(), error) {
 		s.tokens.revoke(string(hash), time.Now())
 	})
 	if err != nil {
-		unContent()
+		// The subscription that failed is the error to return; the one
+		// made is only undone.
+		_ = unContent()
 		return nil, err
 	}
-	return func() { unContent(); unTokens() }, nil
+	return func() {
+		if err := errors.Join(unContent(), unTokens()); err != nil {
+			s.log.Warn("api: unsubscribe from notices", "err", err)
+		}
+	}, nil
 }
 
 // Serve answers HTTP on ln until ctx is cancelled, then drains: /readyz

@@ -135,4 +135,10 @@ func TestPasswordHash(t *testing.T) {
 	if _, err := h.verify(ctx, "x", "$argon2id$garbage"); err == nil {
 		t.Fatal("a malformed hash must be an error")
 	}
+	// An empty key would match every password: argon2 makes an empty key
+	// of any password, and two empty keys compare equal.
+	noKey := enc[:strings.LastIndex(enc, "$")+1]
+	if ok, err := h.verify(ctx, "any password", noKey); ok || err == nil {
+		t.Fatalf("verify against a hash without a key: %v, %v; want an error", ok, err)
+	}
 }

@@ -535,7 +535,12 @@ func (a *App) warnDurability() {
 func AtLeast(version string, major, minor, patch int) bool {
 	var v [3]int
 	for i, p := range strings.SplitN(strings.TrimPrefix(version, "v"), ".", 3) {
-		fmt.Sscanf(p, "%d", &v[i])
+		// A part that does not start with a number ends the version: it and
+		// the parts after it count as 0, so an unreadable version reads as
+		// older (and is warned about). "3-RC.1" reads as 3.
+		if _, err := fmt.Sscanf(p, "%d", &v[i]); err != nil {
+			break
+		}
 	}
 	want := [3]int{major, minor, patch}
 	for i := range v {

@@ -101,16 +101,17 @@ func (r *Readiness) Public() http.Handler {
 
 func (r *Readiness) serve(w http.ResponseWriter, req *http.Request, redact bool) {
 	checks, problem := r.status(req.Context(), redact)
-	w.Header().Set("Content-Type", "application/json")
-	if problem == "" {
-		w.WriteHeader(http.StatusOK)
-		json.NewEncoder(w).Encode(map[string]any{"status": "ready", "checks": checks})
-		return
+	status, body := http.StatusOK, map[string]any{"status": "ready", "checks": checks}
+	if problem != "" {
+		w.Header().Set("Retry-After", r.retryAfter)
+		status, body = http.StatusServiceUnavailable, map[string]any{
+			"error":  map[string]string{"code": "unavailable", "message": problem},
+			"checks": checks,
+		}
 	}
-	w.Header().Set("Retry-After", r.retryAfter)
-	w.WriteHeader(http.StatusServiceUnavailable)
-	json.NewEncoder(w).Encode(map[string]any{
-		"error":  map[string]string{"code": "unavailable", "message": problem},
-		"checks": checks,
-	})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	// The status is sent: a body that cannot be written is a prober that
+	// left, with nothing to tell it.
+	_ = json.NewEncoder(w).Encode(body)
 }

@@ -148,7 +148,8 @@ func (s *Store) LoadContent(ctx context.Context) ([]Course, error) {
 
 // SaveContent inserts or updates the given courses and everything in them
 // in one transaction, leaving rows that are already equal untouched. It
-// returns how many rows it changed.
+// returns how many rows it changed; on error (ErrInvalid for a quiz
+// setting out of its column's range) it changed none.
 func (s *Store) SaveContent(ctx context.Context, courses []Course) (int64, error) {
 	var (
 		cID, cSlug, cTitle, cDesc, cPos       = []uuid.UUID{}, []string{}, []string{}, []string{}, []int32{}
@@ -161,7 +162,10 @@ func (s *Store) SaveContent(ctx context.Context, courses []Course) (int64, error
 		cID, cSlug, cTitle, cDesc, cPos = append(cID, c.ID), append(cSlug, c.Slug), append(cTitle, c.Title), append(cDesc, c.Description), append(cPos, int32(ci))
 		for qi, q := range c.Quizzes {
 			qID, qCourse, qTitle, qPos = append(qID, q.ID), append(qCourse, c.ID), append(qTitle, q.Title), append(qPos, int32(qi))
-			ex := examColumnsOf(q)
+			ex, err := examColumnsOf(q)
+			if err != nil {
+				return 0, fmt.Errorf("save content: quiz %s: %w", q.ID, err)
+			}
 			qLimit, qOpens, qCloses, qMax, qGrace = append(qLimit, ex.limit), append(qOpens, ex.opens), append(qCloses, ex.closes), append(qMax, ex.max), append(qGrace, ex.grace)
 			for ui, qu := range q.Questions {
 				quID, quQuiz, quPrompt, quPos = append(quID, qu.ID), append(quQuiz, q.ID), append(quPrompt, qu.Prompt), append(quPos, int32(ui))
@@ -227,11 +231,19 @@ type examColumns struct {
 	opens, closes     *time.Time
 }
 
-func examColumnsOf(q Quiz) examColumns {
+// examColumnsOf returns q's exam settings as columns, or an error wrapping
+// ErrInvalid when one is out of its column's range.
+func examColumnsOf(q Quiz) (examColumns, error) {
 	var ex examColumns
-	seconds := func(d time.Duration) *int32 { n := int32(d / time.Second); return &n }
+	column := func(name string, n int64) (*int32, error) {
+		v, err := int32Of(name, n)
+		return &v, err
+	}
+	var err error
 	if q.TimeLimit != 0 {
-		ex.limit = seconds(q.TimeLimit)
+		if ex.limit, err = column("time_limit_s", int64(q.TimeLimit/time.Second)); err != nil {
+			return ex, err
+		}
 	}
 	if !q.OpensAt.IsZero() {
 		ex.opens = &q.OpensAt
@@ -240,13 +252,16 @@ func examColumnsOf(q Quiz) examColumns {
 		ex.closes = &q.ClosesAt
 	}
 	if q.MaxSessions != 0 {
-		n := int32(q.MaxSessions)
-		ex.max = &n
+		if ex.max, err = column("max_sessions", int64(q.MaxSessions)); err != nil {
+			return ex, err
+		}
 	}
 	if q.Grace != nil {
-		ex.grace = seconds(*q.Grace)
+		if ex.grace, err = column("grace_s", int64(*q.Grace/time.Second)); err != nil {
+			return ex, err
+		}
 	}
-	return ex
+	return ex, nil
 }
 
 // apply sets the settings on q.

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/quizstream/quizstream/store"
@@ -84,5 +86,39 @@ func TestDataErrorsAreInvalid(t *testing.T) {
 	_, _, err := st.StudentByEmail(t.Context(), "nul\x00@example.com")
 	if !errors.Is(err, store.ErrInvalid) || store.IsTransient(err) || errors.Is(err, store.ErrUnavailable) || !store.IsDataError(err) {
 		t.Fatalf("a NUL in text: %v; want ErrInvalid, a data error, not transient", err)
+	}
+}
+
+// A number out of its integer column's range is refused before PostgreSQL
+// sees it, as PostgreSQL would refuse it, rather than stored wrapped
+// around: ErrInvalid, a data error (so that the workers set the event
+// aside instead of retrying it), and nothing written.
+func TestOutOfRangeNumbersAreInvalid(t *testing.T) {
+	t.Parallel()
+	st, _ := storetest.Open(t)
+	ctx := t.Context()
+	const tooBig = math.MaxInt32 + 1
+	check := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, store.ErrInvalid) || !store.IsDataError(err) || store.IsTransient(err) {
+			t.Errorf("%s out of range: %v; want ErrInvalid, a data error, not transient", what, err)
+		}
+	}
+
+	course := store.Course{ID: uuid.New(), Slug: "range-" + uuid.NewString(), Title: "Range"}
+	course.Quizzes = []store.Quiz{{ID: uuid.New(), CourseID: course.ID, Title: "Timed", TimeLimit: time.Hour, MaxSessions: tooBig}}
+	_, err := st.SaveContent(ctx, []store.Course{course})
+	check("max_sessions", err)
+	if n := storetest.Int(t, st.Pool(), `SELECT count(*) FROM courses WHERE id = $1`, course.ID); n != 0 {
+		t.Errorf("the refused content stored %d course(s)", n)
+	}
+
+	now := time.Now()
+	session := store.ExamSession{ID: uuid.New(), StudentID: uuid.New(), QuizID: uuid.New(), CourseID: uuid.New(),
+		Number: 1, StartedAt: now, Deadline: now.Add(time.Hour), GraceS: tooBig, StreamSeq: 1}
+	_, err = st.WriteExamEvents(ctx, store.ExamBatch{Sessions: []store.ExamSession{session}})
+	check("grace_s", err)
+	if n := storetest.Int(t, st.Pool(), `SELECT count(*) FROM exam_sessions WHERE id = $1`, session.ID); n != 0 {
+		t.Errorf("the refused session was stored %d time(s)", n)
 	}
 }

@@ -111,7 +111,11 @@ func (r *ProgressRebuild) Fold(ctx context.Context, evs []ProgressEvent) (int64,
 	courses := make([]uuid.UUID, len(evs))
 	scores := make([]int32, len(evs))
 	for i, e := range evs {
-		ids[i], students[i], quizzes[i], courses[i], scores[i] = e.AttemptID, e.StudentID, e.QuizID, e.CourseID, int32(e.Score)
+		score, err := int32Of("score", int64(e.Score))
+		if err != nil {
+			return 0, fmt.Errorf("fold events into progress rebuild: %w", err)
+		}
+		ids[i], students[i], quizzes[i], courses[i], scores[i] = e.AttemptID, e.StudentID, e.QuizID, e.CourseID, score
 	}
 	var n int64
 	err := r.s.pool.QueryRow(ctx, `

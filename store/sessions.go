@@ -114,7 +114,15 @@ func (s *Store) writeExamEvents(ctx context.Context, b ExamBatch, commit bool) (
 				if x.IdempotencyKey != "" {
 					k = &x.IdempotencyKey
 				}
-				key, number, grace = append(key, k), append(number, int32(x.Number)), append(grace, int32(x.GraceS))
+				n, err := int32Of("number", int64(x.Number))
+				if err != nil {
+					return fmt.Errorf("insert exam sessions: %w", err)
+				}
+				g, err := int32Of("grace_s", int64(x.GraceS))
+				if err != nil {
+					return fmt.Errorf("insert exam sessions: %w", err)
+				}
+				key, number, grace = append(key, k), append(number, n), append(grace, g)
 				started, deadline, seq = append(started, x.StartedAt), append(deadline, x.Deadline), append(seq, int64(x.StreamSeq))
 			}
 			tag, err := tx.Exec(ctx, `

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"strings"
 	"syscall"
@@ -28,8 +29,9 @@ var (
 	// connection or is shutting down: the same call may succeed later.
 	ErrUnavailable = errors.New("store: database unavailable")
 	// ErrInvalid means PostgreSQL refused a value itself (SQLSTATE class
-	// 22, data exception: a NUL byte in text, a number out of range): the
-	// same call fails the same way, so it is the caller's input at fault.
+	// 22, data exception: a NUL byte in text, a number out of range), or
+	// the store did before sending it (a number out of its column's range):
+	// the same call fails the same way, so it is the caller's input at fault.
 	ErrInvalid = errors.New("store: invalid data")
 )
 
@@ -170,11 +172,25 @@ func IsTransient(err error) bool {
 
 // IsDataError reports whether err is PostgreSQL refusing the data itself
 // (SQLSTATE class 22, data exception, or 23, integrity constraint
-// violation): writing the same rows again fails the same way.
+// violation), or the store refusing it before PostgreSQL would
+// (ErrInvalid): writing the same rows again fails the same way.
 func IsDataError(err error) bool {
+	if errors.Is(err, ErrInvalid) {
+		return true
+	}
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
 		return false
 	}
 	return pgErr.Code[:2] == "22" || pgErr.Code[:2] == "23"
+}
+
+// int32Of returns n for an integer (int4) column named column, or an error
+// wrapping ErrInvalid when n is outside the column's range, as PostgreSQL
+// would refuse it (numeric_value_out_of_range is a data exception too).
+func int32Of(column string, n int64) (int32, error) {
+	if n < math.MinInt32 || n > math.MaxInt32 {
+		return 0, fmt.Errorf("%w: %s %d is out of the range of an integer column", ErrInvalid, column, n)
+	}
+	return int32(n), nil
 }

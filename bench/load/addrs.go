@@ -1,6 +1,7 @@
 package load
 
 import (
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -20,8 +21,16 @@ type sourceAddrs struct {
 	transports []*http.Transport
 }
 
-// addr returns student i's address: 127.10.0.1, 127.10.0.2, ...
+// maxSourceAddrs is how many students have an address of their own:
+// 127.10.0.1 to 127.255.249.250, 250 to each /24.
+const maxSourceAddrs = (256 - 10) * 250 * 250
+
+// addr returns student i's address: 127.10.0.1, 127.10.0.2, ... It panics
+// when i is out of [0, maxSourceAddrs), which Config.defaults rules out.
 func addr(i int) net.IP {
+	if i < 0 || i >= maxSourceAddrs {
+		panic(fmt.Sprintf("load: student %d has no address of its own", i))
+	}
 	return net.IPv4(127, byte(10+i/(250*250)), byte(i/250%250), byte(i%250+1))
 }
 

@@ -105,7 +105,8 @@ type Config struct {
 	URL string
 	// Users is how many virtual students sign up. In the closed model each
 	// loops over the mix; in the open model arrivals pick one at random.
-	// Defaults to 50.
+	// At most 15,375,000 when each connects from an address of its own
+	// (see HTTPClient). Defaults to 50.
 	Users int
 	// Weights is the mix. Defaults to DefaultWeights.
 	Weights Weights
@@ -188,6 +189,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Users <= 0 {
 		c.Users = 50
+	}
+	if c.Users > maxSourceAddrs && c.HTTPClient == nil && !c.SingleAddr && isLoopback(c.URL) {
+		return fmt.Errorf("load: Config.Users: at most %d students have a loopback address of their own; set SingleAddr for more", maxSourceAddrs)
 	}
 	if c.Weights == (Weights{}) {
 		c.Weights = DefaultWeights

@@ -82,7 +82,9 @@ func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdo
 		for _, l := range letters {
 			fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\n", l.Seq, l.OriginalSeq, l.Time.UTC().Format("2006-01-02T15:04:05Z"), l.OriginalSubject, l.Reason)
 		}
-		tw.Flush()
+		if err := tw.Flush(); err != nil {
+			return err
+		}
 		fmt.Fprintf(stdout, "%d dead letter(s)\n", len(letters))
 		return nil
 	case "show":

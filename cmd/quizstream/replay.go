@@ -224,7 +224,9 @@ func printReplay(w io.Writer, cfg replay.Config, res replay.Result, err error) {
 	if err != nil {
 		fmt.Fprintf(tw, "  stopped\t\t%v\n", err)
 	}
-	tw.Flush()
+	// As with the Fprintf calls, a failed write to stdout goes unreported:
+	// the command returns the replay's outcome, which this only describes.
+	_ = tw.Flush()
 	if res.Diff == nil {
 		return
 	}
@@ -259,7 +261,7 @@ func printDiff(w io.Writer, d *store.ProgressDiff) {
 			counts(row.LiveAttempts, row.LiveBest, row.LiveCourseID, row.RebuiltCourseID),
 			counts(row.RebuiltAttempts, row.RebuiltBest, row.RebuiltCourseID, row.LiveCourseID))
 	}
-	tw.Flush()
+	_ = tw.Flush() // unreported, as in printReplay
 	if n := d.Changed + d.Missing + d.Extra; n > int64(len(d.First)) {
 		fmt.Fprintf(w, "  ... and %d more\n", n-int64(len(d.First)))
 	}

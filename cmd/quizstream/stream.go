@@ -78,8 +78,7 @@ func runStream(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	printStatus(stdout, st)
-	return nil
+	return printStatus(stdout, st)
 }
 
 func printApply(w io.Writer, res events.ApplyResult) {
@@ -101,7 +100,8 @@ func printApply(w io.Writer, res events.ApplyResult) {
 	}
 }
 
-func printStatus(w io.Writer, st events.StatusResult) {
+// printStatus prints st; it returns the error of writing its table.
+func printStatus(w io.Writer, st events.StatusResult) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	stream := func(s events.StreamStatus) {
 		c := s.Capacity
@@ -146,10 +146,12 @@ func printStatus(w io.Writer, st events.StatusResult) {
 	} else {
 		fmt.Fprintf(tw, "dead letters\tmissing: run quizstream stream apply\n")
 	}
-	tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
 	if len(st.Mismatches) == 0 {
 		fmt.Fprintln(w, "settings: as configured")
-		return
+		return nil
 	}
 	fmt.Fprintln(w, "settings that differ (found -> configured):")
 	for _, m := range st.Mismatches {
@@ -159,6 +161,7 @@ func printStatus(w io.Writer, st events.StatusResult) {
 		}
 		fmt.Fprintf(w, "  %s %s: %s -> %s (%s)\n", m.Object, m.Field, m.Was, m.Now, kind)
 	}
+	return nil
 }
 
 func limit(n int64) string {
