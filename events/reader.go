@@ -57,6 +57,11 @@ func OpenReader(ctx context.Context, js jetstream.JetStream, cfg StreamConfig, r
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	return openReader(ctx, js, cfg.Name, SubjectPrefix+".>", r)
+}
+
+// openReader opens a Reader on stream's messages under filter, over r.
+func openReader(ctx context.Context, js jetstream.JetStream, stream, filter string, r Range) (*Reader, error) {
 	if r.FromSeq == 0 {
 		r.FromSeq = 1
 	}
@@ -66,24 +71,24 @@ func OpenReader(ctx context.Context, js jetstream.JetStream, cfg StreamConfig, r
 	if r.IdleWait <= 0 {
 		r.IdleWait = 2 * time.Second
 	}
-	s, err := js.Stream(ctx, cfg.Name)
+	s, err := js.Stream(ctx, stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil, fmt.Errorf("%w: %s", ErrNoStream, cfg.Name)
+		return nil, fmt.Errorf("%w: %s", ErrNoStream, stream)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", cfg.Name, err)
+		return nil, fmt.Errorf("stream %s: %w", stream, err)
 	}
 	info, err := s.Info(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", cfg.Name, err)
+		return nil, fmt.Errorf("stream %s: %w", stream, err)
 	}
-	rd := &Reader{js: js, stream: cfg.Name, r: r, last: info.State.LastSeq}
+	rd := &Reader{js: js, stream: stream, r: r, last: info.State.LastSeq}
 	if info.State.Msgs == 0 || (r.Since.IsZero() && r.FromSeq > rd.last) {
 		rd.done = true
 		return rd, nil
 	}
 	oc := jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{SubjectPrefix + ".>"},
+		FilterSubjects: []string{filter},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    r.FromSeq,
 		// The server removes a consumer a crashed reader left behind.
@@ -93,13 +98,13 @@ func OpenReader(ctx context.Context, js jetstream.JetStream, cfg StreamConfig, r
 		since := r.Since
 		oc.DeliverPolicy, oc.OptStartSeq, oc.OptStartTime = jetstream.DeliverByStartTimePolicy, 0, &since
 	}
-	rd.cons, err = js.OrderedConsumer(ctx, cfg.Name, oc)
+	rd.cons, err = js.OrderedConsumer(ctx, stream, oc)
 	if err != nil {
-		return nil, fmt.Errorf("ordered consumer on %s: %w", cfg.Name, err)
+		return nil, fmt.Errorf("ordered consumer on %s: %w", stream, err)
 	}
 	rd.iter, err = rd.cons.Messages(jetstream.PullMaxMessages(r.BatchSize))
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", cfg.Name, err)
+		return nil, fmt.Errorf("read %s: %w", stream, err)
 	}
 	if ci := rd.cons.CachedInfo(); ci != nil {
 		rd.estimate = ci.NumPending
