@@ -91,6 +91,24 @@ func Expect(ctx context.Context, want int, call func(ctx context.Context) error)
 	return err
 }
 
+// ExpectRetried is Expect for a call under heavy load whose client retries
+// 503 (the outcome of a 503 is unknown by contract, and the retry with the
+// same key or seq settles it): it returns an error unless every answer but
+// the last was 503 and the last was want.
+func ExpectRetried(ctx context.Context, want int, call func(ctx context.Context) error) error {
+	ctx, statuses := Statuses(ctx)
+	err := call(ctx)
+	got := statuses()
+	ok := len(got) > 0 && got[len(got)-1] == want
+	for _, st := range got[:max(len(got)-1, 0)] {
+		ok = ok && st == http.StatusServiceUnavailable
+	}
+	if !ok {
+		return fmt.Errorf("HTTP statuses %v, want 503s then one %d (%v)", got, want, err)
+	}
+	return err
+}
+
 // Submit submits answers to the quiz under the Idempotency-Key key through
 // c and returns the attempt; it returns an error unless the API answered
 // the one request with 202. Goroutines may call it.
