@@ -25,7 +25,7 @@ func TestRacesAtTheEdge(t *testing.T) {
 	// before their deadline on a slow machine (the race detector, others'
 	// jobs): it is only waited for once.
 	const (
-		limit = 8 * time.Second
+		limit = 20 * time.Second
 		grace = 1
 	)
 	s := apptest.New(t, events.StreamConfig{})
