@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -19,6 +20,34 @@ import (
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/store"
 )
+
+// PositionHeader carries a 202's place in the event log. A client that
+// sends back the highest it was given on its reads of attempts spares
+// them a round trip: the API then waits only for its own view of the log
+// to pass it (read-your-writes stays exact for that client's writes).
+// Reads without it learn the log's position themselves.
+const PositionHeader = "Quizstream-Position"
+
+// readContext is a student read's context: with the position the client
+// sent back, when it sent one.
+func readContext(c echo.Context) context.Context {
+	ctx := c.Request().Context()
+	if v := c.Request().Header.Get(PositionHeader); v != "" {
+		if seq, err := strconv.ParseUint(v, 10, 64); err == nil {
+			return events.WithPosition(ctx, seq)
+		}
+	}
+	return ctx
+}
+
+// raise sets a to v unless it holds more already.
+func raise(a *atomic.Uint64, v uint64) {
+	for cur := a.Load(); v > cur; cur = a.Load() {
+		if a.CompareAndSwap(cur, v) {
+			return
+		}
+	}
+}
 
 // Attempt statuses as the HTTP contract names them.
 const (
@@ -157,6 +186,8 @@ func (s *Server) submitAttempt(c echo.Context) error {
 		s.metrics.publishes.WithLabelValues("published").Inc()
 	}
 	e := pub.Event
+	raise(&s.published, pub.Seq)
+	c.Response().Header().Set(PositionHeader, strconv.FormatUint(pub.Seq, 10))
 	return c.JSON(http.StatusAccepted, attemptJSON{
 		AttemptID: e.AttemptID, QuizID: e.QuizID, StudentID: e.StudentID,
 		Score: e.Score, MaxScore: e.MaxScore, Status: status, SubmittedAt: e.SubmittedAt.UTC(),
@@ -235,7 +266,7 @@ func (s *Server) getAttempt(c echo.Context) error {
 	if err != nil {
 		return notFound("attempt")
 	}
-	ctx := c.Request().Context()
+	ctx := readContext(c)
 	student := session(c).Student.ID
 	floor, err := s.ackFloor(ctx)
 	if err != nil {
@@ -303,7 +334,7 @@ func (s *Server) listAttempts(c echo.Context) error {
 		}
 		p.QuizID = id
 	}
-	ctx := c.Request().Context()
+	ctx := readContext(c)
 	floor, err := s.ackFloor(ctx)
 	if err != nil {
 		return err

@@ -14,6 +14,8 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/labstack/echo/v4"
 	"golang.org/x/time/rate"
+
+	"github.com/quizstream/quizstream/events"
 )
 
 // This file holds the API's per-instance limits (docs/security.md): token
@@ -253,7 +255,10 @@ func (s *Server) checkUnsettled(ctx context.Context, student uuid.UUID) error {
 	if err != nil {
 		return nil
 	}
-	pending, err := s.events.StudentAttempts(ctx, student, floor, limit)
+	// A count as this instance's view of the log has it once it has passed
+	// this instance's own publishes, without learning the log's position:
+	// a bound need not count another instance's last milliseconds.
+	pending, err := s.events.StudentAttempts(events.WithPosition(ctx, s.published.Load()), student, floor, limit)
 	if err != nil || len(pending) < limit {
 		return nil
 	}

@@ -272,6 +272,9 @@ type Server struct {
 	ready         *health.Readiness
 	floor         atomic.Pointer[floorReading]
 	floorLookups  singleflight.Group
+	// published is the highest stream sequence this instance's attempt
+	// POSTs were answered with: the position its own limit checks wait for.
+	published atomic.Uint64
 	// reload asks the content reloader for a reload now; capacity 1, so
 	// notices arriving together cost one reload.
 	reload chan struct{}

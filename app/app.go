@@ -171,7 +171,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		ac.Store, ac.Notices, ac.Logger, ac.Registerer = a.Store, events.NewNotices(a.Conn), a.log, a.Registry
 		ac.Exams.Log = a.Exams
 		pc := cfg.Publish
-		pc.Logger = a.log
+		pc.Logger, pc.Index = a.log, a.Tail
 		if a.Batcher, err = events.NewBatcher(ctx, a.Log, pc); err != nil {
 			return nil, err
 		}

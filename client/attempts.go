@@ -65,6 +65,7 @@ func (c *Client) SubmitAttempt(ctx context.Context, quizID string, answers []Ans
 		sub.Attempt = Attempt{}
 		return sub, err
 	}
+	c.saw(rep.header)
 	return sub, nil
 }
 
@@ -74,7 +75,7 @@ func (c *Client) SubmitAttempt(ctx context.Context, quizID string, answers []Ans
 func (c *Client) Attempt(ctx context.Context, attemptID string) (Attempt, error) {
 	var out Attempt
 	if _, err := c.do(ctx, call{
-		method: http.MethodGet, path: "/api/v1/attempts/" + url.PathEscape(attemptID), idempotent: true,
+		method: http.MethodGet, path: "/api/v1/attempts/" + url.PathEscape(attemptID), header: c.readHeader(), idempotent: true,
 	}, &out); err != nil {
 		return Attempt{}, err
 	}
@@ -96,7 +97,7 @@ func (c *Client) Attempts(ctx context.Context, q AttemptsQuery) (AttemptPage, er
 		v.Set("cursor", q.Cursor)
 	}
 	var out AttemptPage
-	if _, err := c.do(ctx, call{method: http.MethodGet, path: "/api/v1/attempts", query: v, idempotent: true}, &out); err != nil {
+	if _, err := c.do(ctx, call{method: http.MethodGet, path: "/api/v1/attempts", query: v, header: c.readHeader(), idempotent: true}, &out); err != nil {
 		return AttemptPage{}, err
 	}
 	return out, nil

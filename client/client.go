@@ -41,7 +41,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/quizstream/quizstream/retry"
@@ -82,6 +84,39 @@ type Client struct {
 	policy   retry.Policy
 	deadline time.Duration
 	onRetry  func(method, path string, err error, wait time.Duration)
+	// position is the highest Quizstream-Position of this student's 202s,
+	// sent back on reads of attempts (see PositionHeader).
+	position *atomic.Uint64
+}
+
+// PositionHeader is the header in which the API gives each 202 its place
+// in the event log, and in which the client sends back the highest it was
+// given on its reads of attempts: the API then answers them, with every
+// attempt the client had accepted, without a round trip to the log.
+const PositionHeader = "Quizstream-Position"
+
+// saw keeps the highest position of a response.
+func (c *Client) saw(h http.Header) {
+	seq, err := strconv.ParseUint(h.Get(PositionHeader), 10, 64)
+	if err != nil {
+		return
+	}
+	for {
+		cur := c.position.Load()
+		if seq <= cur || c.position.CompareAndSwap(cur, seq) {
+			return
+		}
+	}
+}
+
+// readHeader is the header of a read of attempts: the highest position
+// seen, when there is one.
+func (c *Client) readHeader() http.Header {
+	seq := c.position.Load()
+	if seq == 0 {
+		return nil
+	}
+	return http.Header{PositionHeader: {strconv.FormatUint(seq, 10)}}
 }
 
 // New returns a client of the API at baseURL (such as
@@ -105,6 +140,7 @@ func New(baseURL string, opts Options) *Client {
 		policy:   opts.Policy,
 		deadline: deadline,
 		onRetry:  opts.OnRetry,
+		position: new(atomic.Uint64),
 	}
 }
 
@@ -113,6 +149,7 @@ func New(baseURL string, opts Options) *Client {
 func (c *Client) WithToken(token string) *Client {
 	cp := *c
 	cp.token = token
+	cp.position = new(atomic.Uint64) // another student's writes are not this one's
 	return &cp
 }
 

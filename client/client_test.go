@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -547,5 +548,54 @@ func TestLogoutAfterAnUnknownOutcome(t *testing.T) {
 	}
 	if n := len(f.all()); n != 2 {
 		t.Errorf("%d requests, want 2", n)
+	}
+}
+
+// Reads of attempts send back the highest position the student's 202s
+// carried, and nothing before the first; another student's client sends
+// its own.
+func TestReadsSendBackThePosition(t *testing.T) {
+	t.Parallel()
+	positions := []string{"7", "5", "12"} // the answers may come out of order
+	srv, f := newFake(t, func(n int, w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			w.Header().Set(client.PositionHeader, positions[0])
+			positions = positions[1:]
+			writeJSON(w, http.StatusAccepted, attemptBody(r))
+			return
+		}
+		if r.URL.Path == "/api/v1/attempts" {
+			writeJSON(w, http.StatusOK, map[string]any{"attempts": []any{}, "next_cursor": nil})
+			return
+		}
+		writeJSON(w, http.StatusOK, attemptBody(r))
+	})
+	c := newClient(t, srv.URL, client.Options{Token: "a"})
+	other := c.WithToken("b")
+	read := func(c *client.Client) {
+		t.Helper()
+		if _, err := c.Attempts(t.Context(), client.AttemptsQuery{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Attempt(t.Context(), "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read(c)
+	for range 3 {
+		if _, err := c.SubmitAttempt(t.Context(), "q1", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read(c)
+	read(other)
+	var sent []string
+	for _, h := range f.all() {
+		if h.method == http.MethodGet {
+			sent = append(sent, h.header.Get(client.PositionHeader))
+		}
+	}
+	if want := []string{"", "", "12", "12", "", ""}; !slices.Equal(sent, want) {
+		t.Fatalf("positions sent on reads: %q, want %q", sent, want)
 	}
 }

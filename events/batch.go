@@ -78,6 +78,11 @@ type BatchConfig struct {
 	// Timeout bounds the publishing of one batch: its PubAck, and the
 	// lookups and re-sends a duplicate in it costs. Defaults to 5s.
 	Timeout time.Duration
+	// Index, when set, is asked before publishing: an attempt it holds is
+	// answered from it as a duplicate, without a publish; and when a batch
+	// is refused for holding a duplicate, it names the attempts the stream
+	// holds without a lookup each. The API's Tail is one.
+	Index Index
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -110,6 +115,17 @@ func (c *BatchConfig) validate() error {
 		return fmt.Errorf("events: BatchConfig.MaxInflight must be below %d, not %d", serverMaxBatchInflight, c.MaxInflight)
 	}
 	return nil
+}
+
+// Index is what a Batcher knows of the stream without asking it: the
+// unsettled attempts an API instance follows (a Tail).
+type Index interface {
+	// Held returns the stream's event of a student's attempt when the
+	// index holds it, at once.
+	Held(student, attempt uuid.UUID) (Published, bool)
+	// CaughtUp waits until the index holds every event the stream held
+	// when it was called; false if it did not in time.
+	CaughtUp(ctx context.Context) bool
 }
 
 // ErrClosed is what PublishAttempt returns once its Batcher is closed.
@@ -233,6 +249,11 @@ func (b *Batcher) PublishAttempt(ctx context.Context, e AttemptSubmitted) (Publi
 	}
 	if err := ctx.Err(); err != nil {
 		return Published{}, fmt.Errorf("publish attempt: %w", err)
+	}
+	if pub, ok := b.held(e); ok {
+		// A retry of an attempt the stream holds: publishing it would only
+		// get the batch it joined refused.
+		return pub, nil
 	}
 	if !b.batching.Load() {
 		b.metrics.unbatched.Inc()
@@ -371,8 +392,13 @@ func (b *Batcher) publishBatch(batch []*pending) {
 		case isDuplicateRefusal(apiErr):
 			// The whole batch was refused, naming no message: those whose
 			// subject the stream holds are duplicates, answered with the
-			// original; the rest go again.
-			rest := b.answerStored(ctx, msgs)
+			// original; the rest go again. The index names those it holds
+			// once it has caught up; without it (or when it holds none of
+			// them: settled long ago) each is looked up.
+			rest := b.answerHeld(ctx, msgs)
+			if len(rest) == len(msgs) {
+				rest = b.answerStored(ctx, msgs)
+			}
 			if len(rest) == len(msgs) { // none found: settle each on its own
 				b.publishEach(ctx, rest)
 				return
@@ -455,6 +481,37 @@ func (b *Batcher) commit(ctx context.Context, msgs []*pending) (uint64, error) {
 		return ack.Seq, nil
 	}
 	return 0, errors.New("commit batch: no messages")
+}
+
+// held returns e's original as a duplicate when the index holds it.
+func (b *Batcher) held(e AttemptSubmitted) (Published, bool) {
+	if b.cfg.Index == nil {
+		return Published{}, false
+	}
+	pub, ok := b.cfg.Index.Held(e.StudentID, e.AttemptID)
+	if !ok {
+		return Published{}, false
+	}
+	b.metrics.held.Inc()
+	pub.Duplicate = true
+	return pub, true
+}
+
+// answerHeld answers the calls of msgs whose attempt the index holds, once
+// it has caught up with the stream, and returns the others.
+func (b *Batcher) answerHeld(ctx context.Context, msgs []*pending) []*pending {
+	if b.cfg.Index == nil || !b.cfg.Index.CaughtUp(ctx) {
+		return msgs
+	}
+	var rest []*pending
+	for _, p := range msgs {
+		if pub, ok := b.held(p.e); ok {
+			p.answer(pub, nil)
+			continue
+		}
+		rest = append(rest, p)
+	}
+	return rest
 }
 
 // answerStored answers the calls of msgs whose attempt the stream holds

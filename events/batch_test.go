@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,7 +46,7 @@ func newBatcher(t *testing.T, scfg events.StreamConfig, bcfg events.BatchConfig)
 
 // batchStats are the Batcher's metrics.
 type batchStats struct {
-	batches, batched, resends, unbatched float64
+	batches, batched, resends, unbatched, held float64
 }
 
 func (h *batcherHarness) stats(t *testing.T) batchStats {
@@ -64,6 +65,8 @@ func (h *batcherHarness) stats(t *testing.T) batchStats {
 			s.resends = m.GetCounter().GetValue()
 		case "quizstream_publish_unbatched_attempts_total":
 			s.unbatched = m.GetCounter().GetValue()
+		case "quizstream_publish_held_duplicates_total":
+			s.held = m.GetCounter().GetValue()
 		}
 	}
 	return s
@@ -249,6 +252,109 @@ func TestBatcherDuplicates(t *testing.T) {
 	}
 	if n := eventstest.StreamMessages(t, h.js, "ATTEMPTS"); n != held {
 		t.Fatalf("only duplicates: the stream holds %d messages, want %d", n, held)
+	}
+}
+
+// laggingTail is a Tail that sees nothing it holds until it is asked to
+// catch up: a retry then reaches a batch, as it does when the tail lags.
+type laggingTail struct {
+	*events.Tail
+	caughtUp atomic.Bool
+}
+
+func (l *laggingTail) Held(student, attempt uuid.UUID) (events.Published, bool) {
+	if !l.caughtUp.Load() {
+		return events.Published{}, false
+	}
+	return l.Tail.Held(student, attempt)
+}
+
+func (l *laggingTail) CaughtUp(ctx context.Context) bool {
+	ok := l.Tail.CaughtUp(ctx)
+	l.caughtUp.Store(ok)
+	return ok
+}
+
+// With an index (the API's tail, on another connection), a retry the
+// index holds is answered from it without a publish, and a batch refused
+// for a duplicate learns which one from the index: the original comes
+// back, answers hash included, and the rest is stored once.
+func TestBatcherAnswersWhatItsIndexHolds(t *testing.T) {
+	ns := eventstest.NewServer(t)
+	_, js := eventstest.Connect(t, ns)
+	_, jsTail := eventstest.Connect(t, ns)
+	lg, err := events.NewLog(t.Context(), js, events.StreamConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlog, err := events.NewLog(t.Context(), jsTail, events.StreamConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tail, err := events.NewTail(t.Context(), tlog, events.TailConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tail.Close)
+	index := &laggingTail{Tail: tail}
+	b, err := events.NewBatcher(t.Context(), lg, events.BatchConfig{MaxMessages: 3, MinMessages: 2, Window: time.Minute, Index: index})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(events.NewBatchCollector(b))
+	h := &batcherHarness{js: js, log: lg, b: b, metrics: reg}
+
+	origs := freshEvents(3)
+	first := publishAll(t.Context(), b, origs)
+	for i, r := range first {
+		if r.err != nil || r.pub.Duplicate {
+			t.Fatalf("original %d: %+v, %v", i, r.pub, r.err)
+		}
+	}
+	retryOf := func(e events.AttemptSubmitted) events.AttemptSubmitted {
+		e.Answers = []events.Answer{{QuestionID: "q", ChoiceID: "other"}}
+		e.AnswersHash = events.HashAnswers(e.QuizID, e.Answers)
+		e.SubmittedAt = e.SubmittedAt.Add(time.Second)
+		return e
+	}
+	checkOriginal := func(name string, got result, i int) {
+		t.Helper()
+		orig := origs[i]
+		if got.err != nil || !got.pub.Duplicate || got.pub.Seq != first[i].pub.Seq || got.pub.Event.AttemptID != orig.AttemptID ||
+			got.pub.Event.StudentID != orig.StudentID || got.pub.Event.QuizID != orig.QuizID ||
+			!got.pub.Event.SubmittedAt.Equal(orig.SubmittedAt) || !bytes.Equal(got.pub.Event.AnswersHash, orig.AnswersHash) {
+			t.Fatalf("%s: %+v, %v; want the original at seq %d", name, got.pub, got.err, first[i].pub.Seq)
+		}
+	}
+
+	// The tail lags: the retry joins a batch, which is refused; the tail,
+	// caught up, names the duplicate and the rest goes again.
+	fresh := freshEvents(2)
+	res := publishAll(t.Context(), b, append([]events.AttemptSubmitted{retryOf(origs[0])}, fresh...))
+	checkOriginal("in a batch", res[0], 0)
+	for i, r := range res[1:] {
+		if r.err != nil || r.pub.Duplicate {
+			t.Fatalf("fresh attempt %d: %+v, %v", i, r.pub, r.err)
+		}
+	}
+	checkStored(t, js, fresh, res[1:])
+	if st := h.stats(t); st.resends != 1 || st.held != 1 || st.batches != 3 {
+		t.Fatalf("in a batch: metrics %+v; want one re-send, the duplicate named by the index", st)
+	}
+
+	// The tail has caught up: retries it holds are answered at once,
+	// without a batch or a message.
+	for _, i := range []int{1, 2} {
+		got, err := b.PublishAttempt(t.Context(), retryOf(origs[i]))
+		checkOriginal(fmt.Sprint("held ", i), result{got, err}, i)
+	}
+	if st := h.stats(t); st.batches != 3 || st.held != 3 || st.unbatched != 0 {
+		t.Fatalf("held: metrics %+v; want no publish for the two retries", st)
+	}
+	if n := eventstest.StreamMessages(t, js, "ATTEMPTS"); n != 5 {
+		t.Fatalf("the stream holds %d messages, want 5", n)
 	}
 }
 

@@ -119,6 +119,7 @@ type BatchCollector struct {
 	sizes     prometheus.Histogram
 	resends   prometheus.Counter
 	unbatched prometheus.Counter
+	held      prometheus.Counter
 }
 
 func newBatchCollector() *BatchCollector {
@@ -136,6 +137,10 @@ func newBatchCollector() *BatchCollector {
 			Name: "quizstream_publish_unbatched_attempts_total",
 			Help: "Attempts the batcher published one at a time.",
 		}),
+		held: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "quizstream_publish_held_duplicates_total",
+			Help: "Retried attempts answered from the API's own view of the stream, without a publish.",
+		}),
 	}
 }
 
@@ -147,6 +152,7 @@ func (c *BatchCollector) Describe(ch chan<- *prometheus.Desc) {
 	c.sizes.Describe(ch)
 	c.resends.Describe(ch)
 	c.unbatched.Describe(ch)
+	c.held.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -154,4 +160,5 @@ func (c *BatchCollector) Collect(ch chan<- prometheus.Metric) {
 	c.sizes.Collect(ch)
 	c.resends.Collect(ch)
 	c.unbatched.Collect(ch)
+	c.held.Collect(ch)
 }

@@ -24,7 +24,7 @@ const (
 // TailConfig bounds a Tail.
 type TailConfig struct {
 	// MaxEvents bounds the unsettled attempts the tail holds in all; an
-	// entry costs about 200 bytes, so the default holds about 40 MB. A
+	// entry costs about 250 bytes, so the default holds about 50 MB. A
 	// student whose events did not fit is read from the stream instead.
 	// Defaults to 200000.
 	MaxEvents int
@@ -190,9 +190,10 @@ func (t *Tail) receive(m jetstream.Msg) {
 	t.mu.Unlock()
 }
 
-// trimmed keeps what reads answer with: not the answers.
+// trimmed keeps what reads answer with, and the answers' hash that tells
+// a retry from a reused key: not the answers.
 func trimmed(e AttemptSubmitted) AttemptSubmitted {
-	e.Answers, e.AnswersHash, e.IdempotencyKey = nil, nil, ""
+	e.Answers, e.IdempotencyKey = nil, ""
 	return e
 }
 
@@ -274,14 +275,18 @@ func (t *Tail) AckFloor(context.Context) (uint64, error) { return t.floor.Load()
 func (t *Tail) Ping(ctx context.Context) error { return t.log.Ping(ctx) }
 
 // caughtUp waits until the tail has seen every event the stream held when
-// it was called; false means it did not within WaitTimeout (or ctx ended).
+// it was called, or up to the position ctx carries (WithPosition); false
+// means it did not within WaitTimeout (or ctx ended).
 func (t *Tail) caughtUp(ctx context.Context) bool {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, t.cfg.WaitTimeout)
 	defer cancel()
-	pos, err := t.rounds.position(ctx)
-	if err != nil {
-		return false
+	pos, known := positionOf(ctx)
+	if !known {
+		var err error
+		if pos, err = t.rounds.position(ctx); err != nil {
+			return false
+		}
 	}
 	for {
 		t.mu.Lock()
@@ -334,22 +339,50 @@ func (t *Tail) snapshot(ctx context.Context, student uuid.UUID, after uint64, ma
 	return out, true
 }
 
+// Held returns a student's attempt when the tail holds it, without
+// waiting: the stream's own event, answers left out (events.Index).
+func (t *Tail) Held(student, attempt uuid.UUID) (Published, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if st := t.students[student]; st != nil {
+		for _, p := range st.entries {
+			if p.Event.AttemptID == attempt {
+				return p, true
+			}
+		}
+	}
+	return Published{}, false
+}
+
+// CaughtUp waits until the tail holds every event the stream held when it
+// was called (events.Index); false if it did not within WaitTimeout.
+func (t *Tail) CaughtUp(ctx context.Context) bool { return t.caughtUp(ctx) }
+
 // Attempt returns one attempt's event: from the tail when it holds it,
 // else from the stream (it may be settled, or never have existed).
 func (t *Tail) Attempt(ctx context.Context, student, attempt uuid.UUID) (Published, error) {
 	if t.caughtUp(ctx) {
-		t.mu.Lock()
-		if st := t.students[student]; st != nil {
-			for _, p := range st.entries {
-				if p.Event.AttemptID == attempt {
-					t.mu.Unlock()
-					return p, nil
-				}
-			}
+		if p, ok := t.Held(student, attempt); ok {
+			return p, nil
 		}
-		t.mu.Unlock()
 	}
 	return t.log.Attempt(ctx, student, attempt)
+}
+
+type positionKey struct{}
+
+// WithPosition returns a context for a student read that need only reflect
+// the stream up to seq: a Tail then waits for its own view to pass seq,
+// without learning the stream's position. A client that sends back the
+// sequence of its last 202 reads its writes exactly, at no round trip;
+// seq 0 takes the view as it is (a count that may lag, such as a limit's).
+func WithPosition(ctx context.Context, seq uint64) context.Context {
+	return context.WithValue(ctx, positionKey{}, seq)
+}
+
+func positionOf(ctx context.Context) (uint64, bool) {
+	seq, ok := ctx.Value(positionKey{}).(uint64)
+	return seq, ok
 }
 
 // positionRounds learns the stream's last sequence for reads: a read joins

@@ -128,6 +128,56 @@ func TestTailFallsBackOverItsBound(t *testing.T) {
 	}
 }
 
+// A read that carries a position (the client's last 202) waits for the
+// tail to pass it, however far ahead of the stream it was when the read
+// began; one past anything the stream will hold is read from the stream
+// after WaitTimeout; position 0 takes the tail as it is.
+func TestTailWaitsForTheReadersPosition(t *testing.T) {
+	w, _, tail, reg := newTail(t, events.TailConfig{WaitTimeout: 500 * time.Millisecond})
+	student := uuid.New()
+	first, err := w.PublishAttempt(t.Context(), newEvent(student, "k0", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := tail.StudentAttempts(events.WithPosition(t.Context(), first.Seq), student, 0, 10); err != nil || len(got) != 1 {
+		t.Fatalf("at the first 202's position: %d events, %v", len(got), err)
+	}
+
+	// The read begins before the publish it must see: only its position
+	// tells it to wait (the stream's position would not).
+	type read struct {
+		got []events.Published
+		err error
+	}
+	done := make(chan read, 1)
+	go func() {
+		got, err := tail.StudentAttempts(events.WithPosition(t.Context(), first.Seq+1), student, 0, 10)
+		done <- read{got, err}
+	}()
+	time.Sleep(50 * time.Millisecond)
+	second, err := w.PublishAttempt(t.Context(), newEvent(student, "k1", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil || len(r.got) != 2 || r.got[1].Seq != second.Seq {
+		t.Fatalf("waiting for position %d: %+v, %v; want both events", first.Seq+1, r.got, r.err)
+	}
+	if n := metric(t, reg, "quizstream_api_tail_fallbacks_total"); n != 0 {
+		t.Fatalf("fallbacks %v, want the tail to answer", n)
+	}
+
+	if got, err := tail.StudentAttempts(events.WithPosition(t.Context(), 1<<40), student, 0, 10); err != nil || len(got) != 2 {
+		t.Fatalf("past the stream's end: %d events, %v; want both, from the stream", len(got), err)
+	}
+	if n := metric(t, reg, "quizstream_api_tail_fallbacks_total"); n != 1 {
+		t.Fatalf("fallbacks %v, want 1", n)
+	}
+	if got, err := tail.StudentAttempts(events.WithPosition(t.Context(), 0), student, 0, 10); err != nil || len(got) != 2 {
+		t.Fatalf("position 0: %d events, %v", len(got), err)
+	}
+}
+
 // metric returns the value of an unlabelled gauge or counter of reg.
 func metric(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()

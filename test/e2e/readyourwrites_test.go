@@ -2,8 +2,11 @@ package e2e_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,5 +109,69 @@ func TestReadYourWritesAcrossInstances(t *testing.T) {
 	if len(list.Attempts) != 2 || list.Attempts[0] != fourth || list.Attempts[1].AttemptID != sent[2].AttemptID ||
 		list.Attempts[1].Status != "recorded" || list.NextCursor == "" {
 		t.Fatalf("mixed page: %+v", list)
+	}
+}
+
+// A 202 carries its place in the stream (Quizstream-Position), a retry
+// the original's; a read on another instance (a separate process, no
+// worker running) that sends the position back sees every attempt up to
+// it, and one with a malformed position is served as one without.
+func TestPositionReadsAcrossInstances(t *testing.T) {
+	t.Parallel()
+	s := apptest.New(t, events.StreamConfig{})
+	writer := s.StartAPI(t, api.Config{})
+	_, reader := s.SpawnAPI(t, "")
+	alice := apptest.Signup(t, writer.URL, "alice-position@example.com")
+	onReader := apptest.Client(reader).WithToken(alice.Token())
+
+	var last uint64
+	var positions []string
+	for i := range 10 {
+		q := s.Quizzes[i%3]
+		path := "/api/v1/quizzes/" + q.ID.String() + "/attempts"
+		body := fmt.Sprintf(`{"answers":[{"question_id":%q,"choice_id":%q}]}`, q.Questions[0].ID, q.Questions[0].Choices[0].ID)
+		key := http.Header{"Idempotency-Key": {fmt.Sprint("position-", i)}}
+		status, h, b, err := alice.Do(t.Context(), http.MethodPost, path, key, strings.NewReader(body))
+		if err != nil || status != http.StatusAccepted {
+			t.Fatalf("submit %d: %d %s %v", i, status, b, err)
+		}
+		pos, err := strconv.ParseUint(h.Get(client.PositionHeader), 10, 64)
+		if err != nil || pos <= last {
+			t.Fatalf("submit %d: position %q after %d", i, h.Get(client.PositionHeader), last)
+		}
+		last = pos
+		positions = append(positions, h.Get(client.PositionHeader))
+		var sent client.Attempt
+		if err := json.Unmarshal(b, &sent); err != nil {
+			t.Fatal(err)
+		}
+
+		at := http.Header{client.PositionHeader: {h.Get(client.PositionHeader)}}
+		status, _, b, err = onReader.Do(t.Context(), http.MethodGet, "/api/v1/attempts?limit=100", at, nil)
+		var page client.AttemptPage
+		if err != nil || status != http.StatusOK || json.Unmarshal(b, &page) != nil {
+			t.Fatalf("list after submit %d: %d %s %v", i, status, b, err)
+		}
+		if len(page.Attempts) != i+1 || page.Attempts[0] != sent {
+			t.Fatalf("list after submit %d at position %d: %d attempts, newest %+v; want %d, newest %+v",
+				i, pos, len(page.Attempts), page.Attempts, i+1, sent)
+		}
+		status, _, b, err = onReader.Do(t.Context(), http.MethodGet, "/api/v1/attempts/"+sent.AttemptID, at, nil)
+		if err != nil || status != http.StatusOK || !strings.Contains(string(b), sent.AttemptID) {
+			t.Fatalf("get after submit %d: %d %s %v", i, status, b, err)
+		}
+	}
+
+	q := s.Quizzes[0]
+	body := fmt.Sprintf(`{"answers":[{"question_id":%q,"choice_id":%q}]}`, q.Questions[0].ID, q.Questions[0].Choices[0].ID)
+	status, h, b, err := alice.Do(t.Context(), http.MethodPost, "/api/v1/quizzes/"+q.ID.String()+"/attempts",
+		http.Header{"Idempotency-Key": {"position-0"}}, strings.NewReader(body))
+	if err != nil || status != http.StatusAccepted || h.Get(client.PositionHeader) != positions[0] {
+		t.Fatalf("a retry: %d %s, position %q; want the original's %s", status, b, h.Get(client.PositionHeader), positions[0])
+	}
+	status, _, b, err = onReader.Do(t.Context(), http.MethodGet, "/api/v1/attempts?limit=100",
+		http.Header{client.PositionHeader: {"not a number"}}, nil)
+	if err != nil || status != http.StatusOK || strings.Count(string(b), `"attempt_id"`) != 10 {
+		t.Fatalf("a malformed position: %d %s %v", status, b, err)
 	}
 }
