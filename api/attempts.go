@@ -157,7 +157,7 @@ func (s *Server) submitAttempt(c echo.Context) error {
 			if row.QuizID != ev.QuizID || !bytes.Equal(row.AnswersHash, ev.AnswersHash) {
 				return errKeyReused
 			}
-			return c.JSON(http.StatusAccepted, attemptFromRow(row))
+			return writeBody(c, http.StatusAccepted, func(b []byte) []byte { return appendAttempt(b, attemptFromRow(row)) })
 		}
 	}
 
@@ -188,10 +188,7 @@ func (s *Server) submitAttempt(c echo.Context) error {
 	e := pub.Event
 	raise(&s.published, pub.Seq)
 	c.Response().Header().Set(PositionHeader, strconv.FormatUint(pub.Seq, 10))
-	return c.JSON(http.StatusAccepted, attemptJSON{
-		AttemptID: e.AttemptID, QuizID: e.QuizID, StudentID: e.StudentID,
-		Score: e.Score, MaxScore: e.MaxScore, Status: status, SubmittedAt: e.SubmittedAt.UTC(),
-	})
+	return writeBody(c, http.StatusAccepted, func(b []byte) []byte { return appendAttempt(b, attemptFromEvent(e, status)) })
 }
 
 // retryStatus is the status "as it is now" of an attempt a retry found in
@@ -274,7 +271,7 @@ func (s *Server) getAttempt(c echo.Context) error {
 	}
 	a, err := s.store.GetAttempt(ctx, student, id)
 	if err == nil {
-		return c.JSON(http.StatusOK, attemptFromRow(a))
+		return writeBody(c, http.StatusOK, func(b []byte) []byte { return appendAttempt(b, attemptFromRow(a)) })
 	}
 	if !errors.Is(err, store.ErrNotFound) {
 		return err
@@ -287,10 +284,10 @@ func (s *Server) getAttempt(c echo.Context) error {
 		s.log.Warn("api: reading an attempt from the event log failed", "err", err)
 		return unavailable("the event log")
 	case pub.Seq > floor:
-		return c.JSON(http.StatusOK, attemptFromEvent(pub.Event, statusAccepted))
+		return writeBody(c, http.StatusOK, func(b []byte) []byte { return appendAttempt(b, attemptFromEvent(pub.Event, statusAccepted)) })
 	}
 	// Settled before the query, yet not stored: a worker set it aside.
-	return c.JSON(http.StatusOK, attemptFromEvent(pub.Event, statusFailed))
+	return writeBody(c, http.StatusOK, func(b []byte) []byte { return appendAttempt(b, attemptFromEvent(pub.Event, statusFailed)) })
 }
 
 const (
@@ -330,7 +327,7 @@ func (s *Server) listAttempts(c echo.Context) error {
 		id, err := uuid.Parse(v)
 		if err != nil || id == uuid.Nil { // the nil UUID would mean "every quiz" to the store
 			// A filter naming no quiz matches nothing.
-			return c.JSON(http.StatusOK, map[string]any{"attempts": []attemptJSON{}, "next_cursor": nil})
+			return writeBody(c, http.StatusOK, func(b []byte) []byte { return appendAttemptPage(b, nil, nil) })
 		}
 		p.QuizID = id
 	}
@@ -393,7 +390,7 @@ func (s *Server) listAttempts(c echo.Context) error {
 		cur := encodeCursor(store.Cursor{SubmittedAt: last.SubmittedAt, ID: last.AttemptID})
 		next = &cur
 	}
-	return c.JSON(http.StatusOK, map[string]any{"attempts": out, "next_cursor": next})
+	return writeBody(c, http.StatusOK, func(b []byte) []byte { return appendAttemptPage(b, out, next) })
 }
 
 // A cursor is opaque to clients: base64url of "<unix microseconds>.<attempt id>".

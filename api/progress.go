@@ -38,5 +38,5 @@ func (s *Server) getProgress(c echo.Context) error {
 		out[i].Attempts += r.Attempts
 		out[i].BestScores[r.QuizID] = r.BestScore
 	}
-	return c.JSON(http.StatusOK, map[string]any{"courses": out})
+	return writeBody(c, http.StatusOK, func(b []byte) []byte { return appendProgress(b, out) })
 }
