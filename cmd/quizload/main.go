@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"time"
 
 	"golang.org/x/term"
@@ -64,8 +65,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&c.VerifyTimeout, "verify-timeout", 2*time.Minute, "how long to wait for every 202 to read as recorded")
 	fs.StringVar(&jsonPath, "json", "", "also write the result as JSON to this file")
 	fs.BoolVar(&quiet, "quiet", false, "no progress line")
+	cpuProfile := fs.String("cpuprofile", "", "write the load tool's own CPU profile to this file (pprof)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	var err error
 	if c.Weights, err = load.ParseWeights(mix); err != nil {
