@@ -192,6 +192,69 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+// The workers' consumer of earlier versions filtered on the stream's own
+// subject: the same messages, so a process starts with it (a warning),
+// and Apply drops it, keeping the consumer's position.
+func TestApplyDropsTheConsumersOldFilter(t *testing.T) {
+	_, js := eventstest.Connect(t, eventstest.NewServer(t))
+	cfg := events.StreamConfig{}
+	lg, err := events.NewLog(t.Context(), js, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := lg.PublishAttempt(t.Context(), newEvent(uuid.New(), "", nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cons, err := lg.Consumer(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := cons.CachedInfo().Config
+	if old.FilterSubject != "" {
+		t.Fatalf("the consumer filters on %q, want no filter", old.FilterSubject)
+	}
+	old.FilterSubject = events.SubjectPrefix + ".>"
+	if _, err := js.UpdateConsumer(t.Context(), "ATTEMPTS", old); err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range batch.Messages() {
+		if err := m.DoubleAck(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	res, err := events.Check(t.Context(), js, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Mismatches) != 1 || res.Mismatches[0].Field != "filter_subject" || res.Mismatches[0].Fatal {
+		t.Fatalf("check: %+v, want the old filter alone, not fatal", res.Mismatches)
+	}
+	applied, err := events.Apply(t.Context(), js, cfg, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(applied.Changed) != 1 || applied.Changed[0].Field != "filter_subject" {
+		t.Fatalf("apply changed %+v, want the filter", applied.Changed)
+	}
+	info, err := js.Consumer(t.Context(), "ATTEMPTS", old.Durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := info.CachedInfo(); f.Config.FilterSubject != "" || f.AckFloor.Stream != 1 || f.NumPending != 2 {
+		t.Fatalf("after apply: filter %q, ack floor %d, pending %d; want none, 1, 2", f.Config.FilterSubject, f.AckFloor.Stream, f.NumPending)
+	}
+	if res, err := events.Check(t.Context(), js, cfg); err != nil || len(res.Mismatches) != 0 {
+		t.Fatalf("check after apply: %+v, %v", res.Mismatches, err)
+	}
+}
+
 // Status reports the settings, the fill against the limits, and the lag
 // of the consumer.
 func TestStatus(t *testing.T) {

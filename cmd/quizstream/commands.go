@@ -13,6 +13,7 @@ import (
 	"github.com/quizstream/quizstream/app"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/store"
+	"github.com/quizstream/quizstream/worker"
 )
 
 func newLogger(c *config, stderr io.Writer) (*slog.Logger, error) {
@@ -131,7 +132,7 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	f.stream(&c)
 	f.worker(&c)
 	f.shutdown(&c)
-	f.int(&c.Workers, "WORKERS", 1, "concurrent batch writers in this process")
+	f.int(&c.Workers, "WORKERS", worker.DefaultWriters, "concurrent batch writers in this process")
 	log, err := setup(f, &c, args, "worker", stderr)
 	if err != nil {
 		return err
@@ -153,7 +154,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	f.api(&c)
 	f.worker(&c)
 	f.shutdown(&c)
-	f.int(&c.Workers, "WORKERS", 2, "concurrent batch writers")
+	f.int(&c.Workers, "WORKERS", worker.DefaultWriters, "concurrent batch writers")
 	f.str(&c.DataDir, "DATA_DIR", ".quizstream", "folder of the embedded NATS server's file store")
 	f.int(&c.NATSPort, "NATS_PORT", -1, "port of the embedded NATS server; -1 picks a free one")
 	log, err := setup(f, &c, args, "dev", stderr)

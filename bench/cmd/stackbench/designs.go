@@ -109,7 +109,7 @@ func (b *bench) startQuizstream(ctx context.Context, db, dbURL string) (*design,
 	env := []string{"DATABASE_URL=" + dbURL, "NATS_URL=" + b.nats.url, "LOG_LEVEL=warn", "ATTEMPT_RATE=-1"}
 	b.say("starting quizstream api and quizstream worker")
 	d := &design{name: "quizstream", url: "http://" + listen}
-	d.result = designResult{Name: d.name, Description: "quizstream api (its default publisher: concurrent attempts coalesced into atomic batches when the stream allows them) + quizstream worker (1 batch writer) processes; NATS JetStream R1 file stream, sync_interval: always; the 202 follows the stream's PubAck"}
+	d.result = designResult{Name: d.name, Description: "quizstream api (its default publisher: concurrent attempts coalesced into atomic batches when the stream allows them) + quizstream worker (its default of 2 batch writers) processes; NATS JetStream R1 file stream, sync_interval: always; the 202 follows the stream's PubAck"}
 	api, err := start(b.tmp, "api", b.bins["quizstream"], append(env, "LISTEN_ADDR="+listen, "METRICS_ADDR="+apiOps), "api")
 	if err != nil {
 		return nil, err
