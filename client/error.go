@@ -71,6 +71,15 @@ func StatusOf(err error) int {
 	return 0
 }
 
+// ErrorOf returns the *Error of a response of status 400 or more (as Do
+// returns it: status, header, body), or nil for any other status.
+func ErrorOf(status int, h http.Header, body []byte) error {
+	if status < 400 {
+		return nil
+	}
+	return newError(status, h, body)
+}
+
 // newError decodes an error response.
 func newError(status int, h http.Header, body []byte) *Error {
 	e := &Error{Status: status, RetryAfterDelay: parseRetryAfter(h.Get("Retry-After"), time.Now())}

@@ -29,7 +29,9 @@ func TestMain(m *testing.M) {
 func startStack(t *testing.T, withWorker bool) string {
 	t.Helper()
 	s := apptest.New(t, events.StreamConfig{})
-	in := s.StartAPI(t, api.Config{})
+	// Closed-loop students submit far above a person's pace, as in the
+	// benchmark: the per-student attempt rate is off.
+	in := s.StartAPI(t, api.Config{AttemptRate: -1})
 	if withWorker {
 		s.StartWorker(t, worker.Config{})
 	}
