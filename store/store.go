@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	pgxuuid "github.com/vgarvardt/pgx-google-uuid/v5"
 )
 
 var (
@@ -76,6 +77,14 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	pc.ConnConfig.ConnectTimeout = cfg.ConnectTimeout
 	queries := &queryCounter{}
 	pc.ConnConfig.Tracer = queries
+	// uuid.UUID values encoded as PostgreSQL uuids directly. Without it
+	// pgx takes them through their driver.Valuer, a string it first fails
+	// to encode in binary (building an error) and then parses: 1.7 us and
+	// 20 allocations a value, 16% of a worker's CPU.
+	pc.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
+		pgxuuid.Register(c.TypeMap())
+		return nil
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("store: create pool: %w", err)
