@@ -12,9 +12,13 @@
 // loop with no think time; attempt POSTs alone, likewise; and the mix at
 // a constant arrival rate rising by -open-factor from -open-start, to find
 // the highest rate at which every task's p99 stays within -p99. Then the
-// ceiling of single synchronous publishes on the same server, and the
-// events package's Go benchmarks when it has some. Traffic goes to
-// 127.0.0.1 only. It prints a progress line a second on stderr.
+// ceiling of single synchronous publishes on the same server; the backlog
+// phase (backlog.go: -backlog attempts published with no worker running,
+// drained by a `quizstream worker` started afterwards, against the same
+// rows written with COPY + INSERT ... ON CONFLICT, issue 8's target;
+// `-only backlog` runs it alone); and the events package's Go benchmarks
+// when it has some. Traffic goes to 127.0.0.1 only. It prints a progress
+// line a second on stderr.
 package main
 
 import (
@@ -67,7 +71,14 @@ type options struct {
 	CeilingDuration time.Duration `json:"ceiling_duration_ns"`
 	SkipBaseline    bool          `json:"skip_baseline"`
 	SkipEventsBench bool          `json:"skip_events_bench"`
-	Keep            bool          `json:"-"`
+	// Backlog is the attempts of the backlog phase; 0 skips it.
+	Backlog int `json:"backlog"`
+	// BacklogWorkerEnv is settings (NAME=value) of the backlog's worker
+	// on top of its defaults.
+	BacklogWorkerEnv []string `json:"backlog_worker_env,omitempty"`
+	// Only, when set, runs that phase alone ("backlog").
+	Only string `json:"only,omitempty"`
+	Keep bool   `json:"-"`
 }
 
 func run(ctx context.Context, args []string, stderr io.Writer) error {
@@ -94,15 +105,35 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.BoolVar(&o.SkipBaseline, "skip-baseline", false, "measure quizstream only")
 	fs.BoolVar(&o.SkipEventsBench, "skip-events-bench", false, "do not run the events package's Go benchmarks")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the temporary directory (binaries, server logs, NATS store)")
+	fs.IntVar(&o.Backlog, "backlog", 1000000, "attempts of the backlog phase (published with no worker running, then drained by one, against COPY + INSERT ... ON CONFLICT of the same rows); 0 skips it")
+	fs.Func("backlog-worker-env", "a setting of the backlog phase's worker on top of its defaults, NAME=value (repeatable), e.g. WORKERS=2", func(v string) error {
+		if name, _, ok := strings.Cut(v, "="); !ok || name == "" {
+			return fmt.Errorf("%q is not NAME=value", v)
+		}
+		o.BacklogWorkerEnv = append(o.BacklogWorkerEnv, v)
+		return nil
+	})
+	fs.StringVar(&o.Only, "only", "", `run one phase alone: "backlog"`)
 	render := fs.String("render", "", "only write the Markdown of a results JSON file again, beside it")
-	quick := fs.Bool("quick", false, "a short smoke run: 50 students, 3s windows, two open rates, results not written")
+	quick := fs.Bool("quick", false, "a short smoke run: 50 students, 3s windows, two open rates, a backlog of 20000 (unless -backlog), results not written")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *render != "" {
 		return rerender(*render)
 	}
+	if o.Only != "" && o.Only != onlyBacklog {
+		return fmt.Errorf("-only %q: the only phase that runs alone is %q", o.Only, onlyBacklog)
+	}
+	if o.Only == onlyBacklog && o.Backlog <= 0 {
+		return errors.New("-only backlog needs -backlog above 0")
+	}
 	if *quick {
+		backlogSet := false
+		fs.Visit(func(f *flag.Flag) { backlogSet = backlogSet || f.Name == "backlog" })
+		if !backlogSet {
+			o.Backlog = 20000
+		}
 		o.Users, o.WarmUp, o.MixDuration, o.PostDuration = 50, time.Second, 3*time.Second, 3*time.Second
 		o.OpenUsers, o.OpenStart, o.OpenMax, o.OpenRefine, o.OpenConfirm, o.OpenWarmUp, o.OpenDuration = 20, 100, 150, 0, 0, time.Second, 2*time.Second
 		o.CeilingDuration, o.SkipEventsBench = time.Second, true
@@ -160,6 +191,12 @@ func (b *bench) run(ctx context.Context) (err error) {
 	}
 	b.rep.Versions.PostgreSQL = b.rep.Versions.PostgresSettings["server_version"]
 
+	suffix := time.Now().UTC().Format("20060102_150405")
+	if b.o.Only == onlyBacklog {
+		b.rep.Backlog = b.backlog(ctx, "quizstream_bench_"+suffix, b.o.Backlog)
+		return b.finish(ctx, root)
+	}
+
 	b.say("starting nats-server (JetStream, sync_interval: always)")
 	if b.nats, err = startNATS(ctx, b.bins["nats-server"], b.tmp); err != nil {
 		return err
@@ -178,7 +215,6 @@ func (b *bench) run(ctx context.Context) (err error) {
 
 	// Both designs run side by side, and each scenario runs on one right
 	// after the other, so that both meet the machine in the same state.
-	suffix := time.Now().UTC().Format("20060102_150405")
 	kinds := []string{"quizstream", "baseline"}
 	if b.o.SkipBaseline {
 		kinds = kinds[:1]
@@ -246,6 +282,9 @@ func (b *bench) run(ctx context.Context) (err error) {
 	if err := b.nats.stop(); err != nil {
 		b.say("nats-server: %v", err)
 	}
+	if b.o.Backlog > 0 && ctx.Err() == nil {
+		b.rep.Backlog = b.backlog(ctx, "quizstream_bench_"+suffix, b.o.Backlog)
+	}
 	if !b.o.SkipEventsBench && ctx.Err() == nil {
 		b.say("go test ./events -run '^$' -bench . (the coalescing publisher's benchmarks, if any)")
 		b.rep.EventsBench, err = eventsBench(ctx, root)
@@ -255,6 +294,12 @@ func (b *bench) run(ctx context.Context) (err error) {
 			b.rep.EventsBenchError = "package events has no benchmark yet"
 		}
 	}
+	return b.finish(ctx, root)
+}
+
+// finish computes the report and writes it (or, for a quick run, prints
+// it).
+func (b *bench) finish(ctx context.Context, root string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
