@@ -4,7 +4,6 @@
 package events
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -97,8 +96,7 @@ func Encode(e AttemptSubmitted) ([]byte, error) {
 // schema version included.
 func Decode(data []byte) (AttemptSubmitted, error) {
 	var env envelope
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&env); err != nil {
+	if err := json.Unmarshal(data, &env); err != nil {
 		return AttemptSubmitted{}, fmt.Errorf("%w: %w", ErrUndecodable, err)
 	}
 	switch {

@@ -80,6 +80,7 @@ func TestDecodeRefuses(t *testing.T) {
 		"wrong type":      replace(`"score":1`, `"score":"one"`),
 		"huge max_score":  replace(`"max_score":10`, `"max_score":3000000000`),
 		"key too long":    replace(`"idempotency_key":"key-1"`, `"idempotency_key":"`+strings.Repeat("k", 129)+`"`),
+		"trailing data":   append(append([]byte{}, good...), ` {}`...),
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := Decode(data); !errors.Is(err, ErrUndecodable) {
