@@ -155,7 +155,7 @@ type backlogEvents struct {
 func (g backlogEvents) event(i int, at time.Time) events.AttemptSubmitted {
 	student := g.students[i%len(g.students)]
 	quiz := g.quizzes[(i/len(g.students))%len(g.quizzes)]
-	rng := rand.New(rand.NewPCG(uint64(i), 0x9e3779b97f4a7c15))
+	rng := rand.New(rand.NewPCG(uint64(i), 0x9e3779b97f4a7c15)) //nolint:gosec // G115: i counts up from 0
 	answers := make([]events.Answer, len(quiz.Questions))
 	score := 0
 	for q, question := range quiz.Questions {
@@ -384,7 +384,7 @@ func (b *bench) publishBacklog(ctx context.Context, ns *natsServer, gen backlogE
 	if err != nil {
 		return err
 	}
-	if got := info.CachedInfo().State.Msgs; got != uint64(n) {
+	if got := info.CachedInfo().State.Msgs; got != uint64(n) { //nolint:gosec // G115: n is the backlog, above 0
 		return fmt.Errorf("the stream holds %d events after %d publishes", got, n)
 	}
 	res.StreamBytes = info.CachedInfo().State.Bytes
