@@ -40,6 +40,13 @@ func readContext(c echo.Context) context.Context {
 	return ctx
 }
 
+// givePosition answers an attempt the log holds at seq: its 202 carries
+// seq, and this instance's own limit checks wait for it.
+func (s *Server) givePosition(c echo.Context, seq uint64) {
+	raise(&s.published, seq)
+	c.Response().Header().Set(PositionHeader, strconv.FormatUint(seq, 10))
+}
+
 // raise sets a to v unless it holds more already.
 func raise(a *atomic.Uint64, v uint64) {
 	for cur := a.Load(); v > cur; cur = a.Load() {
@@ -186,8 +193,7 @@ func (s *Server) submitAttempt(c echo.Context) error {
 		s.metrics.publishes.WithLabelValues("published").Inc()
 	}
 	e := pub.Event
-	raise(&s.published, pub.Seq)
-	c.Response().Header().Set(PositionHeader, strconv.FormatUint(pub.Seq, 10))
+	s.givePosition(c, pub.Seq)
 	return writeBody(c, http.StatusAccepted, func(b []byte) []byte { return appendAttempt(b, attemptFromEvent(e, status)) })
 }
 

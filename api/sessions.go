@@ -429,6 +429,7 @@ func (x *exams) submit(c echo.Context) error {
 	} else {
 		x.s.metrics.publishes.WithLabelValues("published").Inc()
 	}
+	x.s.givePosition(c, pub.Seq)
 	return c.JSON(http.StatusAccepted, attemptFromEvent(pub.Event, status))
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -201,6 +202,17 @@ func TestSessionLifecycle(t *testing.T) {
 	read, err := onReader.Attempt(t.Context(), att.AttemptID)
 	if err != nil || apptest.SameAttempt(att, read) != nil {
 		t.Errorf("the attempt on another instance: %+v, %v", read, err)
+	}
+	// The submission's 202 carries its place in the attempts stream, as an
+	// attempt POST's does, the same on a retry; a read that sends it back
+	// sees the attempt on another instance.
+	resubmit := do(t, c, http.MethodPost, "/api/v1/sessions/"+sess.SessionID+"/submit", nil, nil)
+	pos := resubmit.header.Get(client.PositionHeader)
+	if n, err := strconv.ParseUint(pos, 10, 64); resubmit.status != http.StatusAccepted || err != nil || n == 0 {
+		t.Errorf("a submission again: %d %s, position %q", resubmit.status, resubmit.body, pos)
+	}
+	if r := get(t, onReader, "/api/v1/attempts/"+att.AttemptID, http.Header{client.PositionHeader: {pos}}); r.status != http.StatusOK {
+		t.Errorf("the attempt at position %s on another instance: %d %s", pos, r.status, r.body)
 	}
 	got, err = onReader.Session(t.Context(), sess.SessionID)
 	if err != nil || got.State != client.SessionSubmitted || got.AttemptID != att.AttemptID {

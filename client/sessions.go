@@ -155,10 +155,12 @@ func (c *Client) SaveAnswer(ctx context.Context, sessionID, questionID string, c
 // gave up.
 func (c *Client) SubmitSession(ctx context.Context, sessionID string) (Attempt, error) {
 	var out Attempt
-	if _, err := c.do(ctx, call{
+	rep, err := c.do(ctx, call{
 		method: http.MethodPost, path: "/api/v1/sessions/" + url.PathEscape(sessionID) + "/submit", idempotent: true,
-	}, &out); err != nil {
+	}, &out)
+	if err != nil {
 		return Attempt{}, err
 	}
+	c.saw(rep.header)
 	return out, nil
 }
