@@ -129,8 +129,10 @@ func TestDatabaseUnreachable(t *testing.T) {
 
 	time.Sleep(700 * time.Millisecond) // let the load run before the cut
 	floorAtCut := faults.AckFloor(t, s)
-	cutAt := time.Now()
 	proxy.Cut()
+	// After the cut returns: a read that began before it may still get the
+	// answer PostgreSQL sent before its connection closed.
+	cutAt := time.Now()
 	time.Sleep(1500 * time.Millisecond)
 	// The API stays in rotation while PostgreSQL is down.
 	if status, _, err := faults.Read(t.Context(), apptest.Client(a.URL), "/readyz"); err != nil || status != http.StatusOK {
