@@ -300,6 +300,28 @@ func (x *exams) load(ctx context.Context, student, id uuid.UUID) (*events.ExamSe
 	return st, nil
 }
 
+// lockSession is where a save and a submit start: it parses the path's
+// session id, checks that timed exams are served, then locks the session
+// and loads it (load) for the signed-in student, in a context bounded by
+// PublishTimeout. The caller calls unlock once done. It returns a 404 for
+// a malformed id and the error of ready or load, with nothing left held.
+func (x *exams) lockSession(c echo.Context) (ctx context.Context, id uuid.UUID, st *events.ExamSession, unlock func(), err error) {
+	if id, err = uuid.Parse(c.Param("session_id")); err != nil {
+		return nil, id, nil, nil, notFound("session")
+	}
+	if err = x.ready(); err != nil {
+		return nil, id, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), x.s.cfg.PublishTimeout)
+	release := x.locks.lock(id)
+	unlock = func() { release(); cancel() }
+	if st, err = x.load(ctx, session(c).Student.ID, id); err != nil {
+		unlock()
+		return nil, id, nil, nil, err
+	}
+	return ctx, id, st, unlock, nil
+}
+
 // saveRequest is the body of a save. choice_id is required, and null
 // clears the answer: a raw value tells absent from null.
 type saveRequest struct {
@@ -329,21 +351,12 @@ func (x *exams) save(c echo.Context) error {
 			return invalid(`malformed JSON body: "choice_id" must be a string or null`)
 		}
 	}
-	id, err := uuid.Parse(c.Param("session_id"))
+	ctx, id, st, unlock, err := x.lockSession(c)
 	if err != nil {
-		return notFound("session")
-	}
-	if err := x.ready(); err != nil {
 		return err
 	}
+	defer unlock()
 	student := session(c).Student.ID
-	ctx, cancel := context.WithTimeout(c.Request().Context(), x.s.cfg.PublishTimeout)
-	defer cancel()
-	defer x.locks.lock(id)()
-	st, err := x.load(ctx, student, id)
-	if err != nil {
-		return err
-	}
 	questionID, err := uuid.Parse(c.Param("question_id"))
 	question, ok := st.Started.Question(questionID)
 	if err != nil || !ok {
@@ -393,21 +406,11 @@ func (x *exams) save(c echo.Context) error {
 // as the deadline would have.
 func (x *exams) submit(c echo.Context) error {
 	now := x.cfg.Now()
-	id, err := uuid.Parse(c.Param("session_id"))
-	if err != nil {
-		return notFound("session")
-	}
-	if err := x.ready(); err != nil {
-		return err
-	}
-	student := session(c).Student.ID
-	ctx, cancel := context.WithTimeout(c.Request().Context(), x.s.cfg.PublishTimeout)
-	defer cancel()
-	defer x.locks.lock(id)()
-	st, err := x.load(ctx, student, id)
+	ctx, id, st, unlock, err := x.lockSession(c)
 	if err != nil {
 		return err
 	}
+	defer unlock()
 	by, at := events.FinalizedByStudent, now
 	if !now.Before(st.Started.Cutoff()) {
 		by, at = events.FinalizedByDeadline, st.Started.Deadline

@@ -79,18 +79,11 @@ func (c *ExamStreamConfig) Validate() error {
 	if c.TimerName == "" {
 		c.TimerName = DefaultExamTimerStream
 	}
-	if c.Replicas <= 0 {
-		c.Replicas = DefaultReplicas
-	}
-	if c.Duplicates <= 0 {
-		c.Duplicates = DefaultDuplicates
-	}
-	if c.MaxAge <= 0 {
-		c.MaxAge = DefaultMaxAge
-	}
-	if c.MaxBytes <= 0 {
-		c.MaxBytes = DefaultMaxBytes
-	}
+	// The settings the events stream shares with the attempts stream
+	// default as the attempts stream's do.
+	shared := StreamConfig{Replicas: c.Replicas, Duplicates: c.Duplicates, MaxAge: c.MaxAge, MaxBytes: c.MaxBytes}
+	shared.defaults()
+	c.Replicas, c.Duplicates, c.MaxAge, c.MaxBytes = shared.Replicas, shared.Duplicates, shared.MaxAge, shared.MaxBytes
 	if c.TimerMaxBytes <= 0 {
 		c.TimerMaxBytes = DefaultExamTimerMaxBytes
 	}
@@ -125,59 +118,39 @@ func ApplyExams(ctx context.Context, js jetstream.JetStream, cfg ExamStreamConfi
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        cfg.Name,
-		Description: "quizstream exam sessions: the system of record of starts, saves and finalizations",
-		Subjects:    []string{ExamSubjectPrefix + ".>"},
-		Retention:   jetstream.LimitsPolicy,
-		Discard:     jetstream.DiscardNew,
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
-		Duplicates:  cfg.Duplicates,
-		MaxAge:      cfg.MaxAge,
-		MaxBytes:    cfg.MaxBytes,
-		MaxMsgSize:  1 << 20,
-		// Concurrent publishes go as atomic batches (exam_batch.go).
-		AllowAtomicPublish: true,
-	})
-	if err != nil {
-		return fmt.Errorf("apply stream %s: %w", cfg.Name, err)
-	}
-	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        cfg.TimerName,
-		Description: "quizstream exam timers: one message schedule per session, and what they fire",
-		Subjects:    []string{ExamTimerPrefix + ".>"},
-		Retention:   jetstream.LimitsPolicy,
-		// Message schedules need DiscardOld (the server refuses DiscardNew).
-		Discard:            jetstream.DiscardOld,
-		Storage:            jetstream.FileStorage,
-		Replicas:           cfg.Replicas,
-		MaxAge:             cfg.MaxAge,
-		MaxBytes:           cfg.TimerMaxBytes,
-		MaxMsgSize:         4 << 10, // a timer is a few hundred bytes
-		AllowMsgSchedules:  true,
-		AllowRollup:        true, // a schedule replaces the session's earlier one
-		AllowAtomicPublish: true,
-	})
-	if err != nil {
-		return fmt.Errorf("apply stream %s: %w", cfg.TimerName, err)
-	}
-	for _, c := range []struct {
-		stream string
-		cc     jetstream.ConsumerConfig
-	}{
-		{cfg.Name, jetstream.ConsumerConfig{
-			Durable: cfg.Writer, Description: "quizstream workers: exam sessions to PostgreSQL",
-			FilterSubject: ExamSubjectPrefix + ".>",
-		}},
-		{cfg.TimerName, jetstream.ConsumerConfig{
-			Durable: cfg.Finalizer, Description: "quizstream workers: sessions finalized at their deadline",
-			FilterSubject: ExamTimerPrefix + ".due.*",
-		}},
+	// The events stream and both consumers are built as the attempts
+	// stream and its consumer are.
+	sessions := StreamConfig{Name: cfg.Name, Replicas: cfg.Replicas, Duplicates: cfg.Duplicates, MaxAge: cfg.MaxAge,
+		MaxBytes: cfg.MaxBytes, AckWait: cfg.AckWait, MaxAckPending: cfg.MaxAckPending}
+	for _, sc := range []jetstream.StreamConfig{
+		recordStream(sessions, "quizstream exam sessions: the system of record of starts, saves and finalizations", ExamSubjectPrefix),
+		{
+			Name:        cfg.TimerName,
+			Description: "quizstream exam timers: one message schedule per session, and what they fire",
+			Subjects:    []string{ExamTimerPrefix + ".>"},
+			Retention:   jetstream.LimitsPolicy,
+			// Message schedules need DiscardOld (the server refuses DiscardNew).
+			Discard:            jetstream.DiscardOld,
+			Storage:            jetstream.FileStorage,
+			Replicas:           cfg.Replicas,
+			MaxAge:             cfg.MaxAge,
+			MaxBytes:           cfg.TimerMaxBytes,
+			MaxMsgSize:         4 << 10, // a timer is a few hundred bytes
+			AllowMsgSchedules:  true,
+			AllowRollup:        true, // a schedule replaces the session's earlier one
+			AllowAtomicPublish: true,
+		},
 	} {
-		cc := c.cc
-		cc.DeliverPolicy, cc.AckPolicy, cc.AckWait = jetstream.DeliverAllPolicy, jetstream.AckExplicitPolicy, cfg.AckWait
-		cc.MaxDeliver, cc.MaxAckPending, cc.Replicas = -1, cfg.MaxAckPending, cfg.Replicas
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("apply stream %s: %w", sc.Name, err)
+		}
+	}
+	for _, c := range []struct{ stream, durable, description, filter string }{
+		{cfg.Name, cfg.Writer, "quizstream workers: exam sessions to PostgreSQL", ExamSubjectPrefix + ".>"},
+		{cfg.TimerName, cfg.Finalizer, "quizstream workers: sessions finalized at their deadline", ExamTimerPrefix + ".due.*"},
+	} {
+		cc := durableConsumer(sessions, c.durable, c.description)
+		cc.FilterSubject = c.filter
 		if _, err := js.CreateOrUpdateConsumer(ctx, c.stream, cc); err != nil {
 			return fmt.Errorf("apply consumer %s: %w", cc.Durable, err)
 		}
@@ -368,24 +341,19 @@ const maxSessionEvents = 4*MaxQuestions + 2
 // in the stream, ErrNoSession when there is none (or it is another
 // student's), or the error of the reads.
 func (l *ExamLog) Session(ctx context.Context, student, session uuid.UUID) (*ExamSession, error) {
-	msgs, err := l.Events(ctx, ExamSessionSubjects(student, session), 0, maxSessionEvents)
-	if err != nil {
-		return nil, err
-	}
-	s := NewExamSession()
-	for _, m := range msgs {
-		s.Apply(m.Event, m.Seq)
-	}
-	if s.Started == nil {
-		return nil, ErrNoSession
-	}
-	return s, nil
+	return l.fold(ctx, ExamSessionSubjects(student, session))
 }
 
 // QuizSession is Session for a session whose quiz is known: its reads are
 // of one literal subject, cheaper than Session's wildcard.
 func (l *ExamLog) QuizSession(ctx context.Context, student, quiz, session uuid.UUID) (*ExamSession, error) {
-	msgs, err := l.Events(ctx, ExamSubject(student, quiz, session), 0, maxSessionEvents)
+	return l.fold(ctx, ExamSubject(student, quiz, session))
+}
+
+// fold returns the session whose events are on subject, folded, or
+// ErrNoSession when they hold no start, or the error of the reads.
+func (l *ExamLog) fold(ctx context.Context, subject string) (*ExamSession, error) {
+	msgs, err := l.Events(ctx, subject, 0, maxSessionEvents)
 	if err != nil {
 		return nil, err
 	}

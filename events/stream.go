@@ -123,10 +123,19 @@ func (c StreamConfig) DeadLetterStream() string {
 
 // streamConfig is the attempts stream as cfg (validated) describes it.
 func streamConfig(cfg StreamConfig) jetstream.StreamConfig {
+	sc := recordStream(cfg, "quizstream attempts: the system of record for writes", SubjectPrefix)
+	sc.MaxMsgs = cfg.MaxMsgs
+	return sc
+}
+
+// recordStream is a stream of events that is a system of record (the
+// attempts stream, the exams events stream), named and sized as cfg
+// (validated) says, on the subjects below prefix.
+func recordStream(cfg StreamConfig, description, prefix string) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        cfg.Name,
-		Description: "quizstream attempts: the system of record for writes",
-		Subjects:    []string{SubjectPrefix + ".>"},
+		Description: description,
+		Subjects:    []string{prefix + ".>"},
 		// Limits retention: the stream is the log replays read, so acking a
 		// message must never delete it.
 		Retention:  jetstream.LimitsPolicy,
@@ -136,10 +145,10 @@ func streamConfig(cfg StreamConfig) jetstream.StreamConfig {
 		Duplicates: cfg.Duplicates,
 		MaxAge:     cfg.MaxAge,
 		MaxBytes:   cfg.MaxBytes,
-		MaxMsgs:    cfg.MaxMsgs,
 		MaxMsgSize: maxMsgSize,
-		// Lets a Batcher publish concurrent attempts in one atomic batch:
-		// a few syncs per batch rather than one per attempt. Servers before
+		// Lets a Batcher publish concurrent attempts in one atomic batch
+		// (and the exams publisher concurrent events, exam_batch.go):
+		// a few syncs per batch rather than one per message. Servers before
 		// 2.12 ignore it, and a Batcher then publishes one attempt at a time.
 		AllowAtomicPublish: true,
 	}
@@ -147,14 +156,20 @@ func streamConfig(cfg StreamConfig) jetstream.StreamConfig {
 
 // consumerConfig is the workers' durable consumer as cfg describes it.
 func consumerConfig(cfg StreamConfig) jetstream.ConsumerConfig {
+	// No filter: the stream holds attempts alone, and a filter, even
+	// one equal to the stream's subject, makes the server match it
+	// against every subject (one per attempt) to find the first
+	// message and count what is pending: 45-56 ms at a backlog of a
+	// million attempts on an idle server, more than a fetch waits.
+	return durableConsumer(cfg, cfg.Consumer, "quizstream workers: attempts to PostgreSQL")
+}
+
+// durableConsumer is a durable consumer the workers share on a stream
+// cfg describes: every message from the first, each acknowledged.
+func durableConsumer(cfg StreamConfig, durable, description string) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
-		Durable:     cfg.Consumer,
-		Description: "quizstream workers: attempts to PostgreSQL",
-		// No filter: the stream holds attempts alone, and a filter, even
-		// one equal to the stream's subject, makes the server match it
-		// against every subject (one per attempt) to find the first
-		// message and count what is pending: 45-56 ms at a backlog of a
-		// million attempts on an idle server, more than a fetch waits.
+		Durable:       durable,
+		Description:   description,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       cfg.AckWait,

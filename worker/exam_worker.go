@@ -49,29 +49,20 @@ type ExamConfig struct {
 }
 
 func (c *ExamConfig) defaults() {
-	if c.BatchSize <= 0 {
-		c.BatchSize = DefaultBatchSize
-	}
-	if c.MaxWait <= 0 {
-		c.MaxWait = DefaultMaxWait
-	}
 	if c.AckWait <= 0 {
 		c.AckWait = events.DefaultFinalizerAckWait
 	}
-	if c.ShutdownTimeout <= 0 {
-		c.ShutdownTimeout = DefaultShutdownTimeout
-	}
-	if c.MaxBackoff <= 0 {
-		c.MaxBackoff = DefaultMaxBackoff
-	}
+	// The fields ExamConfig shares with Config default as Config's do.
+	shared := Config{BatchSize: c.BatchSize, MaxWait: c.MaxWait, AckWait: c.AckWait,
+		ShutdownTimeout: c.ShutdownTimeout, MaxBackoff: c.MaxBackoff, Logger: c.Logger}
+	shared.defaults()
+	c.BatchSize, c.MaxWait, c.ShutdownTimeout, c.MaxBackoff, c.Logger =
+		shared.BatchSize, shared.MaxWait, shared.ShutdownTimeout, shared.MaxBackoff, shared.Logger
 	if c.Finalizers <= 0 {
 		c.Finalizers = DefaultFinalizers
 	}
 	if c.FinalizeTimeout <= 0 {
 		c.FinalizeTimeout = DefaultFinalizeTimeout
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
 	}
 }
 
@@ -160,50 +151,16 @@ func (w *ExamWorker) loop(ctx context.Context, cons jetstream.Consumer, handle f
 	}
 }
 
-// fetch returns up to n messages, waiting at most maxWait for them.
-func fetch(cons jetstream.Consumer, n int, maxWait time.Duration) ([]jetstream.Msg, error) {
-	batch, err := cons.Fetch(n, jetstream.FetchMaxWait(maxWait))
-	if err != nil {
-		return nil, err
-	}
-	var msgs []jetstream.Msg
-	for m := range batch.Messages() {
-		msgs = append(msgs, m)
-	}
-	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && len(msgs) == 0 {
-		return nil, err
-	}
-	return msgs, nil
-}
-
-// holding returns a context that outlives ctx's cancellation by
-// ShutdownTimeout, for finishing what is in hand, and its release.
-func (w *ExamWorker) holding(ctx context.Context) (context.Context, func()) {
-	hold, release := context.WithCancel(context.WithoutCancel(ctx))
-	stopAfter := context.AfterFunc(ctx, func() {
-		t := time.AfterFunc(w.cfg.ShutdownTimeout, release)
-		context.AfterFunc(hold, func() { t.Stop() })
-	})
-	return hold, func() { stopAfter(); release() }
-}
-
 // writeBatch stores a batch of session events and settles every message:
 // acked once committed (and the attempts of its finalized sessions
 // published), terminated as poison, or handed back when shutdown came first.
 func (w *ExamWorker) writeBatch(ctx context.Context, msgs []jetstream.Msg) {
-	hold, release := w.holding(ctx)
+	hold, release := holding(ctx, w.cfg.ShutdownTimeout)
 	defer release()
-	recs := make([]Record, len(msgs))
-	for i, m := range msgs {
-		recs[i] = Record{Subject: m.Subject(), Data: m.Data()}
-		if md, err := m.Metadata(); err == nil {
-			recs[i].Seq = md.Sequence.Stream
-		}
-	}
 	var wg sync.WaitGroup
 	beat, stop := context.WithCancel(hold)
 	wg.Go(func() { heartbeat(beat, msgs, w.cfg.AckWait) })
-	out := w.writer.Write(hold, recs)
+	out := w.writer.Write(hold, records(msgs))
 	stop()
 	wg.Wait()
 	settled := make([]bool, len(msgs))
@@ -231,26 +188,10 @@ func (w *ExamWorker) writeBatch(ctx context.Context, msgs []jetstream.Msg) {
 	w.metrics.events.WithLabelValues("poison").Add(float64(len(out.Poison)))
 }
 
-// heartbeat tells the server every half ackWait that msgs are still in hand.
-func heartbeat(ctx context.Context, msgs []jetstream.Msg, ackWait time.Duration) {
-	t := time.NewTicker(ackWait / 2)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			for _, m := range msgs {
-				_ = m.InProgress()
-			}
-		}
-	}
-}
-
 // finalizeBatch finalizes the sessions of a batch of fired timers, at most
 // Finalizers at once, and settles each timer.
 func (w *ExamWorker) finalizeBatch(ctx context.Context, msgs []jetstream.Msg) {
-	hold, release := w.holding(ctx)
+	hold, release := holding(ctx, w.cfg.ShutdownTimeout)
 	defer release()
 	sem := make(chan struct{}, w.cfg.Finalizers)
 	var wg sync.WaitGroup

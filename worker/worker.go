@@ -80,6 +80,41 @@ type Config struct {
 	Registerer prometheus.Registerer
 }
 
+// defaults fills the fields left zero; ExamConfig.defaults takes the
+// fields the two share from here.
+func (c *Config) defaults() {
+	if c.BatchSize <= 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	if c.MaxWait <= 0 {
+		c.MaxWait = DefaultMaxWait
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = events.DefaultAckWait
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = DefaultMaxBackoff
+	}
+	if c.StatementTimeout == 0 {
+		c.StatementTimeout = DefaultStatementTimeout
+	}
+	if c.MaxBatchHold <= 0 {
+		c.MaxBatchHold = DefaultMaxBatchHold
+	}
+	if c.DeadLetterTimeout <= 0 {
+		c.DeadLetterTimeout = DefaultDeadLetterTimeout
+	}
+	if c.NewerSchemaDelay <= 0 {
+		c.NewerSchemaDelay = DefaultNewerSchemaDelay
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
 // Worker writes attempts from a durable consumer into the store. Any number
 // of workers may share one consumer.
 type Worker struct {
@@ -96,36 +131,7 @@ func New(cons jetstream.Consumer, st *store.Store, deadLetters *events.DeadLette
 	if cons == nil || st == nil {
 		return nil, errors.New("worker: consumer and store are required")
 	}
-	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = DefaultBatchSize
-	}
-	if cfg.MaxWait <= 0 {
-		cfg.MaxWait = DefaultMaxWait
-	}
-	if cfg.AckWait <= 0 {
-		cfg.AckWait = events.DefaultAckWait
-	}
-	if cfg.ShutdownTimeout <= 0 {
-		cfg.ShutdownTimeout = DefaultShutdownTimeout
-	}
-	if cfg.MaxBackoff <= 0 {
-		cfg.MaxBackoff = DefaultMaxBackoff
-	}
-	if cfg.StatementTimeout == 0 {
-		cfg.StatementTimeout = DefaultStatementTimeout
-	}
-	if cfg.MaxBatchHold <= 0 {
-		cfg.MaxBatchHold = DefaultMaxBatchHold
-	}
-	if cfg.DeadLetterTimeout <= 0 {
-		cfg.DeadLetterTimeout = DefaultDeadLetterTimeout
-	}
-	if cfg.NewerSchemaDelay <= 0 {
-		cfg.NewerSchemaDelay = DefaultNewerSchemaDelay
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	cfg.defaults()
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, err
@@ -146,7 +152,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		err := retry.Do(ctx, retry.Policy{Max: w.cfg.MaxBackoff}, retry.Always, func(err error, d time.Duration) {
 			w.log.Warn("worker: fetch failed", "err", err, "retry_in", d)
 		}, func() (err error) {
-			msgs, err = w.fetch()
+			msgs, err = fetch(w.cons, w.cfg.BatchSize, w.cfg.MaxWait)
 			return err
 		})
 		if err == nil && len(msgs) > 0 {
@@ -155,21 +161,6 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	w.log.Info("worker: stopped")
 	return nil
-}
-
-func (w *Worker) fetch() ([]jetstream.Msg, error) {
-	batch, err := w.cons.Fetch(w.cfg.BatchSize, jetstream.FetchMaxWait(w.cfg.MaxWait))
-	if err != nil {
-		return nil, err
-	}
-	var msgs []jetstream.Msg
-	for m := range batch.Messages() {
-		msgs = append(msgs, m)
-	}
-	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && len(msgs) == 0 {
-		return nil, err
-	}
-	return msgs, nil
 }
 
 // handle stores a fetched batch and settles every message: acked once the
@@ -181,13 +172,8 @@ func (w *Worker) handle(ctx context.Context, msgs []jetstream.Msg) {
 	start := time.Now()
 	// The batch in hand is finished even when ctx is cancelled meanwhile,
 	// but only for ShutdownTimeout more, and never past MaxBatchHold.
-	hold, release := context.WithCancel(context.WithoutCancel(ctx))
+	hold, release := holding(ctx, w.cfg.ShutdownTimeout)
 	defer release()
-	stopAfter := context.AfterFunc(ctx, func() {
-		t := time.AfterFunc(w.cfg.ShutdownTimeout, release)
-		context.AfterFunc(hold, func() { t.Stop() })
-	})
-	defer stopAfter()
 	var heldTooLong atomic.Bool
 	holdTimer := time.AfterFunc(w.cfg.MaxBatchHold, func() {
 		heldTooLong.Store(true)
@@ -195,20 +181,10 @@ func (w *Worker) handle(ctx context.Context, msgs []jetstream.Msg) {
 	})
 	defer holdTimer.Stop()
 
-	recs := make([]Record, len(msgs))
-	for i, m := range msgs {
-		recs[i] = Record{Subject: m.Subject(), Data: m.Data()}
-		if md, err := m.Metadata(); err == nil {
-			recs[i].Seq = md.Sequence.Stream
-		}
-	}
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { // keep the batch ours while writes are retried
-		defer wg.Done()
-		w.heartbeat(hold, msgs)
-	}()
-	out := w.writer.Write(hold, recs)
+	// Keep the batch ours while writes are retried.
+	wg.Go(func() { heartbeat(hold, msgs, w.cfg.AckWait) })
+	out := w.writer.Write(hold, records(msgs))
 	holdTimer.Stop()
 	release()
 	wg.Wait()
@@ -264,8 +240,48 @@ func (w *Worker) handle(ctx context.Context, msgs []jetstream.Msg) {
 	w.log.Debug("worker: batch settled", "messages", len(msgs), "stored", out.Stored, "poison", len(out.Poison))
 }
 
-func (w *Worker) heartbeat(ctx context.Context, msgs []jetstream.Msg) {
-	t := time.NewTicker(w.cfg.AckWait / 2)
+// fetch returns up to n messages, waiting at most maxWait for them.
+func fetch(cons jetstream.Consumer, n int, maxWait time.Duration) ([]jetstream.Msg, error) {
+	batch, err := cons.Fetch(n, jetstream.FetchMaxWait(maxWait))
+	if err != nil {
+		return nil, err
+	}
+	var msgs []jetstream.Msg
+	for m := range batch.Messages() {
+		msgs = append(msgs, m)
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && len(msgs) == 0 {
+		return nil, err
+	}
+	return msgs, nil
+}
+
+// holding returns a context that outlives ctx's cancellation by grace,
+// for finishing what is in hand, and its release.
+func holding(ctx context.Context, grace time.Duration) (context.Context, func()) {
+	hold, release := context.WithCancel(context.WithoutCancel(ctx))
+	stopAfter := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(grace, release)
+		context.AfterFunc(hold, func() { t.Stop() })
+	})
+	return hold, func() { stopAfter(); release() }
+}
+
+// records are the messages of a fetched batch as the writers take them.
+func records(msgs []jetstream.Msg) []Record {
+	recs := make([]Record, len(msgs))
+	for i, m := range msgs {
+		recs[i] = Record{Subject: m.Subject(), Data: m.Data()}
+		if md, err := m.Metadata(); err == nil {
+			recs[i].Seq = md.Sequence.Stream
+		}
+	}
+	return recs
+}
+
+// heartbeat tells the server every half ackWait that msgs are still in hand.
+func heartbeat(ctx context.Context, msgs []jetstream.Msg, ackWait time.Duration) {
+	t := time.NewTicker(ackWait / 2)
 	defer t.Stop()
 	for {
 		select {
