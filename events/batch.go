@@ -126,6 +126,10 @@ type Index interface {
 	// CaughtUp waits until the index holds every event the stream held
 	// when it was called; false if it did not in time.
 	CaughtUp(ctx context.Context) bool
+	// Stored tells the index of an event the Batcher has just published
+	// (Duplicate set when the stream held it already), so that it need not
+	// decode it again when the stream delivers it.
+	Stored(Published)
 }
 
 // ErrClosed is what PublishAttempt returns once its Batcher is closed.
@@ -257,7 +261,7 @@ func (b *Batcher) PublishAttempt(ctx context.Context, e AttemptSubmitted) (Publi
 	}
 	if !b.batching.Load() {
 		b.metrics.unbatched.Inc()
-		return b.Log.PublishAttempt(ctx, e)
+		return b.stored(b.Log.PublishAttempt(ctx, e))
 	}
 	data, err := Encode(e)
 	if err != nil {
@@ -265,7 +269,7 @@ func (b *Batcher) PublishAttempt(ctx context.Context, e AttemptSubmitted) (Publi
 	}
 	if len(data) > b.maxData { // the server's own error, for this attempt alone
 		b.metrics.unbatched.Inc()
-		return b.Log.PublishAttempt(ctx, e)
+		return b.stored(b.Log.PublishAttempt(ctx, e))
 	}
 	p := &pending{ctx: ctx, e: e, data: data, done: make(chan outcome, 1)}
 	select {
@@ -365,7 +369,7 @@ func (b *Batcher) publishBatch(batch []*pending) {
 			seq := last - uint64(len(msgs))
 			for _, p := range msgs {
 				seq++
-				p.answer(Published{Event: p.e, Seq: seq}, nil)
+				p.answer(b.stored(Published{Event: p.e, Seq: seq}, nil))
 			}
 			return
 		case !errors.As(err, &apiErr):
@@ -483,6 +487,14 @@ func (b *Batcher) commit(ctx context.Context, msgs []*pending) (uint64, error) {
 	return 0, errors.New("commit batch: no messages")
 }
 
+// stored tells the index of a published event and returns it as it is.
+func (b *Batcher) stored(pub Published, err error) (Published, error) {
+	if err == nil && b.cfg.Index != nil {
+		b.cfg.Index.Stored(pub)
+	}
+	return pub, err
+}
+
 // held returns e's original as a duplicate when the index holds it.
 func (b *Batcher) held(e AttemptSubmitted) (Published, bool) {
 	if b.cfg.Index == nil {
@@ -568,7 +580,7 @@ func (b *Batcher) publishEach(ctx context.Context, msgs []*pending) {
 	g.SetLimit(32)
 	for _, p := range msgs {
 		g.Go(func() error {
-			p.answer(b.Log.PublishAttempt(ctx, p.e))
+			p.answer(b.stored(b.Log.PublishAttempt(ctx, p.e)))
 			return nil
 		})
 	}

@@ -66,6 +66,9 @@ type Tail struct {
 
 	mu       sync.Mutex
 	students map[uuid.UUID]*studentTail
+	// stored holds events this instance stored, by sequence, until the
+	// stream delivers them: those need no decoding (Stored).
+	stored   map[uint64]AttemptSubmitted
 	order    []tailEntry // every indexed entry, by sequence, for eviction
 	size     int
 	advanced chan struct{} // closed and replaced whenever delivered grows
@@ -110,7 +113,8 @@ func NewTail(ctx context.Context, l *Log, cfg TailConfig) (*Tail, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	t := &Tail{log: l, cfg: cfg, students: map[uuid.UUID]*studentTail{}, advanced: make(chan struct{})}
+	t := &Tail{log: l, cfg: cfg, students: map[uuid.UUID]*studentTail{}, stored: map[uint64]AttemptSubmitted{},
+		advanced: make(chan struct{})}
 	if err := t.register(cfg.Registerer); err != nil {
 		return nil, err
 	}
@@ -171,23 +175,48 @@ func (t *Tail) Close() {
 	t.wg.Wait()
 }
 
-// receive indexes one event of the stream.
+// receive indexes one event of the stream: as this instance stored it
+// when it did (Stored), else decoded.
 func (t *Tail) receive(m jetstream.Msg) {
 	md, err := m.Metadata()
 	if err != nil {
 		return
 	}
 	seq := md.Sequence.Stream
-	if e, err := DecodeAt(m.Subject(), m.Data()); err == nil {
-		t.add(Published{Event: trimmed(e), Seq: seq})
+	t.mu.Lock()
+	e, ok := t.stored[seq]
+	delete(t.stored, seq)
+	t.mu.Unlock()
+	if !ok {
+		var d AttemptSubmitted
+		d, err = DecodeAt(m.Subject(), m.Data())
+		e, ok = trimmed(d), err == nil
 	}
 	t.mu.Lock()
+	defer t.mu.Unlock()
+	if ok {
+		t.add(Published{Event: e, Seq: seq})
+	}
 	if seq > t.delivered.Load() {
 		t.delivered.Store(seq)
 		close(t.advanced)
 		t.advanced = make(chan struct{})
 	}
-	t.mu.Unlock()
+}
+
+// Stored tells the tail of an event this instance has just stored at
+// p.Seq (events.Index): when the stream delivers it, the tail takes it as
+// it is instead of decoding it again. It holds at most MaxEvents such
+// events, and none the stream has delivered already.
+func (t *Tail) Stored(p Published) {
+	if p.Duplicate {
+		return // the stream's own event may differ from this call's
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p.Seq > t.delivered.Load() && len(t.stored) < t.cfg.MaxEvents {
+		t.stored[p.Seq] = trimmed(p.Event)
+	}
 }
 
 // trimmed keeps what reads answer with, and the answers' hash that tells
@@ -197,9 +226,8 @@ func trimmed(e AttemptSubmitted) AttemptSubmitted {
 	return e
 }
 
+// add indexes p; t.mu is held.
 func (t *Tail) add(p Published) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	if p.Seq <= t.floor.Load() {
 		return // settled already
 	}
@@ -264,6 +292,11 @@ func (t *Tail) settle(floor uint64) {
 	if len(t.order) == 0 {
 		t.order = nil // let the backing array go
 	}
+	for seq := range t.stored { // ones the stream never delivered (removed first)
+		if seq <= floor {
+			delete(t.stored, seq)
+		}
+	}
 }
 
 // AckFloor returns the ack floor as the tail last read it: never newer
@@ -310,33 +343,53 @@ func (t *Tail) caughtUp(ctx context.Context) bool {
 // before reading PostgreSQL, so that whatever the tail forgets afterwards
 // was settled before that read.
 func (t *Tail) StudentAttempts(ctx context.Context, student uuid.UUID, after uint64, max int) ([]Published, error) {
-	if out, ok := t.snapshot(ctx, student, after, max); ok {
+	var out []Published
+	if _, ok := t.snapshot(ctx, student, after, max, &out); ok {
 		return out, nil
 	}
 	t.metrics.fallbacks.Inc()
 	return t.log.StudentAttempts(ctx, student, after, max)
 }
 
-func (t *Tail) snapshot(ctx context.Context, student uuid.UUID, after uint64, max int) ([]Published, bool) {
+// CountStudentAttempts returns len(StudentAttempts(ctx, student, after,
+// max)) without copying the events, as a limit needs.
+func (t *Tail) CountStudentAttempts(ctx context.Context, student uuid.UUID, after uint64, max int) (int, error) {
+	if n, ok := t.snapshot(ctx, student, after, max, nil); ok {
+		return n, nil
+	}
+	t.metrics.fallbacks.Inc()
+	out, err := t.log.StudentAttempts(ctx, student, after, max)
+	return len(out), err
+}
+
+// snapshot counts up to max of a student's events above after, appending
+// them to out unless it is nil; false when the tail cannot answer.
+func (t *Tail) snapshot(ctx context.Context, student uuid.UUID, after uint64, max int, out *[]Published) (int, bool) {
 	if !t.caughtUp(ctx) {
-		return nil, false
+		return 0, false
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	st := t.students[student]
 	if st == nil {
-		return nil, true // nothing of theirs is unsettled
+		return 0, true // nothing of theirs is unsettled
 	}
 	if st.skippedTo > t.floor.Load() {
-		return nil, false // some of theirs did not fit
+		return 0, false // some of theirs did not fit
 	}
-	var out []Published
+	n := 0
 	for _, p := range st.entries {
-		if p.Seq > after && len(out) < max {
-			out = append(out, p)
+		if n == max {
+			break
+		}
+		if p.Seq > after {
+			if out != nil {
+				*out = append(*out, p)
+			}
+			n++
 		}
 	}
-	return out, true
+	return n, true
 }
 
 // Held returns a student's attempt when the tail holds it, without

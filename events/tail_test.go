@@ -2,6 +2,7 @@ package events_test
 
 import (
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -60,6 +61,9 @@ func TestTailReadsYourWritesAcrossConnections(t *testing.T) {
 		one, err := tail.Attempt(t.Context(), student, pub.Event.AttemptID)
 		if err != nil || one.Seq != pub.Seq {
 			t.Fatalf("attempt %d: %+v, %v", i, one, err)
+		}
+		if n, err := tail.CountStudentAttempts(t.Context(), student, 0, 5); err != nil || n != min(i+1, 5) {
+			t.Fatalf("after publish %d the tail counts %d (%v) up to 5", i, n, err)
 		}
 	}
 	if other, _ := tail.StudentAttempts(t.Context(), uuid.New(), 0, 10); len(other) != 0 {
@@ -193,4 +197,89 @@ func metric(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	t.Fatalf("no metric %s", name)
 	return 0
+}
+
+// An event its own instance stored (Stored, as the Batcher tells it) is
+// taken as it is when the stream delivers it, not decoded again; a
+// duplicate's, or one for a sequence the tail has passed, is not.
+func TestTailTakesWhatItsInstanceStored(t *testing.T) {
+	w, _, tail, _ := newTail(t, events.TailConfig{})
+	student := uuid.New()
+	first, err := w.PublishAttempt(t.Context(), newEvent(student, "k1", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tail.CaughtUp(t.Context()) {
+		t.Fatal("the tail did not catch up")
+	}
+	mark := func(p events.Published) events.Published {
+		p.Event.Score = 7 // the stream's own events score 0
+		return p
+	}
+	tail.Stored(mark(first)) // delivered already: ignored
+	next := newEvent(student, "k2", nil)
+	tail.Stored(mark(events.Published{Event: next, Seq: first.Seq + 1}))
+	dup := newEvent(student, "k3", nil)
+	tail.Stored(events.Published{Event: dup, Seq: first.Seq + 2, Duplicate: true})
+	for _, e := range []events.AttemptSubmitted{next, dup} {
+		if _, err := w.PublishAttempt(t.Context(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := tail.StudentAttempts(t.Context(), student, 0, 10)
+	if err != nil || len(got) != 3 {
+		t.Fatalf("the tail holds %+v, %v; want 3 events", got, err)
+	}
+	for i, want := range []int{0, 7, 0} {
+		if got[i].Event.Score != want {
+			t.Errorf("event %d (seq %d): score %d, want %d", i, got[i].Seq, got[i].Event.Score, want)
+		}
+		if got[i].Event.Answers != nil || got[i].Event.IdempotencyKey != "" {
+			t.Errorf("event %d holds its answers or key: %+v", i, got[i].Event)
+		}
+	}
+}
+
+// Through a Batcher that tells it what it stored, the tail holds exactly
+// the stream's events.
+func TestTailOfABatcherHoldsTheStreamsEvents(t *testing.T) {
+	w, r, tail, _ := newTail(t, events.TailConfig{})
+	b, err := events.NewBatcher(t.Context(), w, events.BatchConfig{Index: tail})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	student := uuid.New()
+	var evs []events.AttemptSubmitted
+	for i := range 50 {
+		evs = append(evs, newEvent(student, fmt.Sprint("k", i), []events.Answer{{QuestionID: "q", ChoiceID: "c"}}))
+	}
+	pubs := make([]events.Published, len(evs))
+	errs := make(chan error, len(evs))
+	for i, e := range evs {
+		go func() {
+			var err error
+			pubs[i], err = b.PublishAttempt(t.Context(), e)
+			errs <- err
+		}()
+	}
+	for range evs {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, p := range pubs {
+		held, err := tail.Attempt(t.Context(), student, p.Event.AttemptID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored, err := r.Attempt(t.Context(), student, p.Event.AttemptID) // from the stream itself
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored.Event.Answers, stored.Event.IdempotencyKey = nil, ""
+		if held.Seq != p.Seq || held.Seq != stored.Seq || !reflect.DeepEqual(held.Event, stored.Event) {
+			t.Fatalf("attempt %d: the tail holds %+v at %d, the stream %+v at %d", i, held.Event, held.Seq, stored.Event, stored.Seq)
+		}
+	}
 }
