@@ -2,10 +2,12 @@ package api
 
 import (
 	"bytes"
+	stdjson "encoding/json"
 	"errors"
 	"mime"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -231,6 +233,53 @@ func FuzzCursorRoundTrip(f *testing.F) {
 		}
 		if !out.SubmittedAt.Equal(in.SubmittedAt) || out.ID != in.ID {
 			t.Fatalf("round trip: %+v, want %+v", out, in)
+		}
+	})
+}
+
+// The body decoder parses with github.com/segmentio/encoding first and
+// with encoding/json only what that refuses: for any body, into each
+// request type, it must accept what encoding/json's decoder alone accepts,
+// to the same value (what it refuses, encoding/json words).
+func FuzzDecodeMatchesEncodingJSON(f *testing.F) {
+	for _, body := range []string{`{"answers":[{"question_id":"q","choice_id":"c"}]}`, `{"answers":[]} ]`,
+		`{"Answers":[{"QUESTION_ID":"q\u00e9","choice_id":"c","choice_id":"d"}]}`, "{\"answers\":[{\"question_id\":\"\xff\"}]}",
+		`{"email":"a@example.com","name":"A","password":"pw"}`, `{"email":null,"password":1}`,
+		`{"choice_id":"c","seq":3}`, `{"choice_id": null ,"seq":3.0}`, `{"choice_id":[1, {"a" :2}],"seq":-0}`, `{"seq":1e3}`} {
+		for kind := range byte(4) {
+			f.Add([]byte(body), kind)
+		}
+	}
+	s := &Server{cfg: Config{BodyLimit: fuzzLimit}}
+	e := echo.New()
+	f.Fuzz(func(t *testing.T, body []byte, kind byte) {
+		if len(body) > fuzzLimit {
+			return // a 413 before any parsing
+		}
+		var got, want any
+		switch kind % 4 {
+		case 0:
+			got, want = &submitRequest{}, &submitRequest{}
+		case 1:
+			got, want = &signupRequest{}, &signupRequest{}
+		case 2:
+			got, want = &loginRequest{}, &loginRequest{}
+		default:
+			got, want = &saveRequest{}, &saveRequest{}
+		}
+		req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		err := s.decode(e.NewContext(req, httptest.NewRecorder()), got)
+		dec := stdjson.NewDecoder(bytes.NewReader(body))
+		wantErr := dec.Decode(want)
+		if wantErr == nil && dec.More() {
+			wantErr = errors.New("data after the value")
+		}
+		switch {
+		case (err == nil) != (wantErr == nil):
+			t.Fatalf("decode: %v; encoding/json: %v\n%q", err, wantErr, body)
+		case err == nil && !reflect.DeepEqual(got, want):
+			t.Fatalf("decode: %+v; encoding/json: %+v\n%q", got, want, body)
 		}
 	})
 }

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	segjson "github.com/segmentio/encoding/json"
 )
 
 // TypeAttemptSubmitted names the AttemptSubmitted event on the wire.
@@ -93,10 +94,17 @@ func Encode(e AttemptSubmitted) ([]byte, error) {
 
 // Decode parses and checks the wire form of an AttemptSubmitted event; it
 // returns an error wrapping ErrUndecodable for anything else, an unknown
-// schema version included.
+// schema version included. It parses with github.com/segmentio/encoding,
+// which accepts what encoding/json accepts, to the same values, at a fifth
+// of the cost (FuzzDecodeMatchesEncodingJSON holds it to that): every
+// worker and every API instance decodes every event.
 func Decode(data []byte) (AttemptSubmitted, error) {
+	return decode(data, segjson.Unmarshal)
+}
+
+func decode(data []byte, unmarshal func([]byte, any) error) (AttemptSubmitted, error) {
 	var env envelope
-	if err := json.Unmarshal(data, &env); err != nil {
+	if err := unmarshal(data, &env); err != nil {
 		return AttemptSubmitted{}, fmt.Errorf("%w: %w", ErrUndecodable, err)
 	}
 	switch {
