@@ -165,7 +165,7 @@ const attemptColumns = `id, student_id, quiz_id, course_id, coalesce(idempotency
 func scanAttempt(row pgx.CollectableRow) (Attempt, error) {
 	var a Attempt
 	var seq int64
-	err := row.Scan(&a.ID, &a.StudentID, &a.QuizID, &a.CourseID, &a.IdempotencyKey, &a.Answers,
+	err := row.Scan(scanID(&a.ID), scanID(&a.StudentID), scanID(&a.QuizID), scanID(&a.CourseID), &a.IdempotencyKey, &a.Answers,
 		&a.AnswersHash, &a.Score, &a.MaxScore, &a.Status, &a.SubmittedAt, &seq)
 	a.StreamSeq = uint64(seq)
 	return a, err
@@ -211,6 +211,10 @@ type Progress struct {
 func (s *Store) GetProgress(ctx context.Context, studentID uuid.UUID) ([]Progress, error) {
 	rows, _ := s.pool.Query(ctx,
 		`SELECT quiz_id, course_id, attempts, best_score FROM progress WHERE student_id = $1`, studentID)
-	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Progress])
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Progress, error) {
+		var p Progress
+		err := row.Scan(scanID(&p.QuizID), scanID(&p.CourseID), &p.Attempts, &p.BestScore)
+		return p, err
+	})
 	return out, wrap("get progress", err)
 }

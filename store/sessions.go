@@ -223,7 +223,7 @@ func scanExamSession(row pgx.CollectableRow) (ExamSessionRow, error) {
 		finalSeq  *int64
 		answers   []byte
 	)
-	err := row.Scan(&r.ID, &r.StudentID, &r.QuizID, &r.CourseID, &r.IdempotencyKey, &r.Number,
+	err := row.Scan(scanID(&r.ID), scanID(&r.StudentID), scanID(&r.QuizID), scanID(&r.CourseID), &r.IdempotencyKey, &r.Number,
 		&r.StartedAt, &r.Deadline, &r.GraceS, &seq, &by, &attempt, &submitted, &finalSeq, &answers)
 	if err != nil {
 		return r, err

@@ -57,7 +57,7 @@ func (s *Store) StudentByEmail(ctx context.Context, email string) (Student, stri
 	var hash string
 	err := s.pool.QueryRow(ctx,
 		`SELECT id, email, name, created_at, password_hash FROM students WHERE lower(email) = lower($1)`, email).
-		Scan(&st.ID, &st.Email, &st.Name, &st.CreatedAt, &hash)
+		Scan(scanID(&st.ID), &st.Email, &st.Name, &st.CreatedAt, &hash)
 	return st, hash, wrap("student by email", err)
 }
 
@@ -77,7 +77,7 @@ func (s *Store) SessionByToken(ctx context.Context, tokenHash []byte) (Session, 
 		SELECT s.id, s.email, s.name, s.created_at, t.expires_at
 		FROM tokens t JOIN students s ON s.id = t.student_id
 		WHERE t.token_hash = $1 AND t.expires_at > now()`, tokenHash).
-		Scan(&ss.Student.ID, &ss.Student.Email, &ss.Student.Name, &ss.Student.CreatedAt, &ss.ExpiresAt)
+		Scan(scanID(&ss.Student.ID), &ss.Student.Email, &ss.Student.Name, &ss.Student.CreatedAt, &ss.ExpiresAt)
 	return ss, wrap("session by token", err)
 }
 
