@@ -40,6 +40,7 @@ import (
 )
 
 func main() {
+	load.TuneGC()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
@@ -78,7 +79,9 @@ type options struct {
 	BacklogWorkerEnv []string `json:"backlog_worker_env,omitempty"`
 	// Only, when set, runs that phase alone ("backlog").
 	Only string `json:"only,omitempty"`
-	Keep bool   `json:"-"`
+	// LoadGOGC is the load generator's collector target (load.TuneGC).
+	LoadGOGC string `json:"load_gogc,omitempty"`
+	Keep     bool   `json:"-"`
 }
 
 func run(ctx context.Context, args []string, stderr io.Writer) error {
@@ -175,6 +178,7 @@ func (b *bench) run(ctx context.Context) (err error) {
 		}
 		os.RemoveAll(b.tmp)
 	}()
+	b.o.LoadGOGC = loadGOGC()
 	b.rep = report{Started: b.began.UTC(), Options: b.o, Quick: b.quick}
 	b.rep.Machine = machineInfo()
 

@@ -292,7 +292,7 @@ func (r *report) writeMarkdown(w io.Writer) error {
 	p("- Mix: %s (content = course list, a course or a quiz, half of them with If-None-Match when the student has an ETag; attempts = the first page of the student's own). 5%% of the 202s are re-sent with the same Idempotency-Key. Every HTTP try is timed on its own (the client's retries off); 503 and 429 are counted, not timed, and tried again with the same key.\n", load.DefaultWeights)
 	p("- After each run the load tool checks that every Idempotency-Key answered 202 reads back as recorded with the score and submitted_at of its 202, is listed exactly once in the student's attempts, and that every student's progress counts exactly those attempts (counts and best scores).\n")
 	p("- Lag 202 -> recorded: up to 10 accepted attempts a second are read at once and then every 20 ms until they read as recorded (an upper bound; its floor is one GET).\n")
-	p("- The load generator runs on the same %d CPUs as every tier; its CPU time is listed. PostgreSQL is the machine's shared server: other databases' activity there would show in its CPU time (the `postgres-db` column counts only the backends of the benchmark's own database).\n\n", m.CPUs)
+	p("- The load generator runs on the same %d CPUs as every tier (in stackbench's process%s); its CPU time is listed. PostgreSQL is the machine's shared server: other databases' activity there would show in its CPU time (the `postgres-db` column counts only the backends of the benchmark's own database).\n\n", m.CPUs, gcOf(o.LoadGOGC))
 	for _, d := range r.Designs {
 		p("- **%s**: %s.\n", d.Name, d.Description)
 	}
@@ -623,4 +623,20 @@ func writeBacklog(b *strings.Builder, r *backlogResult, cpus int) {
 		p(" A 15 s CPU profile of the worker was taken during the drain (%s, kept with -keep).", filepath.Base(r.WorkerProfile))
 	}
 	p("\n")
+}
+
+// loadGOGC is the load generator's collector target, as load.TuneGC set it.
+func loadGOGC() string {
+	if v := os.Getenv("GOGC"); v != "" {
+		return v
+	}
+	return strconv.Itoa(load.GCPercent)
+}
+
+// gcOf says the load generator's collector target, when the run recorded it.
+func gcOf(gogc string) string {
+	if gogc == "" {
+		return ""
+	}
+	return ", its collector at GOGC=" + gogc
 }
