@@ -52,7 +52,7 @@ type ExamStreamConfig struct {
 	Duplicates time.Duration
 	// MaxAge bounds how long events and timers are kept; it must exceed the
 	// longest time limit plus grace, or a timer expires before it fires.
-	// Defaults to 30 days.
+	// Defaults to DefaultMaxAge (7 days), as the attempts stream.
 	MaxAge time.Duration
 	// MaxBytes bounds the events stream; past it starts, saves and submits
 	// answer 503. Defaults to 10 GiB.
