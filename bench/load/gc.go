@@ -3,6 +3,7 @@ package load
 import (
 	"os"
 	"runtime/debug"
+	"strconv"
 )
 
 // GCPercent is the garbage collector's target in a process generating
@@ -19,4 +20,12 @@ func TuneGC() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(GCPercent)
 	}
+}
+
+// GOGC is the collector target of a process that called TuneGC.
+func GOGC() string {
+	if v := os.Getenv("GOGC"); v != "" {
+		return v
+	}
+	return strconv.Itoa(GCPercent)
 }

@@ -178,7 +178,7 @@ func (b *bench) run(ctx context.Context) (err error) {
 		}
 		os.RemoveAll(b.tmp)
 	}()
-	b.o.LoadGOGC = loadGOGC()
+	b.o.LoadGOGC = load.GOGC()
 	b.rep = report{Started: b.began.UTC(), Options: b.o, Quick: b.quick}
 	b.rep.Machine = machineInfo()
 

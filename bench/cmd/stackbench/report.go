@@ -625,14 +625,6 @@ func writeBacklog(b *strings.Builder, r *backlogResult, cpus int) {
 	p("\n")
 }
 
-// loadGOGC is the load generator's collector target, as load.TuneGC set it.
-func loadGOGC() string {
-	if v := os.Getenv("GOGC"); v != "" {
-		return v
-	}
-	return strconv.Itoa(load.GCPercent)
-}
-
 // gcOf says the load generator's collector target, when the run recorded it.
 func gcOf(gogc string) string {
 	if gogc == "" {
