@@ -13,8 +13,8 @@ import (
 	"github.com/quizstream/quizstream/api"
 	"github.com/quizstream/quizstream/app/apptest"
 	"github.com/quizstream/quizstream/client"
-	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/store/storetest"
+	"github.com/quizstream/quizstream/streams"
 )
 
 // Signup validates its bounds and refuses a taken email in any case;
@@ -22,7 +22,7 @@ import (
 // and only it.
 func TestAccounts(t *testing.T) {
 	t.Parallel()
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	a := s.StartAPI(t, api.Config{})
 	anon := apptest.Client(a.URL)
 	post := func(path string, body any) response {

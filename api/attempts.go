@@ -17,8 +17,10 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
+	"github.com/quizstream/quizstream/eventlog"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/store"
+	"github.com/quizstream/quizstream/tail"
 )
 
 // PositionHeader carries a 202's place in the event log. A client that
@@ -34,7 +36,7 @@ func readContext(c echo.Context) context.Context {
 	ctx := c.Request().Context()
 	if v := c.Request().Header.Get(PositionHeader); v != "" {
 		if seq, err := strconv.ParseUint(v, 10, 64); err == nil {
-			return events.WithPosition(ctx, seq)
+			return tail.WithPosition(ctx, seq)
 		}
 	}
 	return ctx
@@ -171,7 +173,7 @@ func (s *Server) submitAttempt(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.PublishTimeout)
 	defer cancel()
 	pub, err := s.events.PublishAttempt(ctx, ev)
-	if events.IsStreamFull(err) {
+	if eventlog.IsStreamFull(err) {
 		s.metrics.publishes.WithLabelValues("full").Inc()
 		s.streamFull(err)
 		return errEventLogFull
@@ -202,7 +204,7 @@ func (s *Server) submitAttempt(c echo.Context) error {
 // short deadline only, because the attempt POST must not depend on
 // PostgreSQL: without an answer, the ack floor tells settled (recorded, as
 // nearly every settled attempt is) from accepted.
-func (s *Server) retryStatus(ctx context.Context, pub events.Published) string {
+func (s *Server) retryStatus(ctx context.Context, pub eventlog.Published) string {
 	dbCtx, cancel := context.WithTimeout(ctx, s.cfg.RetryStatusTimeout)
 	defer cancel()
 	if a, err := s.store.GetAttempt(dbCtx, pub.Event.StudentID, pub.Event.AttemptID); err == nil {
@@ -284,7 +286,7 @@ func (s *Server) getAttempt(c echo.Context) error {
 	}
 	pub, err := s.events.Attempt(ctx, student, id)
 	switch {
-	case errors.Is(err, events.ErrNotInLog):
+	case errors.Is(err, eventlog.ErrNotInLog):
 		return notFound("attempt")
 	case err != nil:
 		s.log.Warn("api: reading an attempt from the event log failed", "err", err)

@@ -19,8 +19,8 @@ import (
 	"github.com/quizstream/quizstream/api"
 	"github.com/quizstream/quizstream/app/apptest"
 	"github.com/quizstream/quizstream/client"
-	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/events/eventstest"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/worker"
 )
 
@@ -33,7 +33,7 @@ import (
 // byte-identical to a random id's), and A's own reads hold nothing of B's.
 func TestObjectLevelAuthorization(t *testing.T) {
 	t.Parallel()
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	in := s.StartAPI(t, api.Config{})
 	w := s.StartWorker(t, worker.Config{})
 	anon := apptest.Client(in.URL)

@@ -14,16 +14,16 @@ import (
 	"github.com/quizstream/quizstream/api"
 	"github.com/quizstream/quizstream/app/apptest"
 	"github.com/quizstream/quizstream/client"
-	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/events/eventstest"
 	"github.com/quizstream/quizstream/store"
+	"github.com/quizstream/quizstream/streams"
 )
 
 // Bad input of every kind gets a clear 4xx in the HTTP contract's error shape, in
 // the HTTP contract's order of precedence, and publishes nothing.
 func TestBadInput(t *testing.T) {
 	t.Parallel()
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	a := s.StartAPI(t, api.Config{})
 	clients, _ := apptest.SignupMany(t, a.URL, "bad", 1)
 	c := clients[0]

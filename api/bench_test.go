@@ -16,10 +16,13 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/quizstream/quizstream/api"
+	"github.com/quizstream/quizstream/eventlog"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/events/eventstest"
 	"github.com/quizstream/quizstream/store"
 	"github.com/quizstream/quizstream/store/storetest"
+	"github.com/quizstream/quizstream/streams"
+	"github.com/quizstream/quizstream/tail"
 )
 
 // benchStack is a Server on a real PostgreSQL database and a real JetStream
@@ -28,7 +31,7 @@ import (
 type benchStack struct {
 	ns      *server.Server
 	st      *store.Store
-	log     *events.Log
+	log     *eventlog.Log
 	srv     http.Handler
 	token   string
 	student uuid.UUID
@@ -41,7 +44,7 @@ func newBenchStack(b *testing.B) *benchStack {
 	st, _ := storetest.Open(b)
 	ns := eventstest.NewServer(b)
 	_, js := eventstest.Connect(b, ns)
-	lg, err := events.NewLog(b.Context(), js, events.StreamConfig{})
+	lg, err := eventlog.NewLog(b.Context(), js, streams.StreamConfig{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -164,16 +167,16 @@ func BenchmarkSubmitAttempt(b *testing.B) {
 // tailLog is the wiring's event log: publishes through the Log, student
 // reads from a Tail.
 type tailLog struct {
-	*events.Log
-	*events.Tail
+	*eventlog.Log
+	*tail.Tail
 }
 
 func (l tailLog) AckFloor(ctx context.Context) (uint64, error) { return l.Tail.AckFloor(ctx) }
 func (l tailLog) Ping(ctx context.Context) error               { return l.Tail.Ping(ctx) }
-func (l tailLog) Attempt(ctx context.Context, s, a uuid.UUID) (events.Published, error) {
+func (l tailLog) Attempt(ctx context.Context, s, a uuid.UUID) (eventlog.Published, error) {
 	return l.Tail.Attempt(ctx, s, a)
 }
-func (l tailLog) StudentAttempts(ctx context.Context, s uuid.UUID, after uint64, max int) ([]events.Published, error) {
+func (l tailLog) StudentAttempts(ctx context.Context, s uuid.UUID, after uint64, max int) ([]eventlog.Published, error) {
 	return l.Tail.StudentAttempts(ctx, s, after, max)
 }
 
@@ -187,7 +190,7 @@ func BenchmarkAttemptsPageConcurrent(b *testing.B) {
 			bs := newBenchStack(b)
 			if mode == "tail" {
 				lg := bs.log
-				tail, err := events.NewTail(b.Context(), lg, events.TailConfig{})
+				tail, err := tail.NewTail(b.Context(), lg, tail.TailConfig{})
 				if err != nil {
 					b.Fatal(err)
 				}

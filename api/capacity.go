@@ -8,8 +8,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/health"
+	"github.com/quizstream/quizstream/streams"
 )
 
 // errEventLogFull is the 503 of an attempt the stream refused for being
@@ -20,7 +20,7 @@ var errEventLogFull = &Error{http.StatusServiceUnavailable, "unavailable",
 
 // capacityReader is what the API's event log may tell of its fill.
 type capacityReader interface {
-	Capacity(ctx context.Context) (events.Capacity, error)
+	Capacity(ctx context.Context) (streams.Capacity, error)
 }
 
 // capacityCheck is the readiness check that takes an API instance out of

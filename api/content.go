@@ -191,7 +191,7 @@ func (s *Server) loadContent(ctx context.Context) (bool, error) {
 }
 
 // contentCopy is the copy of the content kept outside PostgreSQL (in
-// NATS: events.ContentSnapshots), which the API's event log may offer.
+// NATS: streams.ContentSnapshots), which the API's event log may offer.
 type contentCopy interface {
 	// LoadContentSnapshot returns the copy and its version, or an error.
 	LoadContentSnapshot(ctx context.Context) (data []byte, version string, err error)

@@ -12,7 +12,7 @@ import (
 
 	"github.com/quizstream/quizstream/api"
 	"github.com/quizstream/quizstream/app/apptest"
-	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/streams"
 )
 
 // With the event log down an attempt POST is a quick, clear 503 with a
@@ -21,7 +21,7 @@ import (
 // retries.
 func TestEventLogDown(t *testing.T) {
 	t.Parallel()
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	a := s.StartAPI(t, api.Config{PublishTimeout: time.Second})
 	clients, _ := apptest.SignupMany(t, a.URL, "down", 1)
 	c := clients[0]

@@ -16,7 +16,7 @@ import (
 
 	"github.com/quizstream/quizstream/api"
 	"github.com/quizstream/quizstream/app/apptest"
-	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/worker"
 )
 
@@ -91,7 +91,7 @@ type floodStats struct {
 // one student's attempt POSTs in quiet and flooded blocks (rounds blocks of
 // each, perBlock POSTs a block).
 func floodRun(b *testing.B, cfg api.Config, rounds, perBlock int) (quiet, flooded [][]time.Duration, stats floodStats) {
-	s := apptest.New(b, events.StreamConfig{})
+	s := apptest.New(b, streams.StreamConfig{})
 	in := s.StartAPI(b, cfg)
 	s.StartWorker(b, worker.Config{})
 	student := apptest.Signup(b, in.URL, "legit@example.com")

@@ -9,7 +9,7 @@ import (
 
 	"github.com/quizstream/quizstream/api"
 	"github.com/quizstream/quizstream/app/apptest"
-	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/streams"
 )
 
 // Every GET route answers HEAD (RFC 9110), read from the router itself so
@@ -17,7 +17,7 @@ import (
 // headers with no body, and precomputed bodies carry their length.
 func TestEveryGetAnswersHead(t *testing.T) {
 	t.Parallel()
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	in := s.StartAPI(t, api.Config{})
 	routes := map[string]map[string]bool{}
 	for _, r := range in.API.Handler().(*echo.Echo).Routes() {

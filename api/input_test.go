@@ -13,8 +13,8 @@ import (
 	"github.com/quizstream/quizstream/api"
 	"github.com/quizstream/quizstream/app/apptest"
 	"github.com/quizstream/quizstream/client"
-	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/store/storetest"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/worker"
 )
 
@@ -58,7 +58,7 @@ func hasLabel(m *dto.Metric, name, value string) bool {
 // found before any password is hashed or anything stored.
 func TestControlCharactersAreBadInput(t *testing.T) {
 	t.Parallel()
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	in := s.StartAPI(t, api.Config{})
 	anon := apptest.Client(in.URL)
 	apptest.Signup(t, in.URL, "ctl@example.com")
@@ -92,7 +92,7 @@ func TestControlCharactersAreBadInput(t *testing.T) {
 // reads uuid.Nil as "no filter").
 func TestNilQuizFilterMatchesNothing(t *testing.T) {
 	t.Parallel()
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	in := s.StartAPI(t, api.Config{})
 	s.StartWorker(t, worker.Config{})
 	c := apptest.Signup(t, in.URL, "nil@example.com")
@@ -116,7 +116,7 @@ func TestNilQuizFilterMatchesNothing(t *testing.T) {
 // field, what it should be, where the syntax breaks; never a Go type.
 func TestMalformedJSONSaysWhatIsWrong(t *testing.T) {
 	t.Parallel()
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	in := s.StartAPI(t, api.Config{})
 	c := apptest.Signup(t, in.URL, "json@example.com")
 	attempts := "/api/v1/quizzes/" + s.Quizzes[0].ID.String() + "/attempts"

@@ -12,7 +12,7 @@ import (
 	"github.com/quizstream/quizstream/api"
 	"github.com/quizstream/quizstream/app/apptest"
 	"github.com/quizstream/quizstream/client"
-	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/streams"
 )
 
 // lockedBuffer is a log sink goroutines may share.
@@ -39,7 +39,7 @@ func (b *lockedBuffer) String() string {
 // of the event log) holds no password and no token.
 func TestNoSecretsInTheLog(t *testing.T) {
 	t.Parallel()
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	var logged lockedBuffer
 	cfg := s.Config(t)
 	cfg.API, cfg.Workers = true, 1

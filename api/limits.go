@@ -13,9 +13,8 @@ import (
 	"github.com/google/uuid"
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/labstack/echo/v4"
+	"github.com/quizstream/quizstream/tail"
 	"golang.org/x/time/rate"
-
-	"github.com/quizstream/quizstream/events"
 )
 
 // This file holds the API's per-instance limits (docs/security.md): token
@@ -258,7 +257,7 @@ func (s *Server) checkUnsettled(ctx context.Context, student uuid.UUID) error {
 	// A count as this instance's view of the log has it once it has passed
 	// this instance's own publishes, without learning the log's position:
 	// a bound need not count another instance's last milliseconds.
-	n, err := s.countUnsettled(events.WithPosition(ctx, s.published.Load()), student, floor, limit)
+	n, err := s.countUnsettled(tail.WithPosition(ctx, s.published.Load()), student, floor, limit)
 	if err != nil || n < limit {
 		return nil
 	}
@@ -268,7 +267,7 @@ func (s *Server) checkUnsettled(ctx context.Context, student uuid.UUID) error {
 }
 
 // unsettledCounter is an EventLog that counts a student's events without
-// copying them (an events.Tail).
+// copying them (an tail.Tail).
 type unsettledCounter interface {
 	CountStudentAttempts(ctx context.Context, student uuid.UUID, after uint64, max int) (int, error)
 }

@@ -16,8 +16,8 @@ import (
 
 	"github.com/quizstream/quizstream/api"
 	"github.com/quizstream/quizstream/app/apptest"
-	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/events/eventstest"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/worker"
 )
 
@@ -37,7 +37,7 @@ func retryAfter(t testing.TB, what string, r response) int {
 // and 400), nothing published; another student is not held up.
 func TestAttemptRateLimitPerStudent(t *testing.T) {
 	t.Parallel()
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	in := s.StartAPI(t, api.Config{AttemptRate: 0.01, AttemptBurst: 3})
 	a := apptest.Signup(t, in.URL, "rate-a@example.com")
 	b := apptest.Signup(t, in.URL, "rate-b@example.com")
@@ -79,7 +79,7 @@ func TestAttemptRateLimitPerStudent(t *testing.T) {
 // the proxy appended (a client cannot pick its own bucket by prepending).
 func TestLoginRateLimitPerAddress(t *testing.T) {
 	t.Parallel()
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	login := func(in *apptest.Instance, xff string) response {
 		t.Helper()
 		h := http.Header{}
@@ -122,7 +122,7 @@ func TestLoginRateLimitPerAddress(t *testing.T) {
 // is wrong); once the workers catch up the student goes on.
 func TestUnsettledAttemptsPerStudent(t *testing.T) {
 	t.Parallel()
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	in := s.StartAPI(t, api.Config{MaxUnsettledPerStudent: 3})
 	a := apptest.Signup(t, in.URL, "unsettled-a@example.com")
 	b := apptest.Signup(t, in.URL, "unsettled-b@example.com")
@@ -188,7 +188,7 @@ func readResponse(t testing.TB, conn net.Conn) response {
 // contract's error shape too.
 func TestFrameworkErrorsInTheErrorShape(t *testing.T) {
 	t.Parallel()
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	in := s.StartAPI(t, api.Config{MaxHeaderBytes: 1 << 10})
 	for _, tc := range []struct {
 		name, raw string
@@ -213,7 +213,7 @@ func TestFrameworkErrorsInTheErrorShape(t *testing.T) {
 // the error shape and closed; when a connection closes, its slot is free.
 func TestConnectionCap(t *testing.T) {
 	t.Parallel()
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	in := s.StartAPI(t, api.Config{MaxConnections: 2})
 	addr := strings.TrimPrefix(in.URL, "http://")
 	var held []net.Conn
@@ -253,7 +253,7 @@ func TestConnectionCap(t *testing.T) {
 // keep-alive connection is closed after IdleTimeout.
 func TestServerTimeouts(t *testing.T) {
 	t.Parallel()
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	in := s.StartAPI(t, api.Config{ReadTimeout: 500 * time.Millisecond, WriteTimeout: 2 * time.Second, PublishTimeout: time.Second})
 	apptest.Signup(t, in.URL, "slow@example.com")
 
@@ -309,7 +309,7 @@ func TestServerTimeouts(t *testing.T) {
 // queue without end.
 func TestPasswordHashingIsBounded(t *testing.T) {
 	t.Parallel()
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	in := s.StartAPI(t, api.Config{HashConcurrency: 1, HashWait: time.Millisecond, LoginRate: -1})
 	apptest.Signup(t, in.URL, "hash@example.com")
 	var (

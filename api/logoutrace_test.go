@@ -15,10 +15,11 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/eventlog"
 	"github.com/quizstream/quizstream/events/eventstest"
 	"github.com/quizstream/quizstream/store"
 	"github.com/quizstream/quizstream/store/storetest"
+	"github.com/quizstream/quizstream/streams"
 )
 
 // A logout cannot be undone by a request in flight: a request that read
@@ -32,7 +33,7 @@ func TestLogoutWhileTheTokenIsLookedUp(t *testing.T) {
 	st, _ := storetest.Open(t)
 	ns := eventstest.NewServer(t)
 	_, js := eventstest.Connect(t, ns)
-	lg, err := events.NewLog(t.Context(), js, events.StreamConfig{})
+	lg, err := eventlog.NewLog(t.Context(), js, streams.StreamConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

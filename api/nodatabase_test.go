@@ -9,7 +9,7 @@ import (
 	"github.com/quizstream/quizstream/api"
 	"github.com/quizstream/quizstream/app/apptest"
 	"github.com/quizstream/quizstream/client"
-	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/test/faults"
 )
 
@@ -22,7 +22,7 @@ import (
 // returns, the new instance learns the token and takes the same retry.
 func TestAPIStartsWithoutPostgreSQL(t *testing.T) {
 	t.Parallel()
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	proxy, cut := faults.Proxied(t, s)
 	before := cut.StartAPI(t, api.Config{}) // saves the content copy as it loads
 	c := apptest.Signup(t, before.URL, "nodb@example.com")

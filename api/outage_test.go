@@ -15,8 +15,8 @@ import (
 
 	"github.com/quizstream/quizstream/api"
 	"github.com/quizstream/quizstream/app/apptest"
-	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/store/storetest"
+	"github.com/quizstream/quizstream/streams"
 )
 
 // With PostgreSQL refusing connections (the database not accepting them,
@@ -29,7 +29,7 @@ import (
 // works again.
 func TestDatabaseRefusingConnections(t *testing.T) {
 	t.Parallel()
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	cfg := s.Config(t)
 	cfg.API, cfg.MetricsAddr = true, "127.0.0.1:0"
 	// Every request asks PostgreSQL about its token again, so that the

@@ -9,7 +9,7 @@ import (
 	"github.com/quizstream/quizstream/api"
 	"github.com/quizstream/quizstream/app/apptest"
 	"github.com/quizstream/quizstream/client"
-	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/streams"
 )
 
 // Content reads, GET /user and attempt POSTs send no statement to
@@ -18,7 +18,7 @@ import (
 // not counted.
 func TestQueriesPerRead(t *testing.T) {
 	t.Parallel()
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	inst := s.StartAPI(t, api.Config{})
 	apiStore := inst.App.Store
 	c := apptest.Signup(t, inst.URL, "queries@example.com")

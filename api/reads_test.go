@@ -20,8 +20,8 @@ import (
 	"github.com/quizstream/quizstream/api"
 	"github.com/quizstream/quizstream/app/apptest"
 	"github.com/quizstream/quizstream/client"
-	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/store"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/worker"
 )
 
@@ -30,7 +30,7 @@ import (
 // them, with every course listed.
 func TestReads(t *testing.T) {
 	t.Parallel()
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	a := s.StartAPI(t, api.Config{})
 	s.StartWorker(t, worker.Config{})
 	clients, _ := apptest.SignupMany(t, a.URL, "reads", 2)

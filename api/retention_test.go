@@ -9,8 +9,8 @@ import (
 	"github.com/quizstream/quizstream/api"
 	"github.com/quizstream/quizstream/app/apptest"
 	"github.com/quizstream/quizstream/client"
-	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/events/eventstest"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/worker"
 )
 
@@ -22,7 +22,7 @@ import (
 // stream has removed events.
 func TestRetryAfterRetention(t *testing.T) {
 	t.Parallel()
-	s := apptest.New(t, events.StreamConfig{MaxAge: 2 * time.Second, Duplicates: time.Second})
+	s := apptest.New(t, streams.StreamConfig{MaxAge: 2 * time.Second, Duplicates: time.Second})
 	a := s.StartAPI(t, api.Config{})
 	s.StartWorker(t, worker.Config{})
 	c := apptest.Signup(t, a.URL, "late@example.com")

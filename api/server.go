@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/quizstream/quizstream/eventlog"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/health"
 	"github.com/quizstream/quizstream/store"
@@ -31,14 +32,14 @@ import (
 type EventLog interface {
 	// PublishAttempt returns once the log durably holds the attempt (or
 	// already held one with its id); an error means the outcome is unknown.
-	PublishAttempt(ctx context.Context, e events.AttemptSubmitted) (events.Published, error)
+	PublishAttempt(ctx context.Context, e events.AttemptSubmitted) (eventlog.Published, error)
 	// AckFloor returns the sequence up to which every event is settled
 	// (stored, or set aside as poison).
 	AckFloor(ctx context.Context) (uint64, error)
-	// Attempt returns one attempt's event, or events.ErrNotInLog.
-	Attempt(ctx context.Context, student, attempt uuid.UUID) (events.Published, error)
+	// Attempt returns one attempt's event, or eventlog.ErrNotInLog.
+	Attempt(ctx context.Context, student, attempt uuid.UUID) (eventlog.Published, error)
 	// StudentAttempts returns up to max of a student's events above a sequence.
-	StudentAttempts(ctx context.Context, student uuid.UUID, after uint64, max int) ([]events.Published, error)
+	StudentAttempts(ctx context.Context, student uuid.UUID, after uint64, max int) ([]eventlog.Published, error)
 	// Ping reports whether the log answers.
 	Ping(ctx context.Context) error
 }

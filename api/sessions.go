@@ -17,6 +17,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/quizstream/quizstream/eventlog"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/store"
 )
@@ -24,22 +25,22 @@ import (
 // Timed exams (API v1.1; docs/exams.md). A session is event-sourced like an
 // attempt: its start, saves and finalization are events in the EXAMS
 // stream, each answered 202 from the PubAck, each published under a
-// compare-and-set on the student's sessions of the quiz (events.ExamLog),
+// compare-and-set on the student's sessions of the quiz (eventlog.ExamLog),
 // and its deadline is a timer in the stream that a worker finalizes it
 // on. Nothing here touches PostgreSQL but the student reads, which merge
 // the projection with the stream above the exam writers' ack floor.
 
-// ExamLog is what the API needs of the exams event log (events.ExamLog).
+// ExamLog is what the API needs of the exams event log (eventlog.ExamLog).
 type ExamLog interface {
 	// Latest returns the student's latest session of the quiz (nil when
 	// none) and the sequence a new session's Append expects.
 	Latest(ctx context.Context, student, quiz uuid.UUID) (*events.ExamSession, uint64, error)
-	// Session returns a session folded from the stream, or events.ErrNoSession.
+	// Session returns a session folded from the stream, or eventlog.ErrNoSession.
 	Session(ctx context.Context, student, session uuid.UUID) (*events.ExamSession, error)
 	// Refresh returns s with what was stored after it folded in.
 	Refresh(ctx context.Context, s *events.ExamSession) (*events.ExamSession, error)
 	// Append publishes an event if the student's sessions of its quiz are
-	// still at expect, or returns events.ErrExamConflict.
+	// still at expect, or returns eventlog.ErrExamConflict.
 	Append(ctx context.Context, e events.ExamEvent, expect uint64) (uint64, error)
 	// Arm durably schedules a session's timer.
 	Arm(ctx context.Context, d events.ExamDue) error
@@ -48,7 +49,7 @@ type ExamLog interface {
 	// AckFloor returns the sequence up to which every event is in PostgreSQL.
 	AckFloor(ctx context.Context) (uint64, error)
 	// Events returns up to max events on subject above a sequence.
-	Events(ctx context.Context, subject string, after uint64, max int) ([]events.ExamMsg, error)
+	Events(ctx context.Context, subject string, after uint64, max int) ([]eventlog.ExamMsg, error)
 }
 
 // Defaults of ExamConfig, named once: the binary's settings use them too.
@@ -204,7 +205,7 @@ func (x *exams) start(c echo.Context) error {
 				return errKeyReused
 			case err == nil:
 				return x.answer(c, st, now)
-			case !errors.Is(err, events.ErrNoSession):
+			case !errors.Is(err, eventlog.ErrNoSession):
 				return x.unavailableLog("read session", err)
 			}
 		}
@@ -238,7 +239,7 @@ func (x *exams) start(c echo.Context) error {
 		}
 		seq, err := x.log.Append(ctx, events.ExamEvent{Started: &started}, last)
 		switch {
-		case errors.Is(err, events.ErrExamConflict):
+		case errors.Is(err, eventlog.ErrExamConflict):
 			// Another start, or an earlier try of this one, got there
 			// first: decide again on what is stored now.
 			if key == "" {
@@ -291,7 +292,7 @@ func (x *exams) load(ctx context.Context, student, id uuid.UUID) (*events.ExamSe
 	}
 	st, err := x.log.Session(ctx, student, id)
 	switch {
-	case errors.Is(err, events.ErrNoSession):
+	case errors.Is(err, eventlog.ErrNoSession):
 		return nil, notFound("session")
 	case err != nil:
 		return nil, x.unavailableLog("read session", err)
@@ -387,7 +388,7 @@ func (x *exams) save(c echo.Context) error {
 			st.Apply(events.ExamEvent{Saved: &ev}, seq)
 			x.cache.Add(id, st)
 			return c.JSON(http.StatusAccepted, savedAnswer(ev))
-		case !errors.Is(err, events.ErrExamConflict):
+		case !errors.Is(err, eventlog.ErrExamConflict):
 			return x.unavailableLog("publish save", err)
 		}
 		// Stored meanwhile: a save from elsewhere, the finalization, or

@@ -15,6 +15,7 @@ import (
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/store"
 	"github.com/quizstream/quizstream/store/storetest"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/worker"
 )
 
@@ -36,7 +37,7 @@ func demoQuiz(t testing.TB, id string) store.Quiz {
 // v1.1 fields; an untimed quiz's bodies carry none of them.
 func TestTimedQuizContent(t *testing.T) {
 	t.Parallel()
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	a := s.StartAPI(t, api.Config{})
 	anon := apptest.Client(a.URL)
 	sprint, exam := store.DemoSprintID.String(), store.DemoExamID.String()
@@ -110,7 +111,7 @@ func toAny(m map[string]json.RawMessage) map[string]any {
 // save and submit send PostgreSQL no statement.
 func TestSessionLifecycle(t *testing.T) {
 	t.Parallel()
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	writer := s.StartAPI(t, api.Config{})
 	reader := s.StartAPI(t, api.Config{Exams: api.ExamConfig{Grace: 5 * time.Second}})
 	clients, ids := apptest.SignupMany(t, writer.URL, "lifecycle", 1)
@@ -252,7 +253,7 @@ func TestSessionLifecycle(t *testing.T) {
 // The session endpoints answer the HTTP contract's errors in its order.
 func TestSessionErrors(t *testing.T) {
 	t.Parallel()
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	a := s.StartAPI(t, api.Config{})
 	clients, _ := apptest.SignupMany(t, a.URL, "errors", 1)
 	c := clients[0]

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/quizstream/quizstream/app/apptest"
-	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/streams"
 )
 
 // records is a slog handler that keeps every record, for tests that must
@@ -57,7 +57,7 @@ func (r *records) errors(prefix string) []slog.Record {
 func TestStreamFull(t *testing.T) {
 	t.Parallel()
 	const limit = 6
-	s := apptest.New(t, events.StreamConfig{MaxMsgs: limit})
+	s := apptest.New(t, streams.StreamConfig{MaxMsgs: limit})
 	logs := &records{next: apptest.Logger(t).Handler()}
 	cfg := s.Config(t)
 	cfg.API, cfg.MetricsAddr, cfg.Logger = true, "127.0.0.1:0", slog.New(logs)

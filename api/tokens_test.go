@@ -10,8 +10,8 @@ import (
 
 	"github.com/quizstream/quizstream/api"
 	"github.com/quizstream/quizstream/app/apptest"
-	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/store/storetest"
+	"github.com/quizstream/quizstream/streams"
 )
 
 func madeUpToken() string {
@@ -27,7 +27,7 @@ func madeUpToken() string {
 // issued here costs nothing of that budget.
 func TestUnknownTokensCostNoQueries(t *testing.T) {
 	t.Parallel()
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	const budget = 10
 	in := s.StartAPI(t, api.Config{TokenMissRate: 0.01, TokenMissBurst: budget})
 	st := in.App.Store
@@ -108,7 +108,7 @@ func TestUnknownTokensCostNoQueries(t *testing.T) {
 // ones stay.
 func TestExpiredTokensArePurged(t *testing.T) {
 	t.Parallel()
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	in := s.StartAPI(t, api.Config{TokenPurgeInterval: 50 * time.Millisecond})
 	c := apptest.Signup(t, in.URL, "purge@example.com")
 	me, err := c.User(t.Context())

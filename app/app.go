@@ -21,9 +21,12 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/quizstream/quizstream/api"
+	"github.com/quizstream/quizstream/eventlog"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/health"
 	"github.com/quizstream/quizstream/store"
+	"github.com/quizstream/quizstream/streams"
+	"github.com/quizstream/quizstream/tail"
 	"github.com/quizstream/quizstream/worker"
 )
 
@@ -39,9 +42,9 @@ type Config struct {
 	// Defaults to the store's 5s.
 	DatabaseConnectTimeout time.Duration
 	// Stream sizes the attempts stream and its consumer.
-	Stream events.StreamConfig
+	Stream streams.StreamConfig
 	// ApplyStream creates or updates the streams, the consumer and the
-	// content bucket as Stream says (events.Apply, refusing to lower what
+	// content bucket as Stream says (streams.Apply, refusing to lower what
 	// the stream keeps) before checking them: for `quizstream dev` and
 	// tests, which own their server. Otherwise the process only checks
 	// them, refuses to start when the durability settings differ or the
@@ -57,8 +60,8 @@ type Config struct {
 	// Notices, Logger and Registerer.
 	APIConfig api.Config
 	// Publish sizes the coalescing of concurrent attempt publishes into
-	// atomic batches (events.BatchConfig; App fills its Logger).
-	Publish events.BatchConfig
+	// atomic batches (eventlog.BatchConfig; App fills its Logger).
+	Publish eventlog.BatchConfig
 
 	// Workers is how many batch writers this process runs. Defaults to 0.
 	Workers int
@@ -68,7 +71,7 @@ type Config struct {
 	// Exams sizes the exams streams (its zero Replicas takes Stream's), and
 	// ExamWorker the exam loops every worker process runs (App fills its
 	// AckWait, Logger and Registerer): app/exams.go.
-	Exams      events.ExamStreamConfig
+	Exams      streams.ExamStreamConfig
 	ExamWorker worker.ExamConfig
 
 	// MetricsAddr is the operations listener (/metrics, /livez, /readyz);
@@ -90,15 +93,15 @@ type App struct {
 	Store    *store.Store
 	Conn     *nats.Conn
 	JS       jetstream.JetStream
-	Log      *events.Log
-	Tail     *events.Tail    // the API's view of unsettled attempts
-	Batcher  *events.Batcher // the API's publisher
+	Log      *eventlog.Log
+	Tail     *tail.Tail        // the API's view of unsettled attempts
+	Batcher  *eventlog.Batcher // the API's publisher
 	API      *api.Server
 	Workers  []*worker.Worker
 	Registry *prometheus.Registry
 	// Exams is the exams log; ExamWorker the exam loops, when the process
 	// runs workers (app/exams.go).
-	Exams      *events.ExamLog
+	Exams      *eventlog.ExamLog
 	ExamWorker *worker.ExamWorker
 
 	cfg     Config
@@ -164,7 +167,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	if cfg.API {
-		if a.Tail, err = events.NewTail(ctx, a.Log, events.TailConfig{Logger: a.log, Registerer: a.Registry}); err != nil {
+		if a.Tail, err = tail.NewTail(ctx, a.Log, tail.TailConfig{Logger: a.log, Registerer: a.Registry}); err != nil {
 			return nil, err
 		}
 		ac := cfg.APIConfig
@@ -172,13 +175,13 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		ac.Exams.Log = a.Exams
 		pc := cfg.Publish
 		pc.Logger, pc.Index = a.log, a.Tail
-		if a.Batcher, err = events.NewBatcher(ctx, a.Log, pc); err != nil {
+		if a.Batcher, err = eventlog.NewBatcher(ctx, a.Log, pc); err != nil {
 			return nil, err
 		}
-		a.Registry.MustRegister(events.NewBatchCollector(a.Batcher))
+		a.Registry.MustRegister(eventlog.NewBatchCollector(a.Batcher))
 		a.log.Info("events: attempt publishes", "atomic_batches", a.Batcher.Batching(),
 			"window", pc.Window, "max_messages", pc.MaxMessages)
-		ac.Events = eventLog{publisher: a.Batcher, Tail: a.Tail, log: a.Log, content: events.NewContentSnapshots(a.JS)}
+		ac.Events = eventLog{publisher: a.Batcher, Tail: a.Tail, log: a.Log, content: streams.NewContentSnapshots(a.JS)}
 		if a.API, err = api.NewServer(ctx, ac); err != nil {
 			return nil, err
 		}
@@ -205,8 +208,8 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 func (a *App) openStream(ctx context.Context) error {
 	s := a.cfg.Stream
 	if a.cfg.ApplyStream {
-		res, err := events.Apply(ctx, a.JS, s, false)
-		if errors.Is(err, events.ErrRefused) {
+		res, err := streams.Apply(ctx, a.JS, s, false)
+		if errors.Is(err, streams.ErrRefused) {
 			return fmt.Errorf("events: %w: %s", err, describe(res.Refused))
 		}
 		if err != nil {
@@ -216,12 +219,12 @@ func (a *App) openStream(ctx context.Context) error {
 			a.log.Info("events: stream settings applied", "created", res.Created, "changed", describe(res.Changed))
 		}
 	}
-	check, err := events.Check(ctx, a.JS, s)
+	check, err := streams.Check(ctx, a.JS, s)
 	if err != nil {
 		return fmt.Errorf("events: %w", err)
 	}
 	if fatal := check.Fatal(); len(fatal) > 0 {
-		changes := make([]events.Change, len(fatal))
+		changes := make([]streams.Change, len(fatal))
 		for i, m := range fatal {
 			changes[i] = m.Change
 		}
@@ -236,18 +239,18 @@ func (a *App) openStream(ctx context.Context) error {
 		a.log.Warn(msg, "object", m.Object, "setting", m.Field, "found", m.Was, "configured", m.Now)
 	}
 	if a.cfg.Workers > 0 && !check.DeadLetters {
-		return fmt.Errorf("events: dead-letter stream %s: %w", s.DeadLetterStream(), events.ErrNotApplied)
+		return fmt.Errorf("events: dead-letter stream %s: %w", s.DeadLetterStream(), streams.ErrNotApplied)
 	}
 	if a.cfg.API && !check.ContentBucket {
 		a.log.Warn("events: no content bucket: an API instance starting while PostgreSQL is down cannot serve; `quizstream stream apply` creates it",
-			"bucket", events.ContentBucket)
+			"bucket", streams.ContentBucket)
 	}
 	a.ackWait = check.AckWait
-	if a.Log, err = events.OpenLog(ctx, a.JS, s); err != nil {
+	if a.Log, err = eventlog.OpenLog(ctx, a.JS, s); err != nil {
 		return fmt.Errorf("events: %w", err)
 	}
-	a.Registry.MustRegister(events.NewStreamCollector(a.Log))
-	st, err := events.Status(ctx, a.JS, s)
+	a.Registry.MustRegister(streams.NewStreamCollector(a.JS, s))
+	st, err := streams.Status(ctx, a.JS, s)
 	if err != nil {
 		return fmt.Errorf("events: %w", err)
 	}
@@ -258,7 +261,7 @@ func (a *App) openStream(ctx context.Context) error {
 }
 
 // describe prints changes for a log line or an error.
-func describe(changes []events.Change) string {
+func describe(changes []streams.Change) string {
 	parts := make([]string, len(changes))
 	for i, c := range changes {
 		parts[i] = fmt.Sprintf("%s %s %s -> %s", c.Object, c.Field, c.Was, c.Now)
@@ -277,7 +280,7 @@ func (a *App) buildWorkers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	dl, err := events.LookupDeadLetters(ctx, a.JS, a.cfg.Stream)
+	dl, err := streams.LookupDeadLetters(ctx, a.JS, a.cfg.Stream)
 	if err != nil {
 		return err
 	}
@@ -360,12 +363,12 @@ func (a *App) Run(ctx context.Context) error {
 // without PostgreSQL.
 type eventLog struct {
 	publisher
-	*events.Tail
-	log     *events.Log
-	content *events.ContentSnapshots
+	*tail.Tail
+	log     *eventlog.Log
+	content *streams.ContentSnapshots
 }
 
-func (e eventLog) Capacity(ctx context.Context) (events.Capacity, error) { return e.log.Capacity(ctx) }
+func (e eventLog) Capacity(ctx context.Context) (streams.Capacity, error) { return e.log.Capacity(ctx) }
 
 func (e eventLog) Trimmed(ctx context.Context) bool { return e.log.Trimmed(ctx) }
 
@@ -391,11 +394,11 @@ func SaveContentCopy(ctx context.Context, st *store.Store, js jetstream.JetStrea
 	if err != nil {
 		return false, err
 	}
-	return events.NewContentSnapshots(js).Save(ctx, data)
+	return streams.NewContentSnapshots(js).Save(ctx, data)
 }
 
 type publisher interface {
-	PublishAttempt(ctx context.Context, e events.AttemptSubmitted) (events.Published, error)
+	PublishAttempt(ctx context.Context, e events.AttemptSubmitted) (eventlog.Published, error)
 }
 
 // closeEvents stops the API's publisher and tail, once the API has

@@ -7,8 +7,8 @@ import (
 	"github.com/quizstream/quizstream/api"
 	"github.com/quizstream/quizstream/app"
 	"github.com/quizstream/quizstream/app/apptest"
-	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/store/storetest"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/worker"
 )
 
@@ -27,7 +27,7 @@ func TestAtLeast(t *testing.T) {
 // The wiring runs: an API instance accepts an attempt, and a worker
 // instance stores it.
 func TestSmoke(t *testing.T) {
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	a := s.StartAPI(t, api.Config{})
 	s.StartWorker(t, worker.Config{})
 	c := apptest.Signup(t, a.URL, "smoke@example.com")
@@ -45,7 +45,7 @@ func TestSmoke(t *testing.T) {
 // and restores edited content. (The test of the command itself, in
 // test/e2e, runs the binary: its coverage is not counted here.)
 func TestSeed(t *testing.T) {
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	log := apptest.Logger(t)
 	if changed, err := app.Seed(t.Context(), s.Store, log); err != nil || changed != 0 {
 		t.Fatalf("seed on seeded content: %d rows changed, %v", changed, err)

@@ -13,8 +13,11 @@ import (
 
 	"github.com/quizstream/quizstream/app"
 	"github.com/quizstream/quizstream/app/apptest"
+	"github.com/quizstream/quizstream/eventlog"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/events/eventstest"
+	"github.com/quizstream/quizstream/natsserver"
+	"github.com/quizstream/quizstream/streams"
 )
 
 // perfect is the event a stranger would like stored: full marks.
@@ -36,7 +39,7 @@ func perfect() events.AttemptSubmitted {
 func TestDevServerRefusesStrangers(t *testing.T) {
 	t.Parallel()
 	dataDir := t.TempDir()
-	ns, seedFile, err := events.StartDevServer(events.DevServer{DataDir: dataDir})
+	ns, seedFile, err := natsserver.StartDevServer(natsserver.DevServer{DataDir: dataDir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +59,7 @@ func TestDevServerRefusesStrangers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lg, err := events.NewLog(t.Context(), js, events.StreamConfig{})
+	lg, err := eventlog.NewLog(t.Context(), js, streams.StreamConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +68,7 @@ func TestDevServerRefusesStrangers(t *testing.T) {
 	}
 
 	otherSeed := filepath.Join(t.TempDir(), "other.nk")
-	if _, err := events.UserSeed(otherSeed); err != nil {
+	if _, err := natsserver.UserSeed(otherSeed); err != nil {
 		t.Fatal(err)
 	}
 	for name, auth := range map[string]app.NATSAuth{
@@ -87,7 +90,7 @@ func TestDevServerRefusesStrangers(t *testing.T) {
 		stranger.Close()
 		t.Error("a client without credentials connected")
 	}
-	if n := eventstest.StreamMessages(t, js, events.DefaultStreamName); n != 1 {
+	if n := eventstest.StreamMessages(t, js, streams.DefaultStreamName); n != 1 {
 		t.Fatalf("the stream holds %d events, want quizstream's one", n)
 	}
 
@@ -95,7 +98,7 @@ func TestDevServerRefusesStrangers(t *testing.T) {
 	nc.Close()
 	ns.Shutdown()
 	ns.WaitForShutdown()
-	ns2, seed2, err := events.StartDevServer(events.DevServer{DataDir: dataDir})
+	ns2, seed2, err := natsserver.StartDevServer(natsserver.DevServer{DataDir: dataDir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,13 +119,13 @@ func TestDevServerRefusesStrangers(t *testing.T) {
 func TestConnectCredentials(t *testing.T) {
 	t.Parallel()
 	seed := filepath.Join(t.TempDir(), "user.nk")
-	pub, err := events.UserSeed(seed)
+	pub, err := natsserver.UserSeed(seed)
 	if err != nil {
 		t.Fatal(err)
 	}
-	users := eventstest.StartServer(t, events.ServerConfig{Dir: t.TempDir(),
-		Auth: events.ServerAuth{User: "qs", Password: "s3cret", NKeys: []string{pub}}})
-	token := eventstest.StartServer(t, events.ServerConfig{Dir: t.TempDir(), Auth: events.ServerAuth{Token: "t0ken"}})
+	users := eventstest.StartServer(t, natsserver.ServerConfig{Dir: t.TempDir(),
+		Auth: natsserver.ServerAuth{User: "qs", Password: "s3cret", NKeys: []string{pub}}})
+	token := eventstest.StartServer(t, natsserver.ServerConfig{Dir: t.TempDir(), Auth: natsserver.ServerAuth{Token: "t0ken"}})
 	log := apptest.Logger(t)
 	for _, tc := range []struct {
 		name string
@@ -157,7 +160,7 @@ func TestConnectCredentials(t *testing.T) {
 func TestConnectRefusesMixedCredentials(t *testing.T) {
 	t.Parallel()
 	seed := filepath.Join(t.TempDir(), "user.nk")
-	if _, err := events.UserSeed(seed); err != nil {
+	if _, err := natsserver.UserSeed(seed); err != nil {
 		t.Fatal(err)
 	}
 	for name, auth := range map[string]app.NATSAuth{

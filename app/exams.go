@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/eventlog"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/worker"
 )
 
-// openExams opens the exams streams (events.ExamStreamConfig: EXAMS and
+// openExams opens the exams streams (streams.ExamStreamConfig: EXAMS and
 // EXAM_TIMERS), applying their settings when the process owns them
 // (ApplyStream) and refusing them when their durability differs, and, in
 // a process that runs workers, builds its exam loops (worker.ExamWorker):
@@ -21,18 +22,18 @@ func (a *App) openExams(ctx context.Context) error {
 		xc.Replicas = a.cfg.Stream.Replicas
 	}
 	if a.cfg.ApplyStream {
-		if err := events.ApplyExams(ctx, a.JS, xc); err != nil {
+		if err := streams.ApplyExams(ctx, a.JS, xc); err != nil {
 			return err
 		}
 	}
 	var err error
-	a.Exams, err = events.OpenExamLog(ctx, a.JS, xc)
-	if errors.Is(err, events.ErrNotApplied) {
+	a.Exams, err = eventlog.OpenExamLog(ctx, a.JS, xc)
+	if errors.Is(err, streams.ErrNotApplied) {
 		// Until `quizstream stream apply` creates them, the first process
 		// to start does; it never changes them once they exist.
 		a.log.Warn("events: the exams streams did not exist; created with this process's settings", "err", err)
-		if err = events.ApplyExams(ctx, a.JS, xc); err == nil {
-			a.Exams, err = events.OpenExamLog(ctx, a.JS, xc)
+		if err = streams.ApplyExams(ctx, a.JS, xc); err == nil {
+			a.Exams, err = eventlog.OpenExamLog(ctx, a.JS, xc)
 		}
 	}
 	if err != nil {

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/quizstream/quizstream/app/apptest"
-	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/streams"
 )
 
 func get(t *testing.T, url string) (int, string) {
@@ -26,7 +26,7 @@ func get(t *testing.T, url string) (int, string) {
 // the metrics of every tier, and serves profiles only when asked to.
 func TestOperationsListener(t *testing.T) {
 	t.Parallel()
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	for _, profiling := range []bool{false, true} {
 		cfg := s.Config(t)
 		cfg.API, cfg.Workers, cfg.MetricsAddr, cfg.Profiling = true, 1, "127.0.0.1:0", profiling

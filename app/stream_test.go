@@ -8,14 +8,14 @@ import (
 
 	"github.com/quizstream/quizstream/app"
 	"github.com/quizstream/quizstream/app/apptest"
-	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/streams"
 )
 
 // Stream settings have one owner: an api or worker process started with
 // other settings changes none of them (a shorter MaxAge would delete the
 // events older than it), and starts, warning.
 func TestProcessesDoNotChangeStreamSettings(t *testing.T) {
-	s := apptest.New(t, events.StreamConfig{MaxAge: time.Hour, MaxBytes: 1 << 30})
+	s := apptest.New(t, streams.StreamConfig{MaxAge: time.Hour, MaxBytes: 1 << 30})
 	for name, withAPI := range map[string]bool{"worker": false, "api": true} {
 		cfg := s.Config(t)
 		cfg.ApplyStream = false
@@ -50,7 +50,7 @@ func TestProcessesDoNotChangeStreamSettings(t *testing.T) {
 // its oldest events), on a missing stream, and (a worker) on a missing
 // dead-letter stream, naming the command that fixes it.
 func TestProcessesRefuseWhatTheyCannotTrust(t *testing.T) {
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	start := func(cfg app.Config) error {
 		cfg.ApplyStream = false
 		a, err := app.New(t.Context(), cfg)
@@ -88,7 +88,7 @@ func TestProcessesRefuseWhatTheyCannotTrust(t *testing.T) {
 		t.Fatal("a refused process changed the stream")
 	}
 	// Applied (as `quizstream stream apply` does), they start.
-	if _, err := events.Apply(t.Context(), s.JS, s.Stream, false); err != nil {
+	if _, err := streams.Apply(t.Context(), s.JS, s.Stream, false); err != nil {
 		t.Fatal(err)
 	}
 	if err := start(worker); err != nil {
@@ -98,7 +98,7 @@ func TestProcessesRefuseWhatTheyCannotTrust(t *testing.T) {
 	if err := s.JS.DeleteStream(t.Context(), s.Stream.DeadLetterStream()); err != nil {
 		t.Fatal(err)
 	}
-	if err := start(worker); !errors.Is(err, events.ErrNotApplied) || !strings.Contains(err.Error(), "quizstream stream apply") {
+	if err := start(worker); !errors.Is(err, streams.ErrNotApplied) || !strings.Contains(err.Error(), "quizstream stream apply") {
 		t.Errorf("worker without a dead-letter stream: %v, want ErrNotApplied", err)
 	}
 	if err := start(apiOnly); err != nil {
@@ -109,7 +109,7 @@ func TestProcessesRefuseWhatTheyCannotTrust(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, cfg := range map[string]app.Config{"worker": worker, "api": apiOnly} {
-		if err := start(cfg); !errors.Is(err, events.ErrNotApplied) || !strings.Contains(err.Error(), "quizstream stream apply") {
+		if err := start(cfg); !errors.Is(err, streams.ErrNotApplied) || !strings.Contains(err.Error(), "quizstream stream apply") {
 			t.Errorf("%s without a stream: %v, want ErrNotApplied naming quizstream stream apply", name, err)
 		}
 	}

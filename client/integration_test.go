@@ -12,15 +12,15 @@ import (
 	"github.com/quizstream/quizstream/api"
 	"github.com/quizstream/quizstream/app/apptest"
 	"github.com/quizstream/quizstream/client"
-	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/store"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/worker"
 )
 
 // TestAgainstAPI runs every typed call against the real API.
 func TestAgainstAPI(t *testing.T) {
 	t.Parallel()
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	in := s.StartAPI(t, api.Config{})
 	s.StartWorker(t, worker.Config{})
 	quizzes := map[string]store.Quiz{} // with their answer keys, by id

@@ -17,6 +17,7 @@ import (
 	"github.com/quizstream/quizstream/client"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/store/storetest"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/worker"
 )
 
@@ -34,7 +35,7 @@ func TestSubmissionsSurviveAPIRestart(t *testing.T) {
 		total    = students * each
 		outage   = 3 * time.Second
 	)
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	addr, crash := serveCrashable(t, s)
 	s.StartWorker(t, worker.Config{})
 	ctx := t.Context()

@@ -1,6 +1,7 @@
-// Package events defines quizstream's events (their subjects, encoding and
-// schema versions), the JetStream stream and consumer that carry them, and
-// the publisher. It knows JetStream, not SQL.
+// Package events defines quizstream's event families as data: the event
+// types of attempts and exam sessions, their subjects, their encoding and
+// schema versions, and the notices between API instances. It knows neither
+// HTTP nor SQL, and holds no stream machinery (see streams, eventlog, tail).
 package events
 
 import (

@@ -71,9 +71,9 @@ func ExamStudentSubjects(student uuid.UUID) string {
 	return ExamSubjectPrefix + "." + student.String() + ".>"
 }
 
-// examTimerSubject is where a session's schedule waits; a later schedule
+// ExamTimerSubject is where a session's schedule waits; a later schedule
 // for the same session replaces it.
-func examTimerSubject(session uuid.UUID) string { return ExamTimerPrefix + ".at." + session.String() }
+func ExamTimerSubject(session uuid.UUID) string { return ExamTimerPrefix + ".at." + session.String() }
 
 // ExamDueSubject returns the subject on which a session's timer fires.
 func ExamDueSubject(session uuid.UUID) string { return ExamTimerPrefix + ".due." + session.String() }
@@ -217,8 +217,8 @@ type ExamEvent struct {
 	Finalized *ExamFinalized
 }
 
-// ids returns the event's student, quiz and session.
-func (e ExamEvent) ids() (student, quiz, session uuid.UUID) {
+// IDs returns the event's student, quiz and session.
+func (e ExamEvent) IDs() (student, quiz, session uuid.UUID) {
 	switch {
 	case e.Started != nil:
 		return e.Started.StudentID, e.Started.QuizID, e.Started.SessionID
@@ -232,16 +232,16 @@ func (e ExamEvent) ids() (student, quiz, session uuid.UUID) {
 
 // Subject returns the event's own subject.
 func (e ExamEvent) Subject() string {
-	student, quiz, session := e.ids()
+	student, quiz, session := e.IDs()
 	return ExamSubject(student, quiz, session)
 }
 
 // SessionID returns the id of the event's session.
-func (e ExamEvent) SessionID() uuid.UUID { _, _, s := e.ids(); return s }
+func (e ExamEvent) SessionID() uuid.UUID { _, _, s := e.IDs(); return s }
 
-// msgID is the event's Nats-Msg-Id: one per start, per save (session,
+// MsgID is the event's Nats-Msg-Id: one per start, per save (session,
 // question, seq) and per finalization.
-func (e ExamEvent) msgID() string {
+func (e ExamEvent) MsgID() string {
 	switch {
 	case e.Started != nil:
 		return "start:" + e.Started.SessionID.String()

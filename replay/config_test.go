@@ -9,9 +9,10 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/eventlog"
 	"github.com/quizstream/quizstream/replay"
 	"github.com/quizstream/quizstream/store"
+	"github.com/quizstream/quizstream/streams"
 )
 
 // A bad Config is refused, with a message naming the field, before
@@ -66,8 +67,8 @@ func TestRunRefuses(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	cfg := f.config(t, replay.Restore)
-	cfg.Stream = events.StreamConfig{Name: "NO_SUCH_STREAM"}
-	if res, err := replay.Run(t.Context(), cfg); !errors.Is(err, events.ErrNoStream) || res.Mode != "" {
+	cfg.Stream = streams.StreamConfig{Name: "NO_SUCH_STREAM"}
+	if res, err := replay.Run(t.Context(), cfg); !errors.Is(err, eventlog.ErrNoStream) || res.Mode != "" {
 		t.Errorf("a replay of a missing stream: %v (mode %q), want ErrNoStream", err, res.Mode)
 	}
 	rb, err := f.st.StartProgressRebuild(t.Context())

@@ -8,8 +8,10 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/quizstream/quizstream/eventlog"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/replay"
+	"github.com/quizstream/quizstream/streams"
 )
 
 // examRows is the sessions projection, as text to compare.
@@ -45,7 +47,7 @@ func TestRestoreExams(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	ctx := t.Context()
-	exams, err := events.NewExamLog(ctx, f.js, events.ExamStreamConfig{})
+	exams, err := eventlog.NewExamLog(ctx, f.js, streams.ExamStreamConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +132,7 @@ func TestRestoreExamsWithoutStream(t *testing.T) {
 	f := newFixture(t)
 	cfg := f.config(t, replay.RestoreExams)
 	cfg.ExamStream.Name = "NO_SUCH_STREAM"
-	if _, err := replay.Run(t.Context(), cfg); !errors.Is(err, events.ErrNoStream) {
+	if _, err := replay.Run(t.Context(), cfg); !errors.Is(err, eventlog.ErrNoStream) {
 		t.Errorf("replay without the stream: %v", err)
 	}
 }

@@ -17,10 +17,12 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/quizstream/quizstream/app/apptest"
+	"github.com/quizstream/quizstream/eventlog"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/replay"
 	"github.com/quizstream/quizstream/store"
 	"github.com/quizstream/quizstream/store/storetest"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/worker"
 )
 
@@ -39,14 +41,14 @@ type fixture struct {
 	dbURL   string
 	db      *pgxpool.Pool // the test's own, for arranging and counting rows
 	js      jetstream.JetStream
-	stream  events.StreamConfig
-	log     *events.Log
+	stream  streams.StreamConfig
+	log     *eventlog.Log
 	quizzes []store.Quiz
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	return &fixture{s: s, st: s.Store, dbURL: s.DBURL, db: s.DB, js: s.JS, stream: s.Stream, log: s.Log, quizzes: s.Quizzes}
 }
 

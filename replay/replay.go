@@ -16,9 +16,11 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/quizstream/quizstream/eventlog"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/retry"
 	"github.com/quizstream/quizstream/store"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/worker"
 )
 
@@ -63,11 +65,11 @@ type Config struct {
 	// JetStream reads the stream. Required.
 	JetStream jetstream.JetStream
 	// Stream names the attempts stream; its zero fields take the defaults
-	// of events.StreamConfig.
-	Stream events.StreamConfig
+	// of streams.StreamConfig.
+	Stream streams.StreamConfig
 	// ExamStream names the exams stream RestoreExams reads; its zero fields
-	// take the defaults of events.ExamStreamConfig.
-	ExamStream events.ExamStreamConfig
+	// take the defaults of streams.ExamStreamConfig.
+	ExamStream streams.ExamStreamConfig
 
 	// Mode defaults to Restore.
 	Mode Mode
@@ -235,7 +237,7 @@ var retryPolicy = retry.Policy{Initial: 100 * time.Millisecond, Max: 5 * time.Se
 
 // Run replays the range of the stream cfg selects, as cfg.Mode says, and
 // returns what it did. It returns an error naming the field of a bad
-// Config, events.ErrNoStream, store.ErrRebuildRunning, an error wrapping
+// Config, eventlog.ErrNoStream, store.ErrRebuildRunning, an error wrapping
 // ErrInterrupted when ctx ends first, or the error that stopped it; the
 // Result then holds what was done until then. Transient database failures
 // are retried until ctx ends.
@@ -257,12 +259,12 @@ type runner struct {
 }
 
 func (r *runner) run(ctx context.Context) (err error) {
-	rng := events.Range{FromSeq: r.cfg.FromSeq, Since: r.cfg.Since, Until: r.cfg.Until, BatchSize: r.cfg.BatchSize}
-	var rd *events.Reader
+	rng := eventlog.Range{FromSeq: r.cfg.FromSeq, Since: r.cfg.Since, Until: r.cfg.Until, BatchSize: r.cfg.BatchSize}
+	var rd *eventlog.Reader
 	if r.cfg.Mode == RestoreExams {
-		rd, err = events.OpenExamReader(ctx, r.cfg.JetStream, r.cfg.ExamStream, rng)
+		rd, err = eventlog.OpenExamReader(ctx, r.cfg.JetStream, r.cfg.ExamStream, rng)
 	} else {
-		rd, err = events.OpenReader(ctx, r.cfg.JetStream, r.cfg.Stream, rng)
+		rd, err = eventlog.OpenReader(ctx, r.cfg.JetStream, r.cfg.Stream, rng)
 	}
 	if err != nil {
 		return err
@@ -387,7 +389,7 @@ type batchWriter interface {
 }
 
 // write stores (or, in a dry run, tries) one batch through the workers' writer.
-func (r *runner) write(ctx context.Context, wr batchWriter, msgs []events.StreamMsg) error {
+func (r *runner) write(ctx context.Context, wr batchWriter, msgs []eventlog.StreamMsg) error {
 	recs := make([]worker.Record, len(msgs))
 	for i, m := range msgs {
 		recs[i] = worker.Record{Seq: m.Seq, Subject: m.Subject, Data: m.Data}
@@ -410,7 +412,7 @@ func (r *runner) write(ctx context.Context, wr batchWriter, msgs []events.Stream
 
 // fold counts one batch of events into the progress shadow, each mapped
 // as a worker maps it to its row.
-func (r *runner) fold(ctx context.Context, rb *store.ProgressRebuild, msgs []events.StreamMsg) error {
+func (r *runner) fold(ctx context.Context, rb *store.ProgressRebuild, msgs []eventlog.StreamMsg) error {
 	evs := make([]store.ProgressEvent, 0, len(msgs))
 	for _, m := range msgs {
 		e, err := events.DecodeAt(m.Subject, m.Data)

@@ -12,6 +12,7 @@ import (
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/events/eventstest"
 	"github.com/quizstream/quizstream/replay"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/worker"
 )
 
@@ -78,7 +79,7 @@ func TestRestore(t *testing.T) {
 	if n := f.int(t, `SELECT count(*) FROM attempts WHERE status = 'failed' AND id = $1`, nul.AttemptID); n != 1 {
 		t.Fatal("no failed tombstone for the poison attempt")
 	}
-	dl, err := events.EnsureDeadLetters(t.Context(), f.js, f.stream)
+	dl, err := streams.EnsureDeadLetters(t.Context(), f.js, f.stream)
 	if err != nil {
 		t.Fatal(err)
 	}

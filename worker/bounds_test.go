@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/worker"
 )
 
@@ -126,7 +127,7 @@ func TestDeadLetterFailureDoesNotBlock(t *testing.T) {
 
 			// The dead-letter stream back, the poison is set aside at its
 			// next delivery (after AckWait).
-			if _, err := events.EnsureDeadLetters(t.Context(), f.js, f.cfg); err != nil {
+			if _, err := streams.EnsureDeadLetters(t.Context(), f.js, f.cfg); err != nil {
 				t.Fatal(err)
 			}
 			waitFor(t, 3*f.cfg.AckWait, "the poison to be set aside once the dead-letter stream is back", func() bool {

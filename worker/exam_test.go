@@ -9,10 +9,12 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/quizstream/quizstream/eventlog"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/events/eventstest"
 	"github.com/quizstream/quizstream/store"
 	"github.com/quizstream/quizstream/store/storetest"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/worker"
 )
 
@@ -146,11 +148,11 @@ func TestExamWorker(t *testing.T) {
 	db := storetest.DB(t, dbURL)
 	_, js := eventstest.Connect(t, eventstest.NewServer(t))
 	ctx := t.Context()
-	attempts, err := events.NewLog(ctx, js, events.StreamConfig{})
+	attempts, err := eventlog.NewLog(ctx, js, streams.StreamConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	exams, err := events.NewExamLog(ctx, js, events.ExamStreamConfig{AckWait: 5 * time.Second})
+	exams, err := eventlog.NewExamLog(ctx, js, streams.ExamStreamConfig{AckWait: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +212,7 @@ func TestExamWorker(t *testing.T) {
 			if err == nil {
 				return pub.Event
 			}
-			if !errors.Is(err, events.ErrNotInLog) {
+			if !errors.Is(err, eventlog.ErrNotInLog) {
 				t.Fatal(err)
 			}
 			time.Sleep(50 * time.Millisecond)

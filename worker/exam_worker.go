@@ -10,9 +10,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/quizstream/quizstream/eventlog"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/retry"
 	"github.com/quizstream/quizstream/store"
+	"github.com/quizstream/quizstream/streams"
 )
 
 // Defaults of ExamConfig.
@@ -28,7 +30,7 @@ type ExamConfig struct {
 	// MaxWait is how long a fetch waits to fill a batch; it bounds how late
 	// after a timer fires its session is finalized. Defaults to 100ms.
 	MaxWait time.Duration
-	// AckWait must equal the consumers' (events.ExamStreamConfig.AckWait).
+	// AckWait must equal the consumers' (streams.ExamStreamConfig.AckWait).
 	// Defaults to 30s.
 	AckWait time.Duration
 	// ShutdownTimeout bounds finishing the batch in hand once ctx is
@@ -50,7 +52,7 @@ type ExamConfig struct {
 
 func (c *ExamConfig) defaults() {
 	if c.AckWait <= 0 {
-		c.AckWait = events.DefaultFinalizerAckWait
+		c.AckWait = streams.DefaultFinalizerAckWait
 	}
 	// The fields ExamConfig shares with Config default as Config's do.
 	shared := Config{BatchSize: c.BatchSize, MaxWait: c.MaxWait, AckWait: c.AckWait,
@@ -77,13 +79,13 @@ func (c *ExamConfig) defaults() {
 type ExamWorker struct {
 	writerCons    jetstream.Consumer
 	finalizerCons jetstream.Consumer
-	exams         *events.ExamLog
-	attemptsLog   *events.Log
+	exams         *eventlog.ExamLog
+	attemptsLog   *eventlog.Log
 	store         *store.Store
 	cfg           ExamConfig
 	log           *slog.Logger
 	metrics       *examMetrics
-	// Set by Run: the attempts publisher (an events.Batcher over
+	// Set by Run: the attempts publisher (an eventlog.Batcher over
 	// attemptsLog: many sessions end at once at a shared deadline) and the
 	// writer that uses it.
 	attempts AttemptPublisher
@@ -93,7 +95,7 @@ type ExamWorker struct {
 // NewExamWorker returns an ExamWorker on exams' two consumers, storing
 // into st and publishing attempts into attempts' stream; it returns an
 // error naming what is missing or the lookup that failed.
-func NewExamWorker(ctx context.Context, exams *events.ExamLog, st *store.Store, attempts *events.Log, cfg ExamConfig) (*ExamWorker, error) {
+func NewExamWorker(ctx context.Context, exams *eventlog.ExamLog, st *store.Store, attempts *eventlog.Log, cfg ExamConfig) (*ExamWorker, error) {
 	if exams == nil || st == nil || attempts == nil {
 		return nil, errors.New("worker: the exam log, store and attempts publisher are required")
 	}
@@ -119,7 +121,7 @@ func NewExamWorker(ctx context.Context, exams *events.ExamLog, st *store.Store, 
 func (w *ExamWorker) Run(ctx context.Context) error {
 	w.log.Info("worker: exam loops started", "batch_size", w.cfg.BatchSize, "finalizers", w.cfg.Finalizers)
 	w.attempts = w.attemptsLog
-	if b, err := events.NewBatcher(ctx, w.attemptsLog, events.BatchConfig{Logger: w.log}); err == nil {
+	if b, err := eventlog.NewBatcher(ctx, w.attemptsLog, eventlog.BatchConfig{Logger: w.log}); err == nil {
 		defer b.Close() // after both loops, and their publishes, have ended
 		w.attempts = b
 	} else {
@@ -230,7 +232,7 @@ func (w *ExamWorker) finalize(ctx context.Context, m jetstream.Msg) {
 	}
 	s, err := w.exams.QuizSession(ctx, due.StudentID, due.QuizID, due.SessionID)
 	switch {
-	case errors.Is(err, events.ErrNoSession):
+	case errors.Is(err, eventlog.ErrNoSession):
 		// The start that armed it was never stored (its publish failed
 		// after the timer's; the client had a 503).
 		_ = m.Ack()

@@ -8,19 +8,20 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/quizstream/quizstream/eventlog"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/retry"
 	"github.com/quizstream/quizstream/store"
 )
 
 // AttemptPublisher publishes the attempt a finalized session becomes
-// (events.Log, events.Batcher).
+// (eventlog.Log, eventlog.Batcher).
 type AttemptPublisher interface {
 	// PublishAttempt returns once the attempts stream holds the attempt
 	// (or already held one with its id); an error means the outcome is unknown.
-	PublishAttempt(ctx context.Context, e events.AttemptSubmitted) (events.Published, error)
-	// Attempt returns an attempt's event, or events.ErrNotInLog.
-	Attempt(ctx context.Context, student, attempt uuid.UUID) (events.Published, error)
+	PublishAttempt(ctx context.Context, e events.AttemptSubmitted) (eventlog.Published, error)
+	// Attempt returns an attempt's event, or eventlog.ErrNotInLog.
+	Attempt(ctx context.Context, student, attempt uuid.UUID) (eventlog.Published, error)
 }
 
 // ExamWriterConfig configures an ExamWriter.
@@ -146,7 +147,7 @@ func (w *ExamWriter) publishAttempts(ctx context.Context, items []examItem, out 
 			// Nearly always published already, by whoever finalized: a
 			// read costs less than a duplicate publish.
 			_, err := w.cfg.Attempts.Attempt(ctx, f.StudentID, f.AttemptID)
-			if !errors.Is(err, events.ErrNotInLog) {
+			if !errors.Is(err, eventlog.ErrNotInLog) {
 				return err
 			}
 			_, err = w.cfg.Attempts.PublishAttempt(ctx, f.Attempt())

@@ -14,9 +14,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/retry"
 	"github.com/quizstream/quizstream/store"
+	"github.com/quizstream/quizstream/streams"
 )
 
 // Defaults of Config, named once: the binary's settings use them too.
@@ -90,7 +90,7 @@ func (c *Config) defaults() {
 		c.MaxWait = DefaultMaxWait
 	}
 	if c.AckWait <= 0 {
-		c.AckWait = events.DefaultAckWait
+		c.AckWait = streams.DefaultAckWait
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
@@ -127,7 +127,7 @@ type Worker struct {
 
 // New returns a Worker on cons and st, dead-lettering poison to
 // deadLetters, or an error naming a bad Config field.
-func New(cons jetstream.Consumer, st *store.Store, deadLetters *events.DeadLetters, cfg Config) (*Worker, error) {
+func New(cons jetstream.Consumer, st *store.Store, deadLetters *streams.DeadLetters, cfg Config) (*Worker, error) {
 	if cons == nil || st == nil {
 		return nil, errors.New("worker: consumer and store are required")
 	}

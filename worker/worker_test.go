@@ -13,10 +13,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/quizstream/quizstream/eventlog"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/events/eventstest"
 	"github.com/quizstream/quizstream/store"
 	"github.com/quizstream/quizstream/store/storetest"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/worker"
 )
 
@@ -24,24 +26,24 @@ type fixture struct {
 	st  *store.Store
 	db  *pgxpool.Pool
 	js  jetstream.JetStream
-	log *events.Log
-	dl  *events.DeadLetters
-	cfg events.StreamConfig
+	log *eventlog.Log
+	dl  *streams.DeadLetters
+	cfg streams.StreamConfig
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	st, dbURL := storetest.Open(t)
 	_, js := eventstest.Connect(t, eventstest.NewServer(t))
-	cfg := events.StreamConfig{AckWait: 5 * time.Second}
+	cfg := streams.StreamConfig{AckWait: 5 * time.Second}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	lg, err := events.NewLog(t.Context(), js, cfg)
+	lg, err := eventlog.NewLog(t.Context(), js, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dl, err := events.EnsureDeadLetters(t.Context(), js, cfg)
+	dl, err := streams.EnsureDeadLetters(t.Context(), js, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +235,7 @@ func TestRedriveAfterFix(t *testing.T) {
 		t.Fatalf("dead letters left after the redrive: %d, %v", n, err)
 	}
 	// Redriving is not a way to store an attempt twice.
-	if _, err := f.dl.Redrive(t.Context(), letters[0].Seq); !errors.Is(err, events.ErrNoDeadLetter) {
+	if _, err := f.dl.Redrive(t.Context(), letters[0].Seq); !errors.Is(err, streams.ErrNoDeadLetter) {
 		t.Fatalf("second redrive: %v, want ErrNoDeadLetter", err)
 	}
 }
@@ -278,7 +280,7 @@ func TestRedeliveryChangesNothing(t *testing.T) {
 	if err := f.js.DeleteConsumer(t.Context(), f.cfg.Name, "attempt-writer"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := events.EnsureConsumer(t.Context(), f.js, f.cfg); err != nil {
+	if _, err := streams.EnsureConsumer(t.Context(), f.js, f.cfg); err != nil {
 		t.Fatal(err)
 	}
 	f.run(t, nil)

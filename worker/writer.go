@@ -9,9 +9,11 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/quizstream/quizstream/eventlog"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/retry"
 	"github.com/quizstream/quizstream/store"
+	"github.com/quizstream/quizstream/streams"
 )
 
 // Record is one message of the attempts stream.
@@ -57,7 +59,7 @@ type Writer struct {
 type WriterConfig struct {
 	// DeadLetters, when set, receives a copy of every poison record with
 	// its reason. Defaults to none: poison is only reported.
-	DeadLetters *events.DeadLetters
+	DeadLetters *streams.DeadLetters
 	// Tombstones stores every poison record that decodes as a failed
 	// attempt, so that it never silently disappears after its 202.
 	Tombstones bool
@@ -203,7 +205,7 @@ func (w *Writer) setAside(ctx context.Context, p *pass, it item, reason error) {
 			func(err error, d time.Duration) {
 				w.log.Warn("worker: dead-letter write failed, retrying", "stream_seq", it.rec.Seq, "err", err, "retry_in", d)
 			}, func() error {
-				return dl.Put(dctx, events.DeadLetter{
+				return dl.Put(dctx, streams.DeadLetter{
 					OriginalSeq: it.rec.Seq, OriginalSubject: it.rec.Subject, Reason: reason.Error(), Data: it.rec.Data,
 				})
 			})
@@ -218,7 +220,7 @@ func (w *Writer) setAside(ctx context.Context, p *pass, it item, reason error) {
 			out.Held = append(out.Held, it.index)
 			w.metrics.deadLetterFailures.Inc()
 			w.log.Error("worker: dead letter not written; the poison message stays unacknowledged in the stream, holding the ack floor (quizstream stream status)",
-				"stream_seq", it.rec.Seq, "subject", it.rec.Subject, "full", events.IsStreamFull(err), "err", err)
+				"stream_seq", it.rec.Seq, "subject", it.rec.Subject, "full", eventlog.IsStreamFull(err), "err", err)
 			return
 		}
 	}

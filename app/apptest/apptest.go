@@ -26,16 +26,17 @@ import (
 	"github.com/quizstream/quizstream/api"
 	"github.com/quizstream/quizstream/app"
 	"github.com/quizstream/quizstream/client"
-	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/eventlog"
 	"github.com/quizstream/quizstream/events/eventstest"
 	"github.com/quizstream/quizstream/store"
 	"github.com/quizstream/quizstream/store/storetest"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/worker"
 )
 
 // Stack is one test's installation: its own database (migrated, demo
 // content seeded) and its own JetStream server, with the streams, the
-// consumer and the content bucket applied (events.NewLog).
+// consumer and the content bucket applied (eventlog.NewLog).
 // Its Store, DB and Log are the test's own, for arranging and checking;
 // every quizstream instance opens its own connections, as in production.
 type Stack struct {
@@ -46,14 +47,14 @@ type Stack struct {
 	NATSURL string
 	NC      *nats.Conn
 	JS      jetstream.JetStream
-	Stream  events.StreamConfig
-	Log     *events.Log
+	Stream  streams.StreamConfig
+	Log     *eventlog.Log
 	Quizzes []store.Quiz // the demo's untimed quizzes, with their answer keys
 }
 
 // New returns a Stack with a private database and JetStream server; it
 // fails t when either cannot be had.
-func New(t testing.TB, stream events.StreamConfig) *Stack {
+func New(t testing.TB, stream streams.StreamConfig) *Stack {
 	t.Helper()
 	ns := eventstest.NewServer(t)
 	s := NewOn(t, ns.ClientURL(), stream)
@@ -63,7 +64,7 @@ func New(t testing.TB, stream events.StreamConfig) *Stack {
 
 // NewOn returns a Stack with a private database on the NATS server (or
 // cluster) at natsURL, waiting up to 30s for JetStream to take the stream.
-func NewOn(t testing.TB, natsURL string, stream events.StreamConfig) *Stack {
+func NewOn(t testing.TB, natsURL string, stream streams.StreamConfig) *Stack {
 	t.Helper()
 	st, dbURL := storetest.Open(t)
 	nc, err := nats.Connect(natsURL, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
@@ -78,11 +79,11 @@ func NewOn(t testing.TB, natsURL string, stream events.StreamConfig) *Stack {
 	if err := stream.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	var lg *events.Log
+	var lg *eventlog.Log
 	WaitFor(t, 30*time.Second, "JetStream to take the stream", func() bool {
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 		defer cancel()
-		lg, err = events.NewLog(ctx, js, stream)
+		lg, err = eventlog.NewLog(ctx, js, stream)
 		return err == nil
 	})
 	s := &Stack{DBURL: dbURL, Store: st, DB: storetest.DB(t, dbURL), NATSURL: natsURL, NC: nc, JS: js, Stream: stream, Log: lg}

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/quizstream/quizstream/api"
+	"github.com/quizstream/quizstream/eventlog"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/store"
 	"github.com/quizstream/quizstream/worker"
@@ -46,24 +47,24 @@ func New(st *store.Store) *Log { return &Log{store: st} }
 // retry with the same Idempotency-Key) it returns the stored original with
 // Duplicate set, as the stream does. An error means the insert's outcome is
 // unknown.
-func (l *Log) PublishAttempt(ctx context.Context, e events.AttemptSubmitted) (events.Published, error) {
+func (l *Log) PublishAttempt(ctx context.Context, e events.AttemptSubmitted) (eventlog.Published, error) {
 	seq := l.seq.Add(1)
 	res, err := l.store.InsertAttempts(ctx, []store.Attempt{worker.Row(seq, e)})
 	if err != nil {
-		return events.Published{}, fmt.Errorf("baseline: insert attempt: %w", err)
+		return eventlog.Published{}, fmt.Errorf("baseline: insert attempt: %w", err)
 	}
 	if res.Inserted == 1 {
-		return events.Published{Event: e, Seq: seq}, nil
+		return eventlog.Published{Event: e, Seq: seq}, nil
 	}
 	row, err := l.store.GetAttempt(ctx, e.StudentID, e.AttemptID)
 	if err != nil {
-		return events.Published{}, fmt.Errorf("baseline: read the original attempt: %w", err)
+		return eventlog.Published{}, fmt.Errorf("baseline: read the original attempt: %w", err)
 	}
 	orig, err := eventOf(row)
 	if err != nil {
-		return events.Published{}, err
+		return eventlog.Published{}, err
 	}
-	return events.Published{Event: orig, Seq: row.StreamSeq, Duplicate: true}, nil
+	return eventlog.Published{Event: orig, Seq: row.StreamSeq, Duplicate: true}, nil
 }
 
 // eventOf is the event a stored row was made from (worker.Row inverted).
@@ -82,14 +83,14 @@ func eventOf(a store.Attempt) (events.AttemptSubmitted, error) {
 // AckFloor returns the highest sequence: every accepted attempt is stored.
 func (l *Log) AckFloor(context.Context) (uint64, error) { return math.MaxUint64, nil }
 
-// Attempt returns events.ErrNotInLog: an attempt not in the database was
+// Attempt returns eventlog.ErrNotInLog: an attempt not in the database was
 // never accepted.
-func (l *Log) Attempt(context.Context, uuid.UUID, uuid.UUID) (events.Published, error) {
-	return events.Published{}, events.ErrNotInLog
+func (l *Log) Attempt(context.Context, uuid.UUID, uuid.UUID) (eventlog.Published, error) {
+	return eventlog.Published{}, eventlog.ErrNotInLog
 }
 
 // StudentAttempts returns none: nothing is accepted and not yet stored.
-func (l *Log) StudentAttempts(context.Context, uuid.UUID, uint64, int) ([]events.Published, error) {
+func (l *Log) StudentAttempts(context.Context, uuid.UUID, uint64, int) ([]eventlog.Published, error) {
 	return nil, nil
 }
 

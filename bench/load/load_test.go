@@ -16,7 +16,7 @@ import (
 	"github.com/quizstream/quizstream/api"
 	"github.com/quizstream/quizstream/app/apptest"
 	"github.com/quizstream/quizstream/bench/load"
-	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/worker"
 )
 
@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 // API's URL.
 func startStack(t *testing.T, withWorker bool) string {
 	t.Helper()
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	// Closed-loop students submit far above a person's pace, as in the
 	// benchmark: the per-student attempt rate is off.
 	in := s.StartAPI(t, api.Config{AttemptRate: -1})

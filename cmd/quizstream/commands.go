@@ -12,7 +12,9 @@ import (
 
 	"github.com/quizstream/quizstream/app"
 	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/natsserver"
 	"github.com/quizstream/quizstream/store"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/worker"
 )
 
@@ -90,7 +92,7 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 	if saved, err := app.SaveContentCopy(ctx, st, js); err != nil {
 		log.Warn("seed: content copy in NATS not saved", "err", err)
 	} else if saved {
-		log.Info("seed: content copy in NATS saved", "bucket", events.ContentBucket)
+		log.Info("seed: content copy in NATS saved", "bucket", streams.ContentBucket)
 	}
 	if changed == 0 {
 		return nil
@@ -168,7 +170,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		if a := c.NATSAuth; a.User != "" || a.Password != "" || a.Token != "" || a.CredsFile != "" {
 			return errors.New("dev: the embedded NATS server takes only NATS_NKEY_SEED_FILE; NATS_USER, NATS_PASSWORD, NATS_TOKEN and NATS_CREDS need NATS_URL")
 		}
-		ns, seedFile, err := events.StartDevServer(events.DevServer{DataDir: c.DataDir, SeedFile: c.NATSAuth.NKeySeedFile, Port: c.NATSPort})
+		ns, seedFile, err := natsserver.StartDevServer(natsserver.DevServer{DataDir: c.DataDir, SeedFile: c.NATSAuth.NKeySeedFile, Port: c.NATSPort})
 		if err != nil {
 			return err
 		}

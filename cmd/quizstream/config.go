@@ -12,7 +12,8 @@ import (
 
 	"github.com/quizstream/quizstream/api"
 	"github.com/quizstream/quizstream/app"
-	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/eventlog"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/worker"
 )
 
@@ -27,10 +28,10 @@ type config struct {
 	LogLevel    string
 	LogFormat   string
 
-	Stream     events.StreamConfig
+	Stream     streams.StreamConfig
 	API        api.Config
-	Publish    events.BatchConfig
-	Exams      events.ExamStreamConfig
+	Publish    eventlog.BatchConfig
+	Exams      streams.ExamStreamConfig
 	ExamWorker worker.ExamConfig
 	Worker     worker.Config
 
@@ -243,16 +244,16 @@ func (f *flags) metrics(c *config, def string) {
 
 func (f *flags) stream(c *config) {
 	s := &c.Stream
-	f.int(&s.Replicas, "STREAM_REPLICAS", events.DefaultReplicas, "replicas of the attempts stream: 1 (server must sync always) or 3")
-	f.dur(&s.Duplicates, "STREAM_DUPLICATES", events.DefaultDuplicates, "duplicate window of the attempts stream")
-	f.dur(&s.MaxAge, "STREAM_MAX_AGE", events.DefaultMaxAge, "how long the attempts stream keeps events")
-	f.int64(&s.MaxBytes, "STREAM_MAX_BYTES", events.DefaultMaxBytes, "how many bytes the attempts stream keeps; past it publishes fail")
-	f.int64(&s.MaxMsgs, "STREAM_MAX_MSGS", events.DefaultMaxMsgs, "how many events the attempts stream keeps (each a subject in the server's memory); past it publishes fail")
-	f.dur(&s.AckWait, "ACK_WAIT", events.DefaultAckWait, "how long a worker may hold a message before it is redelivered")
-	f.int64(&c.Exams.MaxBytes, "EXAMS_MAX_BYTES", events.DefaultMaxBytes, "how many bytes the exams stream keeps; past it starts, saves and submits answer 503")
-	f.int64(&c.Exams.TimerMaxBytes, "EXAM_TIMERS_MAX_BYTES", events.DefaultExamTimerMaxBytes, "how many bytes the exam timers stream keeps")
-	f.dur(&c.Exams.MaxAge, "EXAMS_MAX_AGE", events.DefaultMaxAge, "how long exam events and timers are kept; above the longest time limit plus grace")
-	f.int(&s.MaxAckPending, "MAX_ACK_PENDING", events.DefaultMaxAckPending, "unacknowledged messages across all workers (>= workers x batch size)")
+	f.int(&s.Replicas, "STREAM_REPLICAS", streams.DefaultReplicas, "replicas of the attempts stream: 1 (server must sync always) or 3")
+	f.dur(&s.Duplicates, "STREAM_DUPLICATES", streams.DefaultDuplicates, "duplicate window of the attempts stream")
+	f.dur(&s.MaxAge, "STREAM_MAX_AGE", streams.DefaultMaxAge, "how long the attempts stream keeps events")
+	f.int64(&s.MaxBytes, "STREAM_MAX_BYTES", streams.DefaultMaxBytes, "how many bytes the attempts stream keeps; past it publishes fail")
+	f.int64(&s.MaxMsgs, "STREAM_MAX_MSGS", streams.DefaultMaxMsgs, "how many events the attempts stream keeps (each a subject in the server's memory); past it publishes fail")
+	f.dur(&s.AckWait, "ACK_WAIT", streams.DefaultAckWait, "how long a worker may hold a message before it is redelivered")
+	f.int64(&c.Exams.MaxBytes, "EXAMS_MAX_BYTES", streams.DefaultMaxBytes, "how many bytes the exams stream keeps; past it starts, saves and submits answer 503")
+	f.int64(&c.Exams.TimerMaxBytes, "EXAM_TIMERS_MAX_BYTES", streams.DefaultExamTimerMaxBytes, "how many bytes the exam timers stream keeps")
+	f.dur(&c.Exams.MaxAge, "EXAMS_MAX_AGE", streams.DefaultMaxAge, "how long exam events and timers are kept; above the longest time limit plus grace")
+	f.int(&s.MaxAckPending, "MAX_ACK_PENDING", streams.DefaultMaxAckPending, "unacknowledged messages across all workers (>= workers x batch size)")
 }
 
 func (f *flags) shutdown(c *config) {
@@ -273,8 +274,8 @@ func (f *flags) api(c *config) {
 	f.dur(&a.Exams.Grace, "EXAM_GRACE", api.DefaultExamGrace, "grace_s of timed quizzes that set none: saves and submits that reach the API this long after the deadline count")
 	f.dur(&a.Exams.Settle, "EXAM_SETTLE", api.DefaultExamSettle, "how long after deadline + grace a session's timer fires")
 	f.int(&a.Exams.SessionCacheSize, "EXAM_SESSION_CACHE", api.DefaultSessionCacheSize, "exam sessions an API instance keeps in memory")
-	f.dur(&c.Publish.Window, "PUBLISH_BATCH_WINDOW", events.DefaultBatchWindow, "longest an attempt waits for others to join its atomic batch")
-	f.int(&c.Publish.MaxMessages, "PUBLISH_BATCH_MAX", events.DefaultBatchMaxMessages, "most attempts in one atomic batch (at most 1000)")
+	f.dur(&c.Publish.Window, "PUBLISH_BATCH_WINDOW", eventlog.DefaultBatchWindow, "longest an attempt waits for others to join its atomic batch")
+	f.int(&c.Publish.MaxMessages, "PUBLISH_BATCH_MAX", eventlog.DefaultBatchMaxMessages, "most attempts in one atomic batch (at most 1000)")
 }
 
 // limits binds the API's protections against hostile and careless

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"text/tabwriter"
 
-	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/streams"
 )
 
 const dlqUsage = `usage: quizstream dlq <list | show SEQ | redrive SEQ... | redrive --all> [flags]
@@ -66,7 +66,7 @@ func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 	defer nc.Close()
-	dl, err := events.LookupDeadLetters(ctx, js, c.Stream) // an operator's look changes no setting
+	dl, err := streams.LookupDeadLetters(ctx, js, c.Stream) // an operator's look changes no setting
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/quizstream/quizstream/app/apptest"
 	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/worker"
 )
 
@@ -31,7 +32,7 @@ func runCommand(t testing.TB, s *apptest.Stack, args ...string) string {
 // cause, and redrives it: the attempt is then recorded, once.
 func TestDeadLetterCommands(t *testing.T) {
 	t.Parallel()
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	if _, err := s.DB.Exec(t.Context(), `ALTER TABLE attempts ADD CONSTRAINT no_perfect CHECK (status = 'failed' OR score < max_score)`); err != nil {
 		t.Fatal(err)
 	}

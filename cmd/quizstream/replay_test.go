@@ -16,6 +16,7 @@ import (
 	"github.com/quizstream/quizstream/replay"
 	"github.com/quizstream/quizstream/store"
 	"github.com/quizstream/quizstream/store/storetest"
+	"github.com/quizstream/quizstream/streams"
 )
 
 // The replay itself is tested in package replay; these tests cover what
@@ -63,7 +64,7 @@ func TestReplayFlags(t *testing.T) {
 // reached the replay.
 func TestReplayCommand(t *testing.T) {
 	t.Parallel()
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	db := s.DB
 	quiz := s.Quizzes[0]
 	for i := range 6 {

@@ -8,7 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/streams"
 )
 
 const streamUsage = `usage: quizstream stream <apply [--force] | status> [flags]
@@ -56,7 +56,7 @@ func runStream(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	defer nc.Close()
 	if verb == "apply" {
-		res, err := events.Apply(ctx, js, c.Stream, force)
+		res, err := streams.Apply(ctx, js, c.Stream, force)
 		printApply(stdout, res)
 		if err != nil {
 			return err
@@ -68,20 +68,20 @@ func runStream(ctx context.Context, args []string, getenv func(string) string, s
 		if err := exams.Validate(); err != nil {
 			return err
 		}
-		if err := events.ApplyExams(ctx, js, exams); err != nil {
+		if err := streams.ApplyExams(ctx, js, exams); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "exams streams %s and %s applied\n", exams.Name, exams.TimerName)
 		return nil
 	}
-	st, err := events.Status(ctx, js, c.Stream)
+	st, err := streams.Status(ctx, js, c.Stream)
 	if err != nil {
 		return err
 	}
 	return printStatus(stdout, st)
 }
 
-func printApply(w io.Writer, res events.ApplyResult) {
+func printApply(w io.Writer, res streams.ApplyResult) {
 	for _, o := range res.Created {
 		fmt.Fprintf(w, "created %s\n", o)
 	}
@@ -101,9 +101,9 @@ func printApply(w io.Writer, res events.ApplyResult) {
 }
 
 // printStatus prints st; it returns the error of writing its table.
-func printStatus(w io.Writer, st events.StatusResult) error {
+func printStatus(w io.Writer, st streams.StatusResult) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	stream := func(s events.StreamStatus) {
+	stream := func(s streams.StreamStatus) {
 		c := s.Capacity
 		fmt.Fprintf(tw, "stream\t%s\n", s.Name)
 		fmt.Fprintf(tw, "  replicas, storage\t%d, %s\n", s.Replicas, s.Storage)

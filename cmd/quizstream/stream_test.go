@@ -6,13 +6,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/events/eventstest"
+	"github.com/quizstream/quizstream/streams"
 )
 
 // `quizstream stream apply` applies the STREAM_* settings, refuses a
 // shorter MaxAge without --force and applies it with; `status` reads them
-// back. (events.Apply and events.Status are tested field by field in
+// back. (streams.Apply and streams.Status are tested field by field in
 // package events; this is the command's wiring.)
 func TestStreamCommands(t *testing.T) {
 	t.Parallel()
@@ -26,13 +26,13 @@ func TestStreamCommands(t *testing.T) {
 		return err
 	}
 	maxAge := func() time.Duration {
-		s, err := js.Stream(t.Context(), events.DefaultStreamName)
+		s, err := js.Stream(t.Context(), streams.DefaultStreamName)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return s.CachedInfo().Config.MaxAge
 	}
-	if err := stream("status"); !errors.Is(err, events.ErrNotApplied) {
+	if err := stream("status"); !errors.Is(err, streams.ErrNotApplied) {
 		t.Fatalf("status before apply: %v, want ErrNotApplied", err)
 	}
 	if err := stream("apply"); err != nil || maxAge() != 2*time.Hour {
@@ -42,7 +42,7 @@ func TestStreamCommands(t *testing.T) {
 		t.Fatalf("status: %v", err)
 	}
 	env["STREAM_MAX_AGE"] = "1h"
-	if err := stream("apply"); !errors.Is(err, events.ErrRefused) || maxAge() != 2*time.Hour {
+	if err := stream("apply"); !errors.Is(err, streams.ErrRefused) || maxAge() != 2*time.Hour {
 		t.Fatalf("apply of a shorter max_age: %v, max_age %s; want refused", err, maxAge())
 	}
 	if err := stream("apply", "--force"); err != nil || maxAge() != time.Hour {

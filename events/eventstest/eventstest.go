@@ -3,13 +3,15 @@
 package eventstest
 
 import (
+	"github.com/google/uuid"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/natsserver"
 )
 
 // NewServer starts a JetStream server on a free loopback port with its file
@@ -17,13 +19,13 @@ import (
 // fsynced before they are acknowledged, as in production.
 func NewServer(t testing.TB) *server.Server {
 	t.Helper()
-	return StartServer(t, events.ServerConfig{Dir: t.TempDir(), SyncAlways: true})
+	return StartServer(t, natsserver.ServerConfig{Dir: t.TempDir(), SyncAlways: true})
 }
 
 // StartServer starts a server as cfg says and shuts it down when t ends.
-func StartServer(t testing.TB, cfg events.ServerConfig) *server.Server {
+func StartServer(t testing.TB, cfg natsserver.ServerConfig) *server.Server {
 	t.Helper()
-	s, err := events.StartServer(cfg)
+	s, err := natsserver.StartServer(cfg)
 	if err != nil {
 		t.Fatalf("eventstest: %v", err)
 	}
@@ -61,4 +63,15 @@ func StreamMessages(t testing.TB, js jetstream.JetStream, stream string) uint64 
 		t.Fatalf("eventstest: stream info: %v", err)
 	}
 	return info.State.Msgs
+}
+
+// Attempt returns a valid attempt event of student on a new quiz, its id
+// derived from key as the API derives it.
+func Attempt(student uuid.UUID, key string, answers []events.Answer) events.AttemptSubmitted {
+	quiz := uuid.New()
+	return events.AttemptSubmitted{
+		AttemptID: events.AttemptID(student, key), StudentID: student, QuizID: quiz, CourseID: uuid.New(),
+		IdempotencyKey: key, Answers: answers, AnswersHash: events.HashAnswers(quiz, answers),
+		Score: 0, MaxScore: 10, SubmittedAt: time.Now().UTC().Truncate(time.Microsecond),
+	}
 }

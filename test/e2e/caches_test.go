@@ -10,6 +10,7 @@ import (
 	"github.com/quizstream/quizstream/app/apptest"
 	"github.com/quizstream/quizstream/client"
 	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/streams"
 )
 
 // A content change reaches every API instance (separate processes) through
@@ -17,7 +18,7 @@ import (
 // else could explain it.
 func TestContentChangeReachesEveryInstance(t *testing.T) {
 	t.Parallel()
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	noReload := "CONTENT_RELOAD=-1s"
 	var instances []*client.Client
 	for range 2 {
@@ -61,7 +62,7 @@ func TestContentChangeReachesEveryInstance(t *testing.T) {
 // process) at once, although their token caches would trust it for an hour.
 func TestLogoutReachesEveryInstance(t *testing.T) {
 	t.Parallel()
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	long := "TOKEN_CACHE_TTL=1h"
 	_, a := s.SpawnAPI(t, "", long)
 	_, b := s.SpawnAPI(t, "", long)

@@ -15,9 +15,9 @@ import (
 	"github.com/quizstream/quizstream/api"
 	"github.com/quizstream/quizstream/app/apptest"
 	"github.com/quizstream/quizstream/client"
-	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/events/eventstest"
 	"github.com/quizstream/quizstream/store"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/worker"
 )
 
@@ -45,7 +45,7 @@ func TestEndToEnd(t *testing.T) {
 		students   = 50
 		perStudent = 40 // 2,000 attempts; every 10th is re-sent once
 	)
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	a := s.StartAPI(t, api.Config{})
 	s.StartWorker(t, worker.Config{})
 	s.StartWorker(t, worker.Config{})

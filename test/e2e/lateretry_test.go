@@ -14,6 +14,7 @@ import (
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/events/eventstest"
 	"github.com/quizstream/quizstream/store"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/worker"
 )
 
@@ -23,7 +24,7 @@ import (
 func TestLateRetry(t *testing.T) {
 	t.Parallel()
 	const window = time.Second
-	s := apptest.New(t, events.StreamConfig{Duplicates: window})
+	s := apptest.New(t, streams.StreamConfig{Duplicates: window})
 	a := s.StartAPI(t, api.Config{})
 	s.StartWorker(t, worker.Config{})
 	clients, ids := apptest.SignupMany(t, a.URL, "late", 2)

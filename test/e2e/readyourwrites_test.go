@@ -13,7 +13,7 @@ import (
 	"github.com/quizstream/quizstream/api"
 	"github.com/quizstream/quizstream/app/apptest"
 	"github.com/quizstream/quizstream/client"
-	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/worker"
 )
 
@@ -22,7 +22,7 @@ import (
 // status accepted, read from the stream; recorded once a worker stored it.
 func TestReadYourWritesAcrossInstances(t *testing.T) {
 	t.Parallel()
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	writer := s.StartAPI(t, api.Config{})
 	_, reader := s.SpawnAPI(t, "")
 
@@ -118,7 +118,7 @@ func TestReadYourWritesAcrossInstances(t *testing.T) {
 // it, and one with a malformed position is served as one without.
 func TestPositionReadsAcrossInstances(t *testing.T) {
 	t.Parallel()
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	writer := s.StartAPI(t, api.Config{})
 	_, reader := s.SpawnAPI(t, "")
 	alice := apptest.Signup(t, writer.URL, "alice-position@example.com")

@@ -14,6 +14,7 @@ import (
 	"github.com/quizstream/quizstream/client"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/store"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/worker"
 )
 
@@ -28,7 +29,7 @@ func TestRacesAtTheEdge(t *testing.T) {
 		limit = 20 * time.Second
 		grace = 1
 	)
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	short := addExam(t, s, "edge-short", func(q *store.Quiz) { q.TimeLimit, q.Grace = limit, seconds(grace) })
 	long := addExam(t, s, "edge-long", func(q *store.Quiz) { q.Grace = seconds(grace) })
 	// The timers fire at deadline + grace exactly (no settling delay), so

@@ -18,9 +18,11 @@ import (
 
 	"github.com/quizstream/quizstream/app/apptest"
 	"github.com/quizstream/quizstream/client"
+	"github.com/quizstream/quizstream/eventlog"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/store"
 	"github.com/quizstream/quizstream/store/storetest"
+	"github.com/quizstream/quizstream/streams"
 )
 
 var testNamespace = uuid.MustParse("2f6c8e0a-4b1d-4c3e-9f5a-7b8c9d0e1f2a")
@@ -158,9 +160,9 @@ func count(t testing.TB, s *apptest.Stack, sql string, args ...any) int {
 }
 
 // examLog is the test's own view of the exams streams.
-func examLog(t testing.TB, s *apptest.Stack) *events.ExamLog {
+func examLog(t testing.TB, s *apptest.Stack) *eventlog.ExamLog {
 	t.Helper()
-	l, err := events.NewExamLog(t.Context(), s.JS, events.ExamStreamConfig{})
+	l, err := eventlog.NewExamLog(t.Context(), s.JS, streams.ExamStreamConfig{})
 	if err != nil {
 		t.Fatalf("exam log: %v", err)
 	}
@@ -169,7 +171,7 @@ func examLog(t testing.TB, s *apptest.Stack) *events.ExamLog {
 
 // waitExamsStored waits until the exam writers have stored every session
 // event in the stream.
-func waitExamsStored(t testing.TB, s *apptest.Stack, l *events.ExamLog, timeout time.Duration) {
+func waitExamsStored(t testing.TB, s *apptest.Stack, l *eventlog.ExamLog, timeout time.Duration) {
 	t.Helper()
 	apptest.WaitFor(t, timeout, "the exam writers to store every session event", func() bool {
 		st, err := s.JS.Stream(t.Context(), l.Config().Name)
@@ -186,7 +188,7 @@ func waitExamsStored(t testing.TB, s *apptest.Stack, l *events.ExamLog, timeout 
 }
 
 // finals returns every ExamFinalized in the stream, by session.
-func finals(t testing.TB, l *events.ExamLog, sessions []uuid.UUID, students []uuid.UUID) map[uuid.UUID][]events.ExamFinalized {
+func finals(t testing.TB, l *eventlog.ExamLog, sessions []uuid.UUID, students []uuid.UUID) map[uuid.UUID][]events.ExamFinalized {
 	t.Helper()
 	out := map[uuid.UUID][]events.ExamFinalized{}
 	for i, id := range sessions {

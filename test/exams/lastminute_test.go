@@ -17,6 +17,7 @@ import (
 	"github.com/quizstream/quizstream/client"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/store"
+	"github.com/quizstream/quizstream/streams"
 )
 
 // Lost in the last minute: students save answers up to just before their
@@ -33,7 +34,7 @@ func TestLostInTheLastMinute(t *testing.T) {
 		limit    = 20 * time.Second // time to start and save on a slow machine (CI runs every package at once)
 		grace    = 2
 	)
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	quiz := addExam(t, s, "last-minute", func(q *store.Quiz) { q.TimeLimit, q.Grace = limit, seconds(grace) })
 	worker := s.Spawn(t, "worker")
 	api, base := s.SpawnAPI(t, "")

@@ -13,8 +13,8 @@ import (
 	"github.com/quizstream/quizstream/api"
 	"github.com/quizstream/quizstream/app/apptest"
 	"github.com/quizstream/quizstream/client"
-	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/store"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/worker"
 )
 
@@ -71,7 +71,7 @@ func planSaves(q store.Quiz, rng *rand.Rand) ([]plannedSave, map[string]string) 
 func TestFullExamUnderLoad(t *testing.T) {
 	t.Parallel()
 	const students = 300
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	quiz := s.Quizzes[0] // replaced below by the demo's 20-minute exam
 	for _, c := range store.DemoContent(store.DefaultDemo) {
 		for _, q := range c.Quizzes {

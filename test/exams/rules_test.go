@@ -15,6 +15,7 @@ import (
 	"github.com/quizstream/quizstream/client"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/store"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/worker"
 )
 
@@ -23,7 +24,7 @@ import (
 // PostgreSQL once the workers drained, and the events in the stream.
 func TestRules(t *testing.T) {
 	t.Parallel()
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	now := time.Now().UTC()
 	limited := addExam(t, s, "limited", func(q *store.Quiz) { q.MaxSessions = 2 })
 	notYet := addExam(t, s, "not-yet", func(q *store.Quiz) { q.OpensAt = now.Add(time.Hour) })

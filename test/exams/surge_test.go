@@ -12,6 +12,7 @@ import (
 	"github.com/quizstream/quizstream/client"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/store"
+	"github.com/quizstream/quizstream/streams"
 )
 
 // The exam-start surge: 2,000 students start the same exam within one
@@ -23,7 +24,7 @@ import (
 func TestStartSurge(t *testing.T) {
 	t.Parallel()
 	const students = 2000
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	// Tokens are confirmed once, before the surge, and trusted through it;
 	// every student comes from one address.
 	// Publishes may wait longer than in production: under the race

@@ -15,6 +15,7 @@ import (
 	"github.com/quizstream/quizstream/app/apptest"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/events/eventstest"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/worker"
 )
 
@@ -37,7 +38,7 @@ func TestTimerMeasurements(t *testing.T) {
 		t.Skip("a measurement: set QUIZSTREAM_MEASURE=1")
 	}
 	const due, notDue = 2000, 100000
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	xl := examLog(t, s)
 	ctx := t.Context()
 

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/quizstream/quizstream/app/apptest"
-	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/test/faults"
 	"github.com/quizstream/quizstream/worker"
 )
@@ -17,7 +17,7 @@ import (
 // it gave is stored.
 func TestAPIDrainsOnSIGTERM(t *testing.T) {
 	t.Parallel()
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	cmd, base := s.SpawnAPI(t, "", "DRAIN_DELAY=3s", "SHUTDOWN_TIMEOUT=5s")
 	clients := faults.Students(t, base, "drain-api", 4)
 	l := faults.NewLedger()

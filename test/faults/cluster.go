@@ -17,7 +17,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/quizstream/quizstream/app/apptest"
-	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/natsserver"
 )
 
 // NodeTest is the test a Node run as a process re-executes its test binary
@@ -25,14 +25,14 @@ import (
 // ServeNode.
 const NodeTest = "TestHelperNATSNode"
 
-// nodeEnv carries a node process's events.ServerConfig, as JSON.
+// nodeEnv carries a node process's natsserver.ServerConfig, as JSON.
 const nodeEnv = "QUIZSTREAM_FAULT_NATS_NODE"
 
 // Node is one server of a test cluster: in this process (stopped by
 // Shutdown, a clean stop) or a process of its own (stopped by SIGKILL, a
 // crash).
 type Node struct {
-	Config  events.ServerConfig
+	Config  natsserver.ServerConfig
 	Process bool
 
 	mu  sync.Mutex
@@ -49,8 +49,8 @@ func StartCluster(t testing.TB, n int, processes bool) []*Node {
 	nodes := make([]*Node, n)
 	var routes []string
 	for i := range nodes {
-		nodes[i] = &Node{Process: processes, Config: events.ServerConfig{Dir: t.TempDir(), Port: Port(t),
-			Name: fmt.Sprintf("quizstream-n%d", i+1), Cluster: &events.ClusterConfig{Name: "quizstream-faults", Port: Port(t)}}}
+		nodes[i] = &Node{Process: processes, Config: natsserver.ServerConfig{Dir: t.TempDir(), Port: Port(t),
+			Name: fmt.Sprintf("quizstream-n%d", i+1), Cluster: &natsserver.ClusterConfig{Name: "quizstream-faults", Port: Port(t)}}}
 		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", nodes[i].Config.Cluster.Port))
 	}
 	for _, nd := range nodes {
@@ -77,7 +77,7 @@ func (n *Node) Start(t testing.TB) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if !n.Process {
-		ns, err := events.StartServer(n.Config)
+		ns, err := natsserver.StartServer(n.Config)
 		if err != nil {
 			t.Errorf("start %s: %v", n.Config.Name, err)
 			return
@@ -168,11 +168,11 @@ func ServeNode(t testing.TB) {
 	if raw == "" {
 		t.Skip("a NATS server process run by the fault suite")
 	}
-	var cfg events.ServerConfig
+	var cfg natsserver.ServerConfig
 	if err := json.Unmarshal([]byte(raw), &cfg); err != nil {
 		t.Fatal(err)
 	}
-	ns, err := events.StartServer(cfg)
+	ns, err := natsserver.StartServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,8 +11,8 @@ import (
 	"github.com/quizstream/quizstream/api"
 	"github.com/quizstream/quizstream/app/apptest"
 	"github.com/quizstream/quizstream/client"
-	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/store"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/test/faults"
 	"github.com/quizstream/quizstream/worker"
 )
@@ -23,7 +23,7 @@ import (
 // the worker must store exactly what was accepted.
 func TestDatabaseUnreachable(t *testing.T) {
 	t.Parallel()
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	// The API and the worker reach PostgreSQL only through the proxy; the
 	// test counts rows directly (s.DB).
 	proxy, ps := faults.Proxied(t, s)

@@ -7,7 +7,7 @@ import (
 
 	"github.com/quizstream/quizstream/api"
 	"github.com/quizstream/quizstream/app/apptest"
-	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/test/faults"
 	"github.com/quizstream/quizstream/worker"
 )
@@ -23,7 +23,7 @@ func TestWorkerCancelledMidBatch(t *testing.T) {
 	// return; a fresh worker then stores everything exactly once.
 	t.Run("abandons batch past ShutdownTimeout", func(t *testing.T) {
 		t.Parallel()
-		s := apptest.New(t, events.StreamConfig{}) // AckWait 30s: only a Nak brings the batch back quickly
+		s := apptest.New(t, streams.StreamConfig{}) // AckWait 30s: only a Nak brings the batch back quickly
 		a := s.StartAPI(t, faults.API(api.Config{}))
 		clients := faults.Students(t, a.URL, "cancel-a", 3)
 		naks := faults.CountNaks(t, s)
@@ -77,7 +77,7 @@ func TestWorkerCancelledMidBatch(t *testing.T) {
 	// before Run returns. No other worker runs.
 	t.Run("finishes batch within ShutdownTimeout", func(t *testing.T) {
 		t.Parallel()
-		s := apptest.New(t, events.StreamConfig{})
+		s := apptest.New(t, streams.StreamConfig{})
 		a := s.StartAPI(t, faults.API(api.Config{}))
 		clients := faults.Students(t, a.URL, "cancel-b", 3)
 		naks := faults.CountNaks(t, s)

@@ -7,7 +7,7 @@ import (
 
 	"github.com/quizstream/quizstream/api"
 	"github.com/quizstream/quizstream/app/apptest"
-	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/test/faults"
 	"github.com/quizstream/quizstream/worker"
 )
@@ -17,7 +17,7 @@ import (
 // redelivery.
 func TestWorkerDrainsOnSIGTERM(t *testing.T) {
 	t.Parallel()
-	s := apptest.New(t, events.StreamConfig{AckWait: time.Minute})
+	s := apptest.New(t, streams.StreamConfig{AckWait: time.Minute})
 	a := s.StartAPI(t, faults.API(api.Config{}))
 	cmd := s.Spawn(t, "worker", "SHUTDOWN_TIMEOUT=10s", "BATCH_SIZE=50")
 	clients := faults.Students(t, a.URL, "drain-worker", 4)

@@ -7,7 +7,7 @@ import (
 
 	"github.com/quizstream/quizstream/api"
 	"github.com/quizstream/quizstream/app/apptest"
-	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/test/faults"
 )
 
@@ -17,7 +17,7 @@ import (
 func TestWorkerKilledMidBatch(t *testing.T) {
 	t.Parallel()
 	// A killed process cannot Nak: its batch comes back after AckWait.
-	s := apptest.New(t, events.StreamConfig{AckWait: 2 * time.Second})
+	s := apptest.New(t, streams.StreamConfig{AckWait: 2 * time.Second})
 	a := s.StartAPI(t, faults.API(api.Config{}))
 	clients := faults.Students(t, a.URL, "killed", 3)
 	l := faults.NewLedger()

@@ -17,7 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/worker"
 )
 
@@ -181,7 +181,7 @@ func (b *bench) drainOnce(ctx context.Context, conn *pgx.Conn, ns *natsServer, d
 	res.WorkerPeakRSSKiB, res.NATSPeakRSSKiB = peakRSS(w.pid()), peakRSS(ns.pid())
 	if nc, err := nats.Connect(ns.url); err == nil {
 		if js, err := jetstream.New(nc); err == nil {
-			if c, err := js.Consumer(ctx, events.DefaultStreamName, events.DefaultConsumer); err == nil {
+			if c, err := js.Consumer(ctx, streams.DefaultStreamName, streams.DefaultConsumer); err == nil {
 				res.WorkerRedelivered = c.CachedInfo().NumRedelivered
 			}
 		}

@@ -10,7 +10,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/eventlog"
+	"github.com/quizstream/quizstream/streams"
 )
 
 // publishBacklog publishes the n events through a Batcher from many
@@ -26,12 +27,12 @@ func (b *bench) publishBacklog(ctx context.Context, ns *natsServer, gen backlogE
 	if err != nil {
 		return err
 	}
-	lg, err := events.OpenLog(ctx, js, events.StreamConfig{})
+	lg, err := eventlog.OpenLog(ctx, js, streams.StreamConfig{})
 	if err != nil {
 		return err
 	}
-	cfg := events.BatchConfig{MaxMessages: 1000, MaxInflight: 4}
-	bt, err := events.NewBatcher(ctx, lg, cfg)
+	cfg := eventlog.BatchConfig{MaxMessages: 1000, MaxInflight: 4}
+	bt, err := eventlog.NewBatcher(ctx, lg, cfg)
 	if err != nil {
 		return err
 	}
@@ -80,7 +81,7 @@ func (b *bench) publishBacklog(ctx context.Context, ns *natsServer, gen backlogE
 	if err := context.Cause(pctx); err != nil {
 		return err
 	}
-	info, err := js.Stream(ctx, events.DefaultStreamName)
+	info, err := js.Stream(ctx, streams.DefaultStreamName)
 	if err != nil {
 		return err
 	}

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/quizstream/quizstream/app/apptest"
-	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/test/faults"
 	"github.com/quizstream/quizstream/worker"
 )
@@ -20,7 +20,7 @@ import (
 // and retry with the same key: what the killed process published but never
 // answered is answered by the other from the stream.
 func TestFaultAPIKilled(t *testing.T) {
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	s.StartWorker(t, worker.Config{})
 	addrs := []string{apptest.FreeAddr(t), apptest.FreeAddr(t)}
 	procs := make([]*exec.Cmd, len(addrs))

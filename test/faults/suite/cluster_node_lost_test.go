@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/quizstream/quizstream/app/apptest"
-	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/test/faults"
 )
 
@@ -33,7 +33,7 @@ func clusterNodeLost(t *testing.T, crash bool) {
 	for _, n := range nodes {
 		urls = append(urls, n.URL())
 	}
-	s := apptest.NewOn(t, strings.Join(urls, ","), events.StreamConfig{Replicas: 3, AckWait: 3 * time.Second})
+	s := apptest.NewOn(t, strings.Join(urls, ","), streams.StreamConfig{Replicas: 3, AckWait: 3 * time.Second})
 	_, a := s.SpawnAPI(t, "")
 	s.Spawn(t, "worker", "WORKERS=2")
 	students := faults.Students(t, a, "cluster", 32)

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/quizstream/quizstream/app/apptest"
-	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/test/faults"
 )
 
@@ -17,7 +17,7 @@ import (
 // must keep answering 202 throughout, and the workers must then store the
 // backlog exactly once.
 func TestFaultDatabaseUnreachable10s(t *testing.T) {
-	s := apptest.New(t, events.StreamConfig{AckWait: 2 * time.Second})
+	s := apptest.New(t, streams.StreamConfig{AckWait: 2 * time.Second})
 	proxy, ps := faults.Proxied(t, s)
 	// Tokens are confirmed with PostgreSQL every 2s, so within the cut every
 	// POST's token check fails and falls back on the cached session.

@@ -11,7 +11,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/quizstream/quizstream/app/apptest"
-	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/natsserver"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/test/faults"
 )
 
@@ -25,7 +26,7 @@ func TestFaultNATSRestart(t *testing.T) {
 	dir := t.TempDir()
 	var current atomic.Pointer[server.Server]
 	startNATS := func() *server.Server {
-		ns, err := events.StartServer(events.ServerConfig{Dir: dir, Port: port, SyncAlways: true, Name: "quizstream-restart"})
+		ns, err := natsserver.StartServer(natsserver.ServerConfig{Dir: dir, Port: port, SyncAlways: true, Name: "quizstream-restart"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -39,7 +40,7 @@ func TestFaultNATSRestart(t *testing.T) {
 			ns.WaitForShutdown()
 		}
 	})
-	s := apptest.NewOn(t, ns.ClientURL(), events.StreamConfig{AckWait: 2 * time.Second})
+	s := apptest.NewOn(t, ns.ClientURL(), streams.StreamConfig{AckWait: 2 * time.Second})
 	_, a := s.SpawnAPI(t, "", "PUBLISH_TIMEOUT=1s")
 	workerOps := []string{apptest.FreeAddr(t), apptest.FreeAddr(t)}
 	for _, ops := range workerOps {

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/quizstream/quizstream/app/apptest"
-	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/test/faults"
 )
 
@@ -20,7 +20,7 @@ import (
 // batches from being redelivered to each other again and again.
 func TestFaultSlowDatabase(t *testing.T) {
 	const delay = 50 * time.Millisecond
-	s := apptest.New(t, events.StreamConfig{AckWait: 400 * time.Millisecond})
+	s := apptest.New(t, streams.StreamConfig{AckWait: 400 * time.Millisecond})
 	proxy, ps := faults.Proxied(t, s)
 	_, a := ps.SpawnAPI(t, "")
 	ops := apptest.FreeAddr(t)

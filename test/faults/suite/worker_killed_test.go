@@ -11,7 +11,7 @@ import (
 
 	"github.com/quizstream/quizstream/api"
 	"github.com/quizstream/quizstream/app/apptest"
-	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/test/faults"
 )
 
@@ -19,7 +19,7 @@ import (
 // load, five times, each replaced at once by a new process. A killed
 // worker cannot Nak: its batch comes back after AckWait (2s).
 func TestFaultWorkerKilled(t *testing.T) {
-	s := apptest.New(t, events.StreamConfig{AckWait: 2 * time.Second})
+	s := apptest.New(t, streams.StreamConfig{AckWait: 2 * time.Second})
 	a := s.StartAPI(t, faults.API(api.Config{}))
 	students := faults.Students(t, a.URL, "wkill", 16)
 	l := faults.NewLedger()

@@ -1,4 +1,4 @@
-package events_test
+package tail_test
 
 import (
 	"fmt"
@@ -10,77 +10,80 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/quizstream/quizstream/eventlog"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/events/eventstest"
+	"github.com/quizstream/quizstream/streams"
+	"github.com/quizstream/quizstream/tail"
 )
 
 // newTail returns a Log on one connection (the writing instance) and a
 // Tail on another (the reading instance) of the same server, with the
-// tail's metrics.
-func newTail(t *testing.T, cfg events.TailConfig) (*events.Log, *events.Log, *events.Tail, *prometheus.Registry) {
+// tl's metrics.
+func newTail(t *testing.T, cfg tail.TailConfig) (*eventlog.Log, *eventlog.Log, *tail.Tail, *prometheus.Registry) {
 	t.Helper()
 	ns := eventstest.NewServer(t)
 	_, jsW := eventstest.Connect(t, ns)
 	_, jsR := eventstest.Connect(t, ns)
-	w, err := events.NewLog(t.Context(), jsW, events.StreamConfig{})
+	w, err := eventlog.NewLog(t.Context(), jsW, streams.StreamConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := events.NewLog(t.Context(), jsR, events.StreamConfig{})
+	r, err := eventlog.NewLog(t.Context(), jsR, streams.StreamConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
 	cfg.Registerer = reg
-	tail, err := events.NewTail(t.Context(), r, cfg)
+	tl, err := tail.NewTail(t.Context(), r, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(tail.Close)
-	return w, r, tail, reg
+	t.Cleanup(tl.Close)
+	return w, r, tl, reg
 }
 
 // A read on another instance that begins after a publish was acknowledged
-// sees it, every time, without any pause: the tail waits for the stream's
+// sees it, every time, without any pause: the tl waits for the stream's
 // position as it was when the read began.
 func TestTailReadsYourWritesAcrossConnections(t *testing.T) {
-	w, _, tail, _ := newTail(t, events.TailConfig{})
+	w, _, tl, _ := newTail(t, tail.TailConfig{})
 	student := uuid.New()
 	for i := range 200 {
-		pub, err := w.PublishAttempt(t.Context(), newEvent(student, fmt.Sprint("k", i), nil))
+		pub, err := w.PublishAttempt(t.Context(), eventstest.Attempt(student, fmt.Sprint("k", i), nil))
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := tail.StudentAttempts(t.Context(), student, 0, 1000)
+		got, err := tl.StudentAttempts(t.Context(), student, 0, 1000)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(got) != i+1 || got[i].Seq != pub.Seq || got[i].Event.AttemptID != pub.Event.AttemptID {
-			t.Fatalf("after publish %d (seq %d) the tail holds %d events", i, pub.Seq, len(got))
+			t.Fatalf("after publish %d (seq %d) the tl holds %d events", i, pub.Seq, len(got))
 		}
-		one, err := tail.Attempt(t.Context(), student, pub.Event.AttemptID)
+		one, err := tl.Attempt(t.Context(), student, pub.Event.AttemptID)
 		if err != nil || one.Seq != pub.Seq {
 			t.Fatalf("attempt %d: %+v, %v", i, one, err)
 		}
-		if n, err := tail.CountStudentAttempts(t.Context(), student, 0, 5); err != nil || n != min(i+1, 5) {
-			t.Fatalf("after publish %d the tail counts %d (%v) up to 5", i, n, err)
+		if n, err := tl.CountStudentAttempts(t.Context(), student, 0, 5); err != nil || n != min(i+1, 5) {
+			t.Fatalf("after publish %d the tl counts %d (%v) up to 5", i, n, err)
 		}
 	}
-	if other, _ := tail.StudentAttempts(t.Context(), uuid.New(), 0, 10); len(other) != 0 {
+	if other, _ := tl.StudentAttempts(t.Context(), uuid.New(), 0, 10); len(other) != 0 {
 		t.Fatalf("another student sees %d events", len(other))
 	}
 }
 
 // Settled events are forgotten as the ack floor moves.
 func TestTailForgetsWhatIsSettled(t *testing.T) {
-	w, r, tail, reg := newTail(t, events.TailConfig{FloorEvery: 10 * time.Millisecond})
+	w, r, tl, reg := newTail(t, tail.TailConfig{FloorEvery: 10 * time.Millisecond})
 	student := uuid.New()
 	for i := range 10 {
-		if _, err := w.PublishAttempt(t.Context(), newEvent(student, fmt.Sprint("k", i), nil)); err != nil {
+		if _, err := w.PublishAttempt(t.Context(), eventstest.Attempt(student, fmt.Sprint("k", i), nil)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got, _ := tail.StudentAttempts(t.Context(), student, 0, 100); len(got) != 10 {
+	if got, _ := tl.StudentAttempts(t.Context(), student, 0, 100); len(got) != 10 {
 		t.Fatalf("holds %d, want 10", len(got))
 	}
 	cons, err := r.Consumer(t.Context())
@@ -99,28 +102,28 @@ func TestTailForgetsWhatIsSettled(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for metric(t, reg, "quizstream_api_tail_events") != 0 {
 		if time.Now().After(deadline) {
-			t.Fatal("the tail still holds settled events")
+			t.Fatal("the tl still holds settled events")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if floor, _ := tail.AckFloor(t.Context()); floor != 10 {
+	if floor, _ := tl.AckFloor(t.Context()); floor != 10 {
 		t.Fatalf("floor %d, want 10", floor)
 	}
-	if got, _ := tail.StudentAttempts(t.Context(), student, 10, 100); len(got) != 0 {
+	if got, _ := tl.StudentAttempts(t.Context(), student, 10, 100); len(got) != 0 {
 		t.Fatalf("above the floor: %d events", len(got))
 	}
 }
 
 // A student over the bound is read from the stream: still every event.
 func TestTailFallsBackOverItsBound(t *testing.T) {
-	w, _, tail, reg := newTail(t, events.TailConfig{MaxPerStudent: 3})
+	w, _, tl, reg := newTail(t, tail.TailConfig{MaxPerStudent: 3})
 	student := uuid.New()
 	for i := range 5 {
-		if _, err := w.PublishAttempt(t.Context(), newEvent(student, fmt.Sprint("k", i), nil)); err != nil {
+		if _, err := w.PublishAttempt(t.Context(), eventstest.Attempt(student, fmt.Sprint("k", i), nil)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	got, err := tail.StudentAttempts(t.Context(), student, 0, 100)
+	got, err := tl.StudentAttempts(t.Context(), student, 0, 100)
 	if err != nil || len(got) != 5 {
 		t.Fatalf("got %d events (%v), want all 5", len(got), err)
 	}
@@ -128,38 +131,38 @@ func TestTailFallsBackOverItsBound(t *testing.T) {
 		t.Fatalf("fallbacks %v, want 1", n)
 	}
 	if n := metric(t, reg, "quizstream_api_tail_events"); n != 3 {
-		t.Fatalf("the tail holds %v, want its bound of 3", n)
+		t.Fatalf("the tl holds %v, want its bound of 3", n)
 	}
 }
 
 // A read that carries a position (the client's last 202) waits for the
-// tail to pass it, however far ahead of the stream it was when the read
+// tl to pass it, however far ahead of the stream it was when the read
 // began; one past anything the stream will hold is read from the stream
-// after WaitTimeout; position 0 takes the tail as it is.
+// after WaitTimeout; position 0 takes the tl as it is.
 func TestTailWaitsForTheReadersPosition(t *testing.T) {
-	w, _, tail, reg := newTail(t, events.TailConfig{WaitTimeout: 500 * time.Millisecond})
+	w, _, tl, reg := newTail(t, tail.TailConfig{WaitTimeout: 500 * time.Millisecond})
 	student := uuid.New()
-	first, err := w.PublishAttempt(t.Context(), newEvent(student, "k0", nil))
+	first, err := w.PublishAttempt(t.Context(), eventstest.Attempt(student, "k0", nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := tail.StudentAttempts(events.WithPosition(t.Context(), first.Seq), student, 0, 10); err != nil || len(got) != 1 {
+	if got, err := tl.StudentAttempts(tail.WithPosition(t.Context(), first.Seq), student, 0, 10); err != nil || len(got) != 1 {
 		t.Fatalf("at the first 202's position: %d events, %v", len(got), err)
 	}
 
 	// The read begins before the publish it must see: only its position
 	// tells it to wait (the stream's position would not).
 	type read struct {
-		got []events.Published
+		got []eventlog.Published
 		err error
 	}
 	done := make(chan read, 1)
 	go func() {
-		got, err := tail.StudentAttempts(events.WithPosition(t.Context(), first.Seq+1), student, 0, 10)
+		got, err := tl.StudentAttempts(tail.WithPosition(t.Context(), first.Seq+1), student, 0, 10)
 		done <- read{got, err}
 	}()
 	time.Sleep(50 * time.Millisecond)
-	second, err := w.PublishAttempt(t.Context(), newEvent(student, "k1", nil))
+	second, err := w.PublishAttempt(t.Context(), eventstest.Attempt(student, "k1", nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,16 +171,16 @@ func TestTailWaitsForTheReadersPosition(t *testing.T) {
 		t.Fatalf("waiting for position %d: %+v, %v; want both events", first.Seq+1, r.got, r.err)
 	}
 	if n := metric(t, reg, "quizstream_api_tail_fallbacks_total"); n != 0 {
-		t.Fatalf("fallbacks %v, want the tail to answer", n)
+		t.Fatalf("fallbacks %v, want the tl to answer", n)
 	}
 
-	if got, err := tail.StudentAttempts(events.WithPosition(t.Context(), 1<<40), student, 0, 10); err != nil || len(got) != 2 {
+	if got, err := tl.StudentAttempts(tail.WithPosition(t.Context(), 1<<40), student, 0, 10); err != nil || len(got) != 2 {
 		t.Fatalf("past the stream's end: %d events, %v; want both, from the stream", len(got), err)
 	}
 	if n := metric(t, reg, "quizstream_api_tail_fallbacks_total"); n != 1 {
 		t.Fatalf("fallbacks %v, want 1", n)
 	}
-	if got, err := tail.StudentAttempts(events.WithPosition(t.Context(), 0), student, 0, 10); err != nil || len(got) != 2 {
+	if got, err := tl.StudentAttempts(tail.WithPosition(t.Context(), 0), student, 0, 10); err != nil || len(got) != 2 {
 		t.Fatalf("position 0: %d events, %v", len(got), err)
 	}
 }
@@ -201,34 +204,34 @@ func metric(t *testing.T, reg *prometheus.Registry, name string) float64 {
 
 // An event its own instance stored (Stored, as the Batcher tells it) is
 // taken as it is when the stream delivers it, not decoded again; a
-// duplicate's, or one for a sequence the tail has passed, is not.
+// duplicate's, or one for a sequence the tl has passed, is not.
 func TestTailTakesWhatItsInstanceStored(t *testing.T) {
-	w, _, tail, _ := newTail(t, events.TailConfig{})
+	w, _, tl, _ := newTail(t, tail.TailConfig{})
 	student := uuid.New()
-	first, err := w.PublishAttempt(t.Context(), newEvent(student, "k1", nil))
+	first, err := w.PublishAttempt(t.Context(), eventstest.Attempt(student, "k1", nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !tail.CaughtUp(t.Context()) {
-		t.Fatal("the tail did not catch up")
+	if !tl.CaughtUp(t.Context()) {
+		t.Fatal("the tl did not catch up")
 	}
-	mark := func(p events.Published) events.Published {
+	mark := func(p eventlog.Published) eventlog.Published {
 		p.Event.Score = 7 // the stream's own events score 0
 		return p
 	}
-	tail.Stored(mark(first)) // delivered already: ignored
-	next := newEvent(student, "k2", nil)
-	tail.Stored(mark(events.Published{Event: next, Seq: first.Seq + 1}))
-	dup := newEvent(student, "k3", nil)
-	tail.Stored(events.Published{Event: dup, Seq: first.Seq + 2, Duplicate: true})
+	tl.Stored(mark(first)) // delivered already: ignored
+	next := eventstest.Attempt(student, "k2", nil)
+	tl.Stored(mark(eventlog.Published{Event: next, Seq: first.Seq + 1}))
+	dup := eventstest.Attempt(student, "k3", nil)
+	tl.Stored(eventlog.Published{Event: dup, Seq: first.Seq + 2, Duplicate: true})
 	for _, e := range []events.AttemptSubmitted{next, dup} {
 		if _, err := w.PublishAttempt(t.Context(), e); err != nil {
 			t.Fatal(err)
 		}
 	}
-	got, err := tail.StudentAttempts(t.Context(), student, 0, 10)
+	got, err := tl.StudentAttempts(t.Context(), student, 0, 10)
 	if err != nil || len(got) != 3 {
-		t.Fatalf("the tail holds %+v, %v; want 3 events", got, err)
+		t.Fatalf("the tl holds %+v, %v; want 3 events", got, err)
 	}
 	for i, want := range []int{0, 7, 0} {
 		if got[i].Event.Score != want {
@@ -240,11 +243,11 @@ func TestTailTakesWhatItsInstanceStored(t *testing.T) {
 	}
 }
 
-// Through a Batcher that tells it what it stored, the tail holds exactly
+// Through a Batcher that tells it what it stored, the tl holds exactly
 // the stream's events.
 func TestTailOfABatcherHoldsTheStreamsEvents(t *testing.T) {
-	w, r, tail, _ := newTail(t, events.TailConfig{})
-	b, err := events.NewBatcher(t.Context(), w, events.BatchConfig{Index: tail})
+	w, r, tl, _ := newTail(t, tail.TailConfig{})
+	b, err := eventlog.NewBatcher(t.Context(), w, eventlog.BatchConfig{Index: tl})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,9 +255,9 @@ func TestTailOfABatcherHoldsTheStreamsEvents(t *testing.T) {
 	student := uuid.New()
 	var evs []events.AttemptSubmitted
 	for i := range 50 {
-		evs = append(evs, newEvent(student, fmt.Sprint("k", i), []events.Answer{{QuestionID: "q", ChoiceID: "c"}}))
+		evs = append(evs, eventstest.Attempt(student, fmt.Sprint("k", i), []events.Answer{{QuestionID: "q", ChoiceID: "c"}}))
 	}
-	pubs := make([]events.Published, len(evs))
+	pubs := make([]eventlog.Published, len(evs))
 	errs := make(chan error, len(evs))
 	for i, e := range evs {
 		go func() {
@@ -269,7 +272,7 @@ func TestTailOfABatcherHoldsTheStreamsEvents(t *testing.T) {
 		}
 	}
 	for i, p := range pubs {
-		held, err := tail.Attempt(t.Context(), student, p.Event.AttemptID)
+		held, err := tl.Attempt(t.Context(), student, p.Event.AttemptID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -279,7 +282,7 @@ func TestTailOfABatcherHoldsTheStreamsEvents(t *testing.T) {
 		}
 		stored.Event.Answers, stored.Event.IdempotencyKey = nil, ""
 		if held.Seq != p.Seq || held.Seq != stored.Seq || !reflect.DeepEqual(held.Event, stored.Event) {
-			t.Fatalf("attempt %d: the tail holds %+v at %d, the stream %+v at %d", i, held.Event, held.Seq, stored.Event, stored.Seq)
+			t.Fatalf("attempt %d: the tl holds %+v at %d, the stream %+v at %d", i, held.Event, held.Seq, stored.Event, stored.Seq)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package events_test
+package streams_test
 
 import (
 	"errors"
@@ -9,12 +9,14 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/quizstream/quizstream/eventlog"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/events/eventstest"
+	"github.com/quizstream/quizstream/streams"
 )
 
 // fields returns "object field" of each change.
-func fields(cs []events.Change) []string {
+func fields(cs []streams.Change) []string {
 	var out []string
 	for _, c := range cs {
 		out = append(out, c.Object+" "+c.Field)
@@ -26,8 +28,8 @@ func fields(cs []events.Change) []string {
 // the same settings again changes nothing.
 func TestApplyCreatesThenChangesNothing(t *testing.T) {
 	_, js := eventstest.Connect(t, eventstest.NewServer(t))
-	cfg := events.StreamConfig{MaxBytes: 1 << 20, MaxMsgs: 1000, MaxAge: time.Hour}
-	res, err := events.Apply(t.Context(), js, cfg, false)
+	cfg := streams.StreamConfig{MaxBytes: 1 << 20, MaxMsgs: 1000, MaxAge: time.Hour}
+	res, err := streams.Apply(t.Context(), js, cfg, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,23 +52,23 @@ func TestApplyCreatesThenChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cc := cons.CachedInfo().Config; cc.AckPolicy != jetstream.AckExplicitPolicy || cc.MaxDeliver != -1 ||
-		cc.AckWait != events.DefaultAckWait || cc.MaxAckPending != events.DefaultMaxAckPending {
+		cc.AckWait != streams.DefaultAckWait || cc.MaxAckPending != streams.DefaultMaxAckPending {
 		t.Fatalf("consumer config: %+v", cc)
 	}
 	dl, err := js.Stream(t.Context(), "ATTEMPTS_DLQ")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := dl.CachedInfo().Config; c.MaxBytes != events.DefaultDeadLetterMaxBytes || c.Discard != jetstream.DiscardNew {
+	if c := dl.CachedInfo().Config; c.MaxBytes != streams.DefaultDeadLetterMaxBytes || c.Discard != jetstream.DiscardNew {
 		t.Fatalf("dead-letter config: %+v", c)
 	}
 
-	res, err = events.Apply(t.Context(), js, cfg, false)
+	res, err = streams.Apply(t.Context(), js, cfg, false)
 	if err != nil || len(res.Created) != 0 || len(res.Changed) != 0 || len(res.Refused) != 0 {
 		t.Fatalf("second apply: %+v, %v; want nothing changed", res, err)
 	}
-	check, err := events.Check(t.Context(), js, cfg)
-	if err != nil || len(check.Mismatches) != 0 || !check.DeadLetters || !check.ContentBucket || check.AckWait != events.DefaultAckWait {
+	check, err := streams.Check(t.Context(), js, cfg)
+	if err != nil || len(check.Mismatches) != 0 || !check.DeadLetters || !check.ContentBucket || check.AckWait != streams.DefaultAckWait {
 		t.Fatalf("check after apply: %+v, %v", check, err)
 	}
 }
@@ -76,13 +78,13 @@ func TestApplyCreatesThenChangesNothing(t *testing.T) {
 // MaxBytes to what still holds every event, it does.
 func TestApplyRefusesToLowerWhatIsKept(t *testing.T) {
 	_, js := eventstest.Connect(t, eventstest.NewServer(t))
-	cfg := events.StreamConfig{MaxAge: time.Hour, MaxBytes: 1 << 20, MaxMsgs: 1000}
-	lg, err := events.NewLog(t.Context(), js, cfg)
+	cfg := streams.StreamConfig{MaxAge: time.Hour, MaxBytes: 1 << 20, MaxMsgs: 1000}
+	lg, err := eventlog.NewLog(t.Context(), js, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for range 10 {
-		if _, err := lg.PublishAttempt(t.Context(), newEvent(uuid.New(), "", nil)); err != nil {
+		if _, err := lg.PublishAttempt(t.Context(), eventstest.Attempt(uuid.New(), "", nil)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -99,16 +101,16 @@ func TestApplyRefusesToLowerWhatIsKept(t *testing.T) {
 	}
 
 	for name, tc := range map[string]struct {
-		cfg     events.StreamConfig
+		cfg     streams.StreamConfig
 		refused []string
 	}{
-		"shorter max_age":         {events.StreamConfig{MaxAge: 30 * time.Minute, MaxBytes: 1 << 20, MaxMsgs: 1000}, []string{"stream ATTEMPTS max_age"}},
-		"max_bytes below use":     {events.StreamConfig{MaxAge: time.Hour, MaxBytes: int64(held.Bytes) - 1, MaxMsgs: 1000}, []string{"stream ATTEMPTS max_bytes"}},
-		"max_msgs below use":      {events.StreamConfig{MaxAge: time.Hour, MaxBytes: 1 << 20, MaxMsgs: 9}, []string{"stream ATTEMPTS max_msgs"}},
-		"all three, and ack_wait": {events.StreamConfig{MaxAge: time.Minute, Duplicates: time.Minute, MaxBytes: 100, MaxMsgs: 2, AckWait: time.Minute}, []string{"stream ATTEMPTS max_age", "stream ATTEMPTS max_bytes", "stream ATTEMPTS max_msgs"}},
+		"shorter max_age":         {streams.StreamConfig{MaxAge: 30 * time.Minute, MaxBytes: 1 << 20, MaxMsgs: 1000}, []string{"stream ATTEMPTS max_age"}},
+		"max_bytes below use":     {streams.StreamConfig{MaxAge: time.Hour, MaxBytes: int64(held.Bytes) - 1, MaxMsgs: 1000}, []string{"stream ATTEMPTS max_bytes"}},
+		"max_msgs below use":      {streams.StreamConfig{MaxAge: time.Hour, MaxBytes: 1 << 20, MaxMsgs: 9}, []string{"stream ATTEMPTS max_msgs"}},
+		"all three, and ack_wait": {streams.StreamConfig{MaxAge: time.Minute, Duplicates: time.Minute, MaxBytes: 100, MaxMsgs: 2, AckWait: time.Minute}, []string{"stream ATTEMPTS max_age", "stream ATTEMPTS max_bytes", "stream ATTEMPTS max_msgs"}},
 	} {
-		res, err := events.Apply(t.Context(), js, tc.cfg, false)
-		if !errors.Is(err, events.ErrRefused) || !slices.Equal(fields(res.Refused), tc.refused) || len(res.Changed) != 0 {
+		res, err := streams.Apply(t.Context(), js, tc.cfg, false)
+		if !errors.Is(err, streams.ErrRefused) || !slices.Equal(fields(res.Refused), tc.refused) || len(res.Changed) != 0 {
 			t.Errorf("%s: %+v, %v; want refused %v and nothing changed", name, res, err, tc.refused)
 		}
 		for _, r := range res.Refused {
@@ -119,13 +121,13 @@ func TestApplyRefusesToLowerWhatIsKept(t *testing.T) {
 		if c := config(); c.MaxAge != time.Hour || c.MaxBytes != 1<<20 || c.MaxMsgs != 1000 {
 			t.Fatalf("%s: a refused apply changed the stream: %+v", name, c)
 		}
-		if cons, _ := js.Consumer(t.Context(), "ATTEMPTS", "attempt-writer"); cons.CachedInfo().Config.AckWait != events.DefaultAckWait {
+		if cons, _ := js.Consumer(t.Context(), "ATTEMPTS", "attempt-writer"); cons.CachedInfo().Config.AckWait != streams.DefaultAckWait {
 			t.Fatalf("%s: a refused apply changed the consumer", name)
 		}
 	}
 
 	// Raising, or lowering MaxBytes while it still holds every event, needs no force.
-	res, err := events.Apply(t.Context(), js, events.StreamConfig{MaxAge: 2 * time.Hour, MaxBytes: int64(held.Bytes) + 1000, MaxMsgs: 2000}, false)
+	res, err := streams.Apply(t.Context(), js, streams.StreamConfig{MaxAge: 2 * time.Hour, MaxBytes: int64(held.Bytes) + 1000, MaxMsgs: 2000}, false)
 	if err != nil || !slices.Equal(fields(res.Changed), []string{"stream ATTEMPTS max_age", "stream ATTEMPTS max_bytes", "stream ATTEMPTS max_msgs"}) {
 		t.Fatalf("raising: %+v, %v", res, err)
 	}
@@ -134,7 +136,7 @@ func TestApplyRefusesToLowerWhatIsKept(t *testing.T) {
 	}
 
 	// Forced, a lower MaxAge is applied, and said so.
-	res, err = events.Apply(t.Context(), js, events.StreamConfig{MaxAge: time.Minute, Duplicates: time.Minute, MaxBytes: 1 << 20, MaxMsgs: 2000}, true)
+	res, err = streams.Apply(t.Context(), js, streams.StreamConfig{MaxAge: time.Minute, Duplicates: time.Minute, MaxBytes: 1 << 20, MaxMsgs: 2000}, true)
 	if err != nil || !res.Forced || !slices.Equal(fields(res.Refused), []string{"stream ATTEMPTS max_age"}) {
 		t.Fatalf("forced: %+v, %v", res, err)
 	}
@@ -147,11 +149,11 @@ func TestApplyRefusesToLowerWhatIsKept(t *testing.T) {
 // start with; a stream nobody applied is ErrNotApplied.
 func TestCheck(t *testing.T) {
 	_, js := eventstest.Connect(t, eventstest.NewServer(t))
-	cfg := events.StreamConfig{}
-	if _, err := events.Check(t.Context(), js, cfg); !errors.Is(err, events.ErrNotApplied) {
+	cfg := streams.StreamConfig{}
+	if _, err := streams.Check(t.Context(), js, cfg); !errors.Is(err, streams.ErrNotApplied) {
 		t.Fatalf("check of a missing stream: %v, want ErrNotApplied", err)
 	}
-	if _, err := events.OpenLog(t.Context(), js, cfg); !errors.Is(err, events.ErrNotApplied) {
+	if _, err := eventlog.OpenLog(t.Context(), js, cfg); !errors.Is(err, streams.ErrNotApplied) {
 		t.Fatalf("open of a missing stream: %v, want ErrNotApplied", err)
 	}
 	// A stream made by hand: discard old (a full stream deletes the oldest
@@ -162,13 +164,13 @@ func TestCheck(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := events.Check(t.Context(), js, cfg); !errors.Is(err, events.ErrNotApplied) {
+	if _, err := streams.Check(t.Context(), js, cfg); !errors.Is(err, streams.ErrNotApplied) {
 		t.Fatalf("check without the consumer: %v, want ErrNotApplied", err)
 	}
-	if _, err := events.EnsureConsumer(t.Context(), js, events.StreamConfig{AckWait: 10 * time.Second}); err != nil {
+	if _, err := streams.EnsureConsumer(t.Context(), js, streams.StreamConfig{AckWait: 10 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
-	res, err := events.Check(t.Context(), js, cfg)
+	res, err := streams.Check(t.Context(), js, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,13 +199,13 @@ func TestCheck(t *testing.T) {
 // and Apply drops it, keeping the consumer's position.
 func TestApplyDropsTheConsumersOldFilter(t *testing.T) {
 	_, js := eventstest.Connect(t, eventstest.NewServer(t))
-	cfg := events.StreamConfig{}
-	lg, err := events.NewLog(t.Context(), js, cfg)
+	cfg := streams.StreamConfig{}
+	lg, err := eventlog.NewLog(t.Context(), js, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for range 3 {
-		if _, err := lg.PublishAttempt(t.Context(), newEvent(uuid.New(), "", nil)); err != nil {
+		if _, err := lg.PublishAttempt(t.Context(), eventstest.Attempt(uuid.New(), "", nil)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -229,14 +231,14 @@ func TestApplyDropsTheConsumersOldFilter(t *testing.T) {
 		}
 	}
 
-	res, err := events.Check(t.Context(), js, cfg)
+	res, err := streams.Check(t.Context(), js, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(res.Mismatches) != 1 || res.Mismatches[0].Field != "filter_subject" || res.Mismatches[0].Fatal {
 		t.Fatalf("check: %+v, want the old filter alone, not fatal", res.Mismatches)
 	}
-	applied, err := events.Apply(t.Context(), js, cfg, false)
+	applied, err := streams.Apply(t.Context(), js, cfg, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +252,7 @@ func TestApplyDropsTheConsumersOldFilter(t *testing.T) {
 	if f := info.CachedInfo(); f.Config.FilterSubject != "" || f.AckFloor.Stream != 1 || f.NumPending != 2 {
 		t.Fatalf("after apply: filter %q, ack floor %d, pending %d; want none, 1, 2", f.Config.FilterSubject, f.AckFloor.Stream, f.NumPending)
 	}
-	if res, err := events.Check(t.Context(), js, cfg); err != nil || len(res.Mismatches) != 0 {
+	if res, err := streams.Check(t.Context(), js, cfg); err != nil || len(res.Mismatches) != 0 {
 		t.Fatalf("check after apply: %+v, %v", res.Mismatches, err)
 	}
 }
@@ -259,18 +261,18 @@ func TestApplyDropsTheConsumersOldFilter(t *testing.T) {
 // of the consumer.
 func TestStatus(t *testing.T) {
 	_, js := eventstest.Connect(t, eventstest.NewServer(t))
-	cfg := events.StreamConfig{MaxAge: time.Hour, MaxBytes: 1 << 20, MaxMsgs: 10}
-	lg, err := events.NewLog(t.Context(), js, cfg)
+	cfg := streams.StreamConfig{MaxAge: time.Hour, MaxBytes: 1 << 20, MaxMsgs: 10}
+	lg, err := eventlog.NewLog(t.Context(), js, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for range 4 {
-		if _, err := lg.PublishAttempt(t.Context(), newEvent(uuid.New(), "", nil)); err != nil {
+		if _, err := lg.PublishAttempt(t.Context(), eventstest.Attempt(uuid.New(), "", nil)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	time.Sleep(20 * time.Millisecond) // an age to measure
-	st, err := events.Status(t.Context(), js, events.StreamConfig{MaxAge: 2 * time.Hour, MaxBytes: 1 << 20, MaxMsgs: 10})
+	st, err := streams.Status(t.Context(), js, streams.StreamConfig{MaxAge: 2 * time.Hour, MaxBytes: 1 << 20, MaxMsgs: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,10 +286,10 @@ func TestStatus(t *testing.T) {
 		t.Errorf("capacity: %+v fill %v", c, c.Fill())
 	}
 	if c := st.Consumer; c == nil || c.AckFloor != 0 || c.Lag != 4 || c.Pending != 4 || c.OldestUnacked <= 0 ||
-		c.OldestUnacked > time.Minute || c.MaxDeliver != -1 || c.AckWait != events.DefaultAckWait {
+		c.OldestUnacked > time.Minute || c.MaxDeliver != -1 || c.AckWait != streams.DefaultAckWait {
 		t.Errorf("consumer: %+v", st.Consumer)
 	}
-	if st.DeadLetters == nil || st.DeadLetters.Capacity.Messages != 0 || st.DeadLetters.Capacity.MaxBytes != events.DefaultDeadLetterMaxBytes {
+	if st.DeadLetters == nil || st.DeadLetters.Capacity.Messages != 0 || st.DeadLetters.Capacity.MaxBytes != streams.DefaultDeadLetterMaxBytes {
 		t.Errorf("dead letters: %+v", st.DeadLetters)
 	}
 	if len(st.Mismatches) != 1 || st.Mismatches[0].Field != "max_age" || st.Mismatches[0].Was != "1h0m0s" || st.Mismatches[0].Now != "2h0m0s" {
@@ -297,16 +299,16 @@ func TestStatus(t *testing.T) {
 
 func TestCapacity(t *testing.T) {
 	for _, tc := range []struct {
-		c    events.Capacity
+		c    streams.Capacity
 		fill float64
 		full bool
 	}{
-		{events.Capacity{}, 0, false},
-		{events.Capacity{Bytes: 500 << 10, MaxBytes: 1 << 20}, 500.0 / 1024, false},
-		{events.Capacity{Bytes: 1<<20 - events.FullMargin + 1, MaxBytes: 1 << 20}, float64(1<<20-events.FullMargin+1) / (1 << 20), true},
-		{events.Capacity{Messages: 9, MaxMessages: 10, Bytes: 1, MaxBytes: 1 << 30}, 0.9, false},
-		{events.Capacity{Messages: 10, MaxMessages: 10}, 1, true},
-		{events.Capacity{Messages: 10, MaxMessages: -1, Bytes: 10, MaxBytes: -1}, 0, false},
+		{streams.Capacity{}, 0, false},
+		{streams.Capacity{Bytes: 500 << 10, MaxBytes: 1 << 20}, 500.0 / 1024, false},
+		{streams.Capacity{Bytes: 1<<20 - streams.FullMargin + 1, MaxBytes: 1 << 20}, float64(1<<20-streams.FullMargin+1) / (1 << 20), true},
+		{streams.Capacity{Messages: 9, MaxMessages: 10, Bytes: 1, MaxBytes: 1 << 30}, 0.9, false},
+		{streams.Capacity{Messages: 10, MaxMessages: 10}, 1, true},
+		{streams.Capacity{Messages: 10, MaxMessages: -1, Bytes: 10, MaxBytes: -1}, 0, false},
 	} {
 		if got := tc.c.Fill(); got != tc.fill || tc.c.Full() != tc.full {
 			t.Errorf("%+v: fill %v full %t, want %v %t", tc.c, got, tc.c.Full(), tc.fill, tc.full)
@@ -318,44 +320,44 @@ func TestCapacity(t *testing.T) {
 // IsStreamFull recognises, singly and in an atomic batch; other errors
 // are not "full".
 func TestIsStreamFull(t *testing.T) {
-	for name, cfg := range map[string]events.StreamConfig{
+	for name, cfg := range map[string]streams.StreamConfig{
 		"max_bytes": {MaxBytes: 8 << 10},
 		"max_msgs":  {MaxMsgs: 5},
 	} {
 		_, js := eventstest.Connect(t, eventstest.NewServer(t))
-		lg, err := events.NewLog(t.Context(), js, cfg)
+		lg, err := eventlog.NewLog(t.Context(), js, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var refused error
 		for i := 0; i < 100 && refused == nil; i++ {
-			_, refused = lg.PublishAttempt(t.Context(), newEvent(uuid.New(), "", []events.Answer{{QuestionID: uuid.NewString(), ChoiceID: uuid.NewString()}}))
+			_, refused = lg.PublishAttempt(t.Context(), eventstest.Attempt(uuid.New(), "", []events.Answer{{QuestionID: uuid.NewString(), ChoiceID: uuid.NewString()}}))
 		}
-		if !events.IsStreamFull(refused) {
+		if !eventlog.IsStreamFull(refused) {
 			t.Fatalf("%s: a full stream refused with %v, not recognised as full", name, refused)
 		}
 		if c, err := lg.Capacity(t.Context()); err != nil || !c.Full() {
 			t.Errorf("%s: capacity of a full stream: %+v, %v", name, c, err)
 		}
-		b, err := events.NewBatcher(t.Context(), lg, events.BatchConfig{MinMessages: 2, Window: 20 * time.Millisecond})
+		b, err := eventlog.NewBatcher(t.Context(), lg, eventlog.BatchConfig{MinMessages: 2, Window: 20 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
 		errs := make(chan error, 4)
 		for range 4 {
 			go func() {
-				_, err := b.PublishAttempt(t.Context(), newEvent(uuid.New(), "", nil))
+				_, err := b.PublishAttempt(t.Context(), eventstest.Attempt(uuid.New(), "", nil))
 				errs <- err
 			}()
 		}
 		for range 4 {
-			if err := <-errs; !events.IsStreamFull(err) {
+			if err := <-errs; !eventlog.IsStreamFull(err) {
 				t.Errorf("%s: a batch into a full stream: %v, not recognised as full", name, err)
 			}
 		}
 		b.Close()
 	}
-	if events.IsStreamFull(errors.New("maximum bytes exceeded")) || events.IsStreamFull(&jetstream.APIError{ErrorCode: 10077, Description: "no space left on device"}) {
+	if eventlog.IsStreamFull(errors.New("maximum bytes exceeded")) || eventlog.IsStreamFull(&jetstream.APIError{ErrorCode: 10077, Description: "no space left on device"}) {
 		t.Fatal("IsStreamFull took another error for a full stream")
 	}
 }

@@ -1,4 +1,4 @@
-package events
+package eventlog
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/quizstream/quizstream/events"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -214,7 +215,7 @@ func (b *Batcher) Close() {
 // pending is one PublishAttempt call waiting for its batch.
 type pending struct {
 	ctx  context.Context
-	e    AttemptSubmitted
+	e    events.AttemptSubmitted
 	data []byte
 	done chan outcome // buffered: the answer never waits for the caller
 	// copies are later calls in the same batch with the same attempt id:
@@ -245,7 +246,7 @@ func (p *pending) answer(pub Published, err error) {
 // Duplicate set. It waits at most Window for other attempts to share its
 // batch. Any error means the outcome is unknown; ctx's error when ctx ends
 // first, ErrClosed after Close.
-func (b *Batcher) PublishAttempt(ctx context.Context, e AttemptSubmitted) (Published, error) {
+func (b *Batcher) PublishAttempt(ctx context.Context, e events.AttemptSubmitted) (Published, error) {
 	select {
 	case <-b.quit:
 		return Published{}, ErrClosed
@@ -263,7 +264,7 @@ func (b *Batcher) PublishAttempt(ctx context.Context, e AttemptSubmitted) (Publi
 		b.metrics.unbatched.Inc()
 		return b.stored(b.Log.PublishAttempt(ctx, e))
 	}
-	data, err := Encode(e)
+	data, err := events.Encode(e)
 	if err != nil {
 		return Published{}, err
 	}
@@ -496,7 +497,7 @@ func (b *Batcher) stored(pub Published, err error) (Published, error) {
 }
 
 // held returns e's original as a duplicate when the index holds it.
-func (b *Batcher) held(e AttemptSubmitted) (Published, bool) {
+func (b *Batcher) held(e events.AttemptSubmitted) (Published, bool) {
 	if b.cfg.Index == nil {
 		return Published{}, false
 	}
@@ -566,7 +567,7 @@ func (b *Batcher) original(ctx context.Context, subject string) (Published, erro
 	if err != nil {
 		return Published{}, fmt.Errorf("read original attempt: %w", err)
 	}
-	stored, err := Decode(m.Data)
+	stored, err := events.Decode(m.Data)
 	if err != nil {
 		return Published{}, fmt.Errorf("read original attempt at seq %d: %w", m.Sequence, err)
 	}

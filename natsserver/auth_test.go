@@ -1,4 +1,4 @@
-package events_test
+package natsserver_test
 
 import (
 	"os"
@@ -8,7 +8,7 @@ import (
 
 	"github.com/nats-io/nkeys"
 
-	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/natsserver"
 )
 
 // UserSeed creates a user seed readable by its owner only, in a folder of
@@ -16,7 +16,7 @@ import (
 func TestUserSeed(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "data", "dev.nk")
-	pub, err := events.UserSeed(path)
+	pub, err := natsserver.UserSeed(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,11 +32,11 @@ func TestUserSeed(t *testing.T) {
 			t.Errorf("%s: mode %v, want %v", p, got, want)
 		}
 	}
-	again, err := events.UserSeed(path)
+	again, err := natsserver.UserSeed(path)
 	if err != nil || again != pub {
 		t.Fatalf("second read: %q, %v; want %q", again, err, pub)
 	}
-	other, err := events.UserSeed(filepath.Join(t.TempDir(), "other.nk"))
+	other, err := natsserver.UserSeed(filepath.Join(t.TempDir(), "other.nk"))
 	if err != nil || other == pub {
 		t.Fatalf("a new seed gave %q, %v: the same identity as another", other, err)
 	}
@@ -62,7 +62,7 @@ func TestUserSeedRefusesOtherFiles(t *testing.T) {
 		if err := os.WriteFile(path, content, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if pub, err := events.UserSeed(path); err == nil {
+		if pub, err := natsserver.UserSeed(path); err == nil {
 			t.Errorf("%s: accepted as user %s", name, pub)
 		}
 		if got, _ := os.ReadFile(path); string(got) != string(content) {
@@ -75,14 +75,14 @@ func TestUserSeedRefusesOtherFiles(t *testing.T) {
 // server starts.
 func TestServerAuthRefusesAmbiguity(t *testing.T) {
 	t.Parallel()
-	for name, auth := range map[string]events.ServerAuth{
+	for name, auth := range map[string]natsserver.ServerAuth{
 		"token and user":        {Token: "t", User: "u", Password: "p"},
 		"token and nkey":        {Token: "t", NKeys: []string{"UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4"}},
 		"user without password": {User: "u"},
 		"password without user": {Password: "p"},
 		"not a user key":        {NKeys: []string{"ADXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4"}},
 	} {
-		s, err := events.StartServer(events.ServerConfig{Dir: t.TempDir(), Auth: auth})
+		s, err := natsserver.StartServer(natsserver.ServerConfig{Dir: t.TempDir(), Auth: auth})
 		if err == nil {
 			s.Shutdown()
 			s.WaitForShutdown()

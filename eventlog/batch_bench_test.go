@@ -1,4 +1,4 @@
-package events_test
+package eventlog_test
 
 import (
 	"context"
@@ -11,8 +11,10 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/quizstream/quizstream/eventlog"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/events/eventstest"
+	"github.com/quizstream/quizstream/streams"
 )
 
 // BenchmarkPublish compares durable publishes of attempts one at a time
@@ -37,26 +39,26 @@ func BenchmarkPublish(b *testing.B) {
 func benchmarkPublish(b *testing.B, conc int, coalesced bool) {
 	ctx := b.Context()
 	_, js := eventstest.Connect(b, eventstest.NewServer(b))
-	lg, err := events.NewLog(ctx, js, events.StreamConfig{})
+	lg, err := eventlog.NewLog(ctx, js, streams.StreamConfig{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	var pub interface {
-		PublishAttempt(context.Context, events.AttemptSubmitted) (events.Published, error)
+		PublishAttempt(context.Context, events.AttemptSubmitted) (eventlog.Published, error)
 	} = lg
 	reg := prometheus.NewRegistry()
 	if coalesced {
-		bt, err := events.NewBatcher(ctx, lg, events.BatchConfig{})
+		bt, err := eventlog.NewBatcher(ctx, lg, eventlog.BatchConfig{})
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer bt.Close()
-		reg.MustRegister(events.NewBatchCollector(bt))
+		reg.MustRegister(eventlog.NewBatchCollector(bt))
 		pub = bt
 	}
 	evs := make([]events.AttemptSubmitted, b.N)
 	for i := range evs {
-		evs[i] = newEvent(uuid.New(), strconv.Itoa(i), []events.Answer{{QuestionID: "q1", ChoiceID: "a"}, {QuestionID: "q2", ChoiceID: "b"}})
+		evs[i] = eventstest.Attempt(uuid.New(), strconv.Itoa(i), []events.Answer{{QuestionID: "q1", ChoiceID: "a"}, {QuestionID: "q2", ChoiceID: "b"}})
 	}
 	var next atomic.Int64
 	var wg sync.WaitGroup

@@ -1,4 +1,4 @@
-package events
+package eventlog
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/streams"
 )
 
 // Range selects the part of the attempts stream a Reader reads.
@@ -53,11 +55,11 @@ var ErrNoStream = errors.New("the attempts stream does not exist")
 
 // OpenReader opens a Reader on the stream cfg names over r. It returns
 // ErrNoStream when there is no such stream, or the error that stopped it.
-func OpenReader(ctx context.Context, js jetstream.JetStream, cfg StreamConfig, r Range) (*Reader, error) {
+func OpenReader(ctx context.Context, js jetstream.JetStream, cfg streams.StreamConfig, r Range) (*Reader, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return openReader(ctx, js, cfg.Name, SubjectPrefix+".>", r)
+	return openReader(ctx, js, cfg.Name, events.SubjectPrefix+".>", r)
 }
 
 // openReader opens a Reader on stream's messages under filter, over r.

@@ -1,4 +1,4 @@
-package events
+package streams
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/quizstream/quizstream/events"
 )
 
 // Stream settings have one owner (docs/operations.md, "Stream settings"):
@@ -302,7 +303,7 @@ func Check(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (Check
 		kind, _, _ := strings.Cut(c.Object, " ")
 		// The dead-letter stream's settings decide no 202's fate.
 		fatal := fatalFields[kind+" "+c.Field] && c.Object != "stream "+cfg.DeadLetterStream()
-		if kind == "consumer" && c.Field == "filter_subject" && c.Was == SubjectPrefix+".>" && c.Now == "" {
+		if kind == "consumer" && c.Field == "filter_subject" && c.Was == events.SubjectPrefix+".>" && c.Now == "" {
 			// The filter of earlier versions: the same messages, found
 			// slower over a large backlog; `stream apply` drops it.
 			fatal = false
@@ -349,7 +350,7 @@ func (c Capacity) String() string {
 		c.Bytes, limit(c.MaxBytes), c.Messages, limit(c.MaxMessages), 100*c.Fill())
 }
 
-func capacityOf(info *jetstream.StreamInfo) Capacity {
+func CapacityOf(info *jetstream.StreamInfo) Capacity {
 	return Capacity{
 		Messages: info.State.Msgs, Bytes: info.State.Bytes, Subjects: info.State.NumSubjects,
 		MaxMessages: info.Config.MaxMsgs, MaxBytes: info.Config.MaxBytes,
@@ -374,7 +375,7 @@ func streamStatus(info *jetstream.StreamInfo) StreamStatus {
 		Name: info.Config.Name, Replicas: max(info.Config.Replicas, 1),
 		Storage: info.Config.Storage.String(), Retention: info.Config.Retention.String(), Discard: info.Config.Discard.String(),
 		MaxAge: info.Config.MaxAge, Duplicates: info.Config.Duplicates, AllowAtomicPublish: info.Config.AllowAtomicPublish,
-		Capacity: capacityOf(info), FirstSeq: info.State.FirstSeq, LastSeq: info.State.LastSeq, FirstTime: info.State.FirstTime,
+		Capacity: CapacityOf(info), FirstSeq: info.State.FirstSeq, LastSeq: info.State.LastSeq, FirstTime: info.State.FirstTime,
 	}
 	if info.Cluster != nil {
 		st.Leader = info.Cluster.Leader
@@ -484,7 +485,7 @@ func oldestUnacked(ctx context.Context, s jetstream.Stream, floor, last uint64) 
 	if floor >= last {
 		return 0
 	}
-	m, err := s.GetMsg(ctx, floor+1, jetstream.WithGetMsgSubject(SubjectPrefix+".>"))
+	m, err := s.GetMsg(ctx, floor+1, jetstream.WithGetMsgSubject(events.SubjectPrefix+".>"))
 	if err != nil {
 		return 0
 	}

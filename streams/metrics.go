@@ -1,9 +1,10 @@
-package events
+package streams
 
 import (
 	"context"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -16,22 +17,27 @@ import (
 // nears quizstream_stream_max_age_seconds. Alert thresholds:
 // docs/operations.md.
 type StreamCollector struct {
-	log     *Log
-	timeout time.Duration
+	js       jetstream.JetStream
+	stream   string
+	consumer string
+	timeout  time.Duration
 
 	messages, bytes, subjects, maxMessages, maxBytes, fill, full *prometheus.Desc
 	pending, ackPending, redelivered, lag, oldestAge, maxAgeDesc *prometheus.Desc
 	deadLetters, deadLetterFill, up                              *prometheus.Desc
 }
 
-// NewStreamCollector returns a collector for the stream and consumer of l
-// (and the dead-letter stream named after it).
-func NewStreamCollector(l *Log) *StreamCollector {
+// NewStreamCollector returns a collector for the stream and the consumer
+// cfg names (and the dead-letter stream named after it).
+func NewStreamCollector(js jetstream.JetStream, cfg StreamConfig) *StreamCollector {
+	cfg.defaults()
 	d := func(name, help string) *prometheus.Desc {
 		return prometheus.NewDesc("quizstream_stream_"+name, help, nil, nil)
 	}
 	return &StreamCollector{
-		log:            l,
+		js:             js,
+		stream:         cfg.Name,
+		consumer:       cfg.Consumer,
 		timeout:        2 * time.Second,
 		messages:       d("messages", "Messages held by the attempts stream."),
 		bytes:          d("bytes", "Bytes held by the attempts stream."),
@@ -67,12 +73,17 @@ func (c *StreamCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	si, err := c.log.stream.Info(ctx)
+	s, err := c.js.Stream(ctx, c.stream)
 	if err != nil {
 		gauge(c.up, 0)
 		return
 	}
-	capacity := capacityOf(si)
+	si, err := s.Info(ctx)
+	if err != nil {
+		gauge(c.up, 0)
+		return
+	}
+	capacity := CapacityOf(si)
 	gauge(c.maxAgeDesc, si.Config.MaxAge.Seconds())
 	gauge(c.messages, float64(si.State.Msgs))
 	gauge(c.bytes, float64(si.State.Bytes))
@@ -81,11 +92,11 @@ func (c *StreamCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.maxBytes, float64(max(si.Config.MaxBytes, 0)))
 	gauge(c.fill, capacity.Fill())
 	gauge(c.full, boolGauge(capacity.Full()))
-	if dl, err := streamInfo(ctx, c.log.js, si.Config.Name+"_DLQ"); err == nil {
+	if dl, err := streamInfo(ctx, c.js, si.Config.Name+"_DLQ"); err == nil {
 		gauge(c.deadLetters, float64(dl.State.Msgs))
-		gauge(c.deadLetterFill, capacityOf(dl).Fill())
+		gauge(c.deadLetterFill, CapacityOf(dl).Fill())
 	}
-	cons, err := c.log.Consumer(ctx)
+	cons, err := c.js.Consumer(ctx, c.stream, c.consumer)
 	if err != nil {
 		gauge(c.up, 0)
 		return
@@ -100,7 +111,7 @@ func (c *StreamCollector) Collect(ch chan<- prometheus.Metric) {
 		lag = float64(si.State.LastSeq - ci.AckFloor.Stream)
 	}
 	gauge(c.lag, lag)
-	gauge(c.oldestAge, oldestUnacked(ctx, c.log.stream, ci.AckFloor.Stream, si.State.LastSeq).Seconds())
+	gauge(c.oldestAge, oldestUnacked(ctx, s, ci.AckFloor.Stream, si.State.LastSeq).Seconds())
 }
 
 func boolGauge(b bool) float64 {
@@ -108,57 +119,4 @@ func boolGauge(b bool) float64 {
 		return 1
 	}
 	return 0
-}
-
-// BatchCollector reports how a Batcher publishes: the size of each atomic
-// batch, how often a batch refused for a duplicate went again without it,
-// and how many attempts went one at a time (in a batch below MinMessages,
-// too large, in a batch it could not settle, or on a stream without atomic
-// batches). Register it once: reg.MustRegister(events.NewBatchCollector(b)).
-type BatchCollector struct {
-	sizes     prometheus.Histogram
-	resends   prometheus.Counter
-	unbatched prometheus.Counter
-	held      prometheus.Counter
-}
-
-func newBatchCollector() *BatchCollector {
-	return &BatchCollector{
-		sizes: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "quizstream_publish_batch_size_messages",
-			Help:    "Attempts per atomic batch publish, re-sends included.",
-			Buckets: []float64{2, 5, 10, 20, 50, 100, 200, 500, 1000},
-		}),
-		resends: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "quizstream_publish_batch_resends_total",
-			Help: "Atomic batches refused for holding a duplicate attempt and sent again without it.",
-		}),
-		unbatched: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "quizstream_publish_unbatched_attempts_total",
-			Help: "Attempts the batcher published one at a time.",
-		}),
-		held: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "quizstream_publish_held_duplicates_total",
-			Help: "Retried attempts answered from the API's own view of the stream, without a publish.",
-		}),
-	}
-}
-
-// NewBatchCollector returns the collector of b's metrics, to register once.
-func NewBatchCollector(b *Batcher) *BatchCollector { return b.metrics }
-
-// Describe implements prometheus.Collector.
-func (c *BatchCollector) Describe(ch chan<- *prometheus.Desc) {
-	c.sizes.Describe(ch)
-	c.resends.Describe(ch)
-	c.unbatched.Describe(ch)
-	c.held.Describe(ch)
-}
-
-// Collect implements prometheus.Collector.
-func (c *BatchCollector) Collect(ch chan<- prometheus.Metric) {
-	c.sizes.Collect(ch)
-	c.resends.Collect(ch)
-	c.unbatched.Collect(ch)
-	c.held.Collect(ch)
 }

@@ -1,4 +1,8 @@
-package events
+// Package eventlog publishes events to the families' streams and reads
+// them back: the coalescing publisher (atomic batches, each caller answered
+// from its position), the per-family logs with their compare-and-set, and
+// the range reader replay uses.
+package eventlog
 
 import (
 	"context"
@@ -10,6 +14,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/streams"
 )
 
 // Log is the attempts stream seen from the API: it publishes events and
@@ -27,19 +33,19 @@ type Log struct {
 // they are, changing no setting (an operator applies them: Apply, `quizstream
 // stream apply`). It returns an error wrapping ErrNotApplied when the stream
 // or the consumer does not exist, or the error of the lookup.
-func OpenLog(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (*Log, error) {
+func OpenLog(ctx context.Context, js jetstream.JetStream, cfg streams.StreamConfig) (*Log, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	s, err := js.Stream(ctx, cfg.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil, fmt.Errorf("stream %s: %w", cfg.Name, ErrNotApplied)
+		return nil, fmt.Errorf("stream %s: %w", cfg.Name, streams.ErrNotApplied)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", cfg.Name, err)
 	}
 	if _, err := js.Consumer(ctx, cfg.Name, cfg.Consumer); errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return nil, fmt.Errorf("consumer %s: %w", cfg.Consumer, ErrNotApplied)
+		return nil, fmt.Errorf("consumer %s: %w", cfg.Consumer, streams.ErrNotApplied)
 	} else if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", cfg.Consumer, err)
 	}
@@ -50,8 +56,8 @@ func OpenLog(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (*Lo
 // streams, the consumer and the content bucket created or updated, even
 // where that lowers a limit) and returns a Log on them: for tests and
 // tools that own their server. A service process uses OpenLog.
-func NewLog(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (*Log, error) {
-	if _, err := Apply(ctx, js, cfg, true); err != nil {
+func NewLog(ctx context.Context, js jetstream.JetStream, cfg streams.StreamConfig) (*Log, error) {
+	if _, err := streams.Apply(ctx, js, cfg, true); err != nil {
 		return nil, err
 	}
 	return OpenLog(ctx, js, cfg)
@@ -61,7 +67,7 @@ func NewLog(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (*Log
 type Published struct {
 	// Event is the event the stream holds: the one published, or for a
 	// duplicate the original, which may differ from the one offered.
-	Event AttemptSubmitted
+	Event events.AttemptSubmitted
 	// Seq is the event's stream sequence.
 	Seq uint64
 	// Duplicate is true when the stream already held this attempt id.
@@ -73,8 +79,8 @@ type Published struct {
 // one event per attempt id: when it already holds one, inside the duplicate
 // window or long after, PublishAttempt returns that original with
 // Duplicate set. Any error means the outcome is unknown.
-func (l *Log) PublishAttempt(ctx context.Context, e AttemptSubmitted) (Published, error) {
-	data, err := Encode(e)
+func (l *Log) PublishAttempt(ctx context.Context, e events.AttemptSubmitted) (Published, error) {
+	data, err := events.Encode(e)
 	if err != nil {
 		return Published{}, err
 	}
@@ -99,7 +105,7 @@ func (l *Log) PublishAttempt(ctx context.Context, e AttemptSubmitted) (Published
 	if err != nil {
 		return Published{}, fmt.Errorf("read original attempt: %w", err)
 	}
-	stored, err := Decode(orig.Data)
+	stored, err := events.Decode(orig.Data)
 	if err != nil {
 		return Published{}, fmt.Errorf("read original attempt at seq %d: %w", orig.Sequence, err)
 	}
@@ -169,12 +175,12 @@ func (l *Log) Trimmed(ctx context.Context) bool {
 
 // Capacity returns what the stream holds against its limits, read now, or
 // the error of the lookup.
-func (l *Log) Capacity(ctx context.Context) (Capacity, error) {
+func (l *Log) Capacity(ctx context.Context) (streams.Capacity, error) {
 	info, err := l.stream.Info(ctx)
 	if err != nil {
-		return Capacity{}, fmt.Errorf("stream info: %w", err)
+		return streams.Capacity{}, fmt.Errorf("stream info: %w", err)
 	}
-	return capacityOf(info), nil
+	return streams.CapacityOf(info), nil
 }
 
 // Ping reports whether the stream answers.
@@ -200,14 +206,14 @@ var ErrNotInLog = errors.New("attempt not in the event log")
 // Attempt returns the event of one attempt of one student, read from its
 // subject, or ErrNotInLog.
 func (l *Log) Attempt(ctx context.Context, student, attempt uuid.UUID) (Published, error) {
-	m, err := l.stream.GetLastMsgForSubject(ctx, AttemptSubject(student, attempt))
+	m, err := l.stream.GetLastMsgForSubject(ctx, events.AttemptSubject(student, attempt))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return Published{}, ErrNotInLog
 	}
 	if err != nil {
 		return Published{}, fmt.Errorf("read attempt: %w", err)
 	}
-	e, err := Decode(m.Data)
+	e, err := events.Decode(m.Data)
 	if err != nil { // not an attempt anyone can read
 		return Published{}, fmt.Errorf("%w: seq %d: %w", ErrNotInLog, m.Sequence, err)
 	}
@@ -218,7 +224,7 @@ func (l *Log) Attempt(ctx context.Context, student, attempt uuid.UUID) (Publishe
 // above after, oldest first: with after = the ack floor, the attempts that
 // workers may not have stored yet. Undecodable events are skipped.
 func (l *Log) StudentAttempts(ctx context.Context, student uuid.UUID, after uint64, max int) ([]Published, error) {
-	subject := StudentSubjects(student)
+	subject := events.StudentSubjects(student)
 	var out []Published
 	for seq := after + 1; len(out) < max; {
 		m, err := l.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
@@ -228,10 +234,25 @@ func (l *Log) StudentAttempts(ctx context.Context, student uuid.UUID, after uint
 		if err != nil {
 			return nil, fmt.Errorf("read student attempts: %w", err)
 		}
-		if e, err := Decode(m.Data); err == nil {
+		if e, err := events.Decode(m.Data); err == nil {
 			out = append(out, Published{Event: e, Seq: m.Sequence})
 		}
 		seq = m.Sequence + 1
 	}
 	return out, nil
+}
+
+// LastSeq returns the stream's last sequence, or the error of the lookup.
+func (l *Log) LastSeq(ctx context.Context) (uint64, error) {
+	info, err := l.stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream info: %w", err)
+	}
+	return info.State.LastSeq, nil
+}
+
+// OrderedConsumer returns an ordered consumer on the stream as cfg says:
+// a reader of the whole stream that acknowledges nothing.
+func (l *Log) OrderedConsumer(ctx context.Context, cfg jetstream.OrderedConsumerConfig) (jetstream.Consumer, error) {
+	return l.js.OrderedConsumer(ctx, l.stream.CachedInfo().Config.Name, cfg)
 }

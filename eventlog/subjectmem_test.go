@@ -1,4 +1,4 @@
-package events_test
+package eventlog_test
 
 import (
 	"runtime"
@@ -7,8 +7,11 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/quizstream/quizstream/eventlog"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/events/eventstest"
+	"github.com/quizstream/quizstream/natsserver"
+	"github.com/quizstream/quizstream/streams"
 )
 
 // BenchmarkSubjectMemory measures what the embedded server (in this
@@ -33,16 +36,16 @@ func BenchmarkSubjectMemory(b *testing.B) {
 	// measure publishes n attempts and returns the heap's growth per
 	// attempt, and per attempt left once MaxAge (when short) removed them.
 	measure := func(distinct bool, maxAge time.Duration) (held, left float64) {
-		ns := eventstest.StartServer(b, events.ServerConfig{Dir: b.TempDir()})
+		ns := eventstest.StartServer(b, natsserver.ServerConfig{Dir: b.TempDir()})
 		nc, js := eventstest.Connect(b, ns)
 		defer nc.Close()
-		lg, err := events.NewLog(b.Context(), js, events.StreamConfig{MaxAge: maxAge, Duplicates: min(maxAge, time.Minute), MaxMsgs: 2 * n})
+		lg, err := eventlog.NewLog(b.Context(), js, streams.StreamConfig{MaxAge: maxAge, Duplicates: min(maxAge, time.Minute), MaxMsgs: 2 * n})
 		if err != nil {
 			b.Fatal(err)
 		}
 		before := heap()
 		student := uuid.New()
-		e := newEvent(student, "", []events.Answer{{QuestionID: uuid.NewString(), ChoiceID: uuid.NewString()}})
+		e := eventstest.Attempt(student, "", []events.Answer{{QuestionID: uuid.NewString(), ChoiceID: uuid.NewString()}})
 		data, _ := events.Encode(e)
 		subject := e.Subject()
 		for i := range n {

@@ -1,4 +1,9 @@
-package events
+// Package streams administers quizstream's JetStream objects: the settings
+// of every event family's streams and consumers, their apply, check and
+// status, the dead letters, the content bucket, and the streams' metrics.
+// Stream settings have one owner: an operator applies them (`quizstream
+// stream apply`); api and worker processes only check what they find.
+package streams
 
 import (
 	"context"
@@ -7,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/quizstream/quizstream/events"
 )
 
 // Defaults of StreamConfig, named once: the binary's settings use them too.
@@ -123,7 +129,7 @@ func (c StreamConfig) DeadLetterStream() string {
 
 // streamConfig is the attempts stream as cfg (validated) describes it.
 func streamConfig(cfg StreamConfig) jetstream.StreamConfig {
-	sc := recordStream(cfg, "quizstream attempts: the system of record for writes", SubjectPrefix)
+	sc := recordStream(cfg, "quizstream attempts: the system of record for writes", events.SubjectPrefix)
 	sc.MaxMsgs = cfg.MaxMsgs
 	return sc
 }

@@ -1,4 +1,7 @@
-package events
+// Package natsserver runs a NATS server with JetStream in the process (the
+// server as a library, at the version go.mod pins): for `quizstream dev`
+// and for tests.
+package natsserver
 
 import (
 	"errors"

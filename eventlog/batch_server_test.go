@@ -1,4 +1,4 @@
-package events_test
+package eventlog_test
 
 import (
 	"encoding/json"
@@ -10,8 +10,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/quizstream/quizstream/eventlog"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/events/eventstest"
+	"github.com/quizstream/quizstream/streams"
 )
 
 // rawAck is the server's answer to the commit of an atomic batch.
@@ -86,7 +88,7 @@ func newSubject() string { return events.AttemptSubject(uuid.New(), uuid.New()) 
 func TestAtomicBatchServerRules(t *testing.T) {
 	nc, js := eventstest.Connect(t, eventstest.NewServer(t))
 	window := 500 * time.Millisecond
-	if _, err := events.EnsureStream(t.Context(), js, events.StreamConfig{Duplicates: window}); err != nil {
+	if _, err := streams.EnsureStream(t.Context(), js, streams.StreamConfig{Duplicates: window}); err != nil {
 		t.Fatal(err)
 	}
 	held := func() uint64 { return eventstest.StreamMessages(t, js, "ATTEMPTS") }
@@ -188,7 +190,7 @@ func TestEnsureStreamAllowsAtomicBatches(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	lg, err := events.NewLog(t.Context(), js, events.StreamConfig{})
+	lg, err := eventlog.NewLog(t.Context(), js, streams.StreamConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +201,7 @@ func TestEnsureStreamAllowsAtomicBatches(t *testing.T) {
 	if !s.CachedInfo().Config.AllowAtomicPublish {
 		t.Fatal("an existing stream was not updated to allow atomic batches")
 	}
-	b, err := events.NewBatcher(t.Context(), lg, events.BatchConfig{})
+	b, err := eventlog.NewBatcher(t.Context(), lg, eventlog.BatchConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

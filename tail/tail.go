@@ -1,4 +1,7 @@
-package events
+// Package tail is an API instance's view of what the stream holds and the
+// workers have not settled yet: an ordered consumer from the ack floor into
+// a bounded per-student index, for exact read-your-writes.
+package tail
 
 import (
 	"context"
@@ -11,6 +14,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/quizstream/quizstream/eventlog"
+	"github.com/quizstream/quizstream/events"
 )
 
 // Defaults of TailConfig.
@@ -54,7 +59,7 @@ type TailConfig struct {
 // back to Log where its index cannot (a student over the bounds, a tail
 // that lags). It is safe for concurrent use.
 type Tail struct {
-	log     *Log
+	log     *eventlog.Log
 	cfg     TailConfig
 	cons    jetstream.ConsumeContext
 	stop    context.CancelFunc
@@ -68,7 +73,7 @@ type Tail struct {
 	students map[uuid.UUID]*studentTail
 	// stored holds events this instance stored, by sequence, until the
 	// stream delivers them: those need no decoding (Stored).
-	stored   map[uint64]AttemptSubmitted
+	stored   map[uint64]events.AttemptSubmitted
 	order    []tailEntry // every indexed entry, by sequence, for eviction
 	size     int
 	advanced chan struct{} // closed and replaced whenever delivered grows
@@ -77,7 +82,7 @@ type Tail struct {
 }
 
 type studentTail struct {
-	entries []Published // by sequence
+	entries []eventlog.Published // by sequence
 	// skippedTo is the highest sequence of this student's that did not fit:
 	// while the floor is below it, the student is read from the stream.
 	skippedTo uint64
@@ -97,7 +102,7 @@ type tailMetrics struct {
 // NewTail starts following l's stream from its ack floor; it returns once
 // the ordered consumer is created, or the error that stopped it. Close
 // stops it.
-func NewTail(ctx context.Context, l *Log, cfg TailConfig) (*Tail, error) {
+func NewTail(ctx context.Context, l *eventlog.Log, cfg TailConfig) (*Tail, error) {
 	if cfg.MaxEvents <= 0 {
 		cfg.MaxEvents = DefaultTailMaxEvents
 	}
@@ -113,7 +118,7 @@ func NewTail(ctx context.Context, l *Log, cfg TailConfig) (*Tail, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	t := &Tail{log: l, cfg: cfg, students: map[uuid.UUID]*studentTail{}, stored: map[uint64]AttemptSubmitted{},
+	t := &Tail{log: l, cfg: cfg, students: map[uuid.UUID]*studentTail{}, stored: map[uint64]events.AttemptSubmitted{},
 		advanced: make(chan struct{})}
 	if err := t.register(cfg.Registerer); err != nil {
 		return nil, err
@@ -128,7 +133,7 @@ func NewTail(ctx context.Context, l *Log, cfg TailConfig) (*Tail, error) {
 	if floor > 0 {
 		oc.DeliverPolicy, oc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, floor+1
 	}
-	c, err := l.js.OrderedConsumer(ctx, l.stream.CachedInfo().Config.Name, oc)
+	c, err := l.OrderedConsumer(ctx, oc)
 	if err != nil {
 		return nil, fmt.Errorf("tail: ordered consumer: %w", err)
 	}
@@ -137,7 +142,7 @@ func NewTail(ctx context.Context, l *Log, cfg TailConfig) (*Tail, error) {
 	}
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	t.stop = stop
-	t.rounds = positionRounds{ctx: bg, wg: &t.wg, lookup: l.lastSeq}
+	t.rounds = positionRounds{ctx: bg, wg: &t.wg, lookup: l.LastSeq}
 	t.wg.Add(1)
 	go func() { defer t.wg.Done(); t.followFloor(bg) }()
 	return t, nil
@@ -188,14 +193,14 @@ func (t *Tail) receive(m jetstream.Msg) {
 	delete(t.stored, seq)
 	t.mu.Unlock()
 	if !ok {
-		var d AttemptSubmitted
-		d, err = DecodeAt(m.Subject(), m.Data())
+		var d events.AttemptSubmitted
+		d, err = events.DecodeAt(m.Subject(), m.Data())
 		e, ok = trimmed(d), err == nil
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if ok {
-		t.add(Published{Event: e, Seq: seq})
+		t.add(eventlog.Published{Event: e, Seq: seq})
 	}
 	if seq > t.delivered.Load() {
 		t.delivered.Store(seq)
@@ -205,10 +210,10 @@ func (t *Tail) receive(m jetstream.Msg) {
 }
 
 // Stored tells the tail of an event this instance has just stored at
-// p.Seq (events.Index): when the stream delivers it, the tail takes it as
+// p.Seq (eventlog.Index): when the stream delivers it, the tail takes it as
 // it is instead of decoding it again. It holds at most MaxEvents such
 // events, and none the stream has delivered already.
-func (t *Tail) Stored(p Published) {
+func (t *Tail) Stored(p eventlog.Published) {
 	if p.Duplicate {
 		return // the stream's own event may differ from this call's
 	}
@@ -221,13 +226,13 @@ func (t *Tail) Stored(p Published) {
 
 // trimmed keeps what reads answer with, and the answers' hash that tells
 // a retry from a reused key: not the answers.
-func trimmed(e AttemptSubmitted) AttemptSubmitted {
+func trimmed(e events.AttemptSubmitted) events.AttemptSubmitted {
 	e.Answers, e.IdempotencyKey = nil, ""
 	return e
 }
 
 // add indexes p; t.mu is held.
-func (t *Tail) add(p Published) {
+func (t *Tail) add(p eventlog.Published) {
 	if p.Seq <= t.floor.Load() {
 		return // settled already
 	}
@@ -342,8 +347,8 @@ func (t *Tail) caughtUp(ctx context.Context) bool {
 // the stream when it cannot answer. The result is taken at once: call it
 // before reading PostgreSQL, so that whatever the tail forgets afterwards
 // was settled before that read.
-func (t *Tail) StudentAttempts(ctx context.Context, student uuid.UUID, after uint64, max int) ([]Published, error) {
-	var out []Published
+func (t *Tail) StudentAttempts(ctx context.Context, student uuid.UUID, after uint64, max int) ([]eventlog.Published, error) {
+	var out []eventlog.Published
 	if _, ok := t.snapshot(ctx, student, after, max, &out); ok {
 		return out, nil
 	}
@@ -364,7 +369,7 @@ func (t *Tail) CountStudentAttempts(ctx context.Context, student uuid.UUID, afte
 
 // snapshot counts up to max of a student's events above after, appending
 // them to out unless it is nil; false when the tail cannot answer.
-func (t *Tail) snapshot(ctx context.Context, student uuid.UUID, after uint64, max int, out *[]Published) (int, bool) {
+func (t *Tail) snapshot(ctx context.Context, student uuid.UUID, after uint64, max int, out *[]eventlog.Published) (int, bool) {
 	if !t.caughtUp(ctx) {
 		return 0, false
 	}
@@ -393,8 +398,8 @@ func (t *Tail) snapshot(ctx context.Context, student uuid.UUID, after uint64, ma
 }
 
 // Held returns a student's attempt when the tail holds it, without
-// waiting: the stream's own event, answers left out (events.Index).
-func (t *Tail) Held(student, attempt uuid.UUID) (Published, bool) {
+// waiting: the stream's own event, answers left out (eventlog.Index).
+func (t *Tail) Held(student, attempt uuid.UUID) (eventlog.Published, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if st := t.students[student]; st != nil {
@@ -404,16 +409,16 @@ func (t *Tail) Held(student, attempt uuid.UUID) (Published, bool) {
 			}
 		}
 	}
-	return Published{}, false
+	return eventlog.Published{}, false
 }
 
 // CaughtUp waits until the tail holds every event the stream held when it
-// was called (events.Index); false if it did not within WaitTimeout.
+// was called (eventlog.Index); false if it did not within WaitTimeout.
 func (t *Tail) CaughtUp(ctx context.Context) bool { return t.caughtUp(ctx) }
 
 // Attempt returns one attempt's event: from the tail when it holds it,
 // else from the stream (it may be settled, or never have existed).
-func (t *Tail) Attempt(ctx context.Context, student, attempt uuid.UUID) (Published, error) {
+func (t *Tail) Attempt(ctx context.Context, student, attempt uuid.UUID) (eventlog.Published, error) {
 	if t.caughtUp(ctx) {
 		if p, ok := t.Held(student, attempt); ok {
 			return p, nil
@@ -494,13 +499,4 @@ func (p *positionRounds) start() {
 		}
 		p.mu.Unlock()
 	}()
-}
-
-// lastSeq returns the stream's last sequence.
-func (l *Log) lastSeq(ctx context.Context) (uint64, error) {
-	info, err := l.stream.Info(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("stream info: %w", err)
-	}
-	return info.State.LastSeq, nil
 }

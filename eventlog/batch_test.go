@@ -1,4 +1,4 @@
-package events_test
+package eventlog_test
 
 import (
 	"bytes"
@@ -16,31 +16,34 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/quizstream/quizstream/eventlog"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/events/eventstest"
+	"github.com/quizstream/quizstream/streams"
+	"github.com/quizstream/quizstream/tail"
 )
 
 type batcherHarness struct {
 	js      jetstream.JetStream
-	log     *events.Log
-	b       *events.Batcher
+	log     *eventlog.Log
+	b       *eventlog.Batcher
 	metrics *prometheus.Registry
 }
 
-func newBatcher(t *testing.T, scfg events.StreamConfig, bcfg events.BatchConfig) *batcherHarness {
+func newBatcher(t *testing.T, scfg streams.StreamConfig, bcfg eventlog.BatchConfig) *batcherHarness {
 	t.Helper()
 	_, js := eventstest.Connect(t, eventstest.NewServer(t))
-	lg, err := events.NewLog(t.Context(), js, scfg)
+	lg, err := eventlog.NewLog(t.Context(), js, scfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := events.NewBatcher(t.Context(), lg, bcfg)
+	b, err := eventlog.NewBatcher(t.Context(), lg, bcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(events.NewBatchCollector(b))
+	reg.MustRegister(eventlog.NewBatchCollector(b))
 	return &batcherHarness{js: js, log: lg, b: b, metrics: reg}
 }
 
@@ -73,13 +76,13 @@ func (h *batcherHarness) stats(t *testing.T) batchStats {
 }
 
 type result struct {
-	pub events.Published
+	pub eventlog.Published
 	err error
 }
 
 // publishAll publishes evs concurrently through p and returns the outcomes in order.
 func publishAll(ctx context.Context, p interface {
-	PublishAttempt(context.Context, events.AttemptSubmitted) (events.Published, error)
+	PublishAttempt(context.Context, events.AttemptSubmitted) (eventlog.Published, error)
 }, evs []events.AttemptSubmitted) []result {
 	out := make([]result, len(evs))
 	var wg sync.WaitGroup
@@ -93,7 +96,7 @@ func publishAll(ctx context.Context, p interface {
 func freshEvents(n int) []events.AttemptSubmitted {
 	evs := make([]events.AttemptSubmitted, n)
 	for i := range evs {
-		evs[i] = newEvent(uuid.New(), "k", []events.Answer{{QuestionID: "q", ChoiceID: strconv.Itoa(i)}})
+		evs[i] = eventstest.Attempt(uuid.New(), "k", []events.Answer{{QuestionID: "q", ChoiceID: strconv.Itoa(i)}})
 	}
 	return evs
 }
@@ -123,7 +126,7 @@ func checkStored(t *testing.T, js jetstream.JetStream, evs []events.AttemptSubmi
 // stream holds, and each holding that caller's event (a batch answering a
 // caller with another's position fails here).
 func TestBatcherAnswersEachCallerItsOwnSequence(t *testing.T) {
-	h := newBatcher(t, events.StreamConfig{}, events.BatchConfig{MaxMessages: 50})
+	h := newBatcher(t, streams.StreamConfig{}, eventlog.BatchConfig{MaxMessages: 50})
 	const workers, each = 64, 30
 	evs := freshEvents(workers * each)
 	res := make([]result, len(evs))
@@ -163,7 +166,7 @@ func TestBatcherAnswersEachCallerItsOwnSequence(t *testing.T) {
 func TestBatcherDuplicates(t *testing.T) {
 	window := 500 * time.Millisecond
 	// Batches of exactly 3: each leaves when full.
-	h := newBatcher(t, events.StreamConfig{Duplicates: window}, events.BatchConfig{MaxMessages: 3, MinMessages: 2, Window: time.Minute})
+	h := newBatcher(t, streams.StreamConfig{Duplicates: window}, eventlog.BatchConfig{MaxMessages: 3, MinMessages: 2, Window: time.Minute})
 	origs := freshEvents(3)
 	first := publishAll(t.Context(), h.b, origs)
 	for i, r := range first {
@@ -258,13 +261,13 @@ func TestBatcherDuplicates(t *testing.T) {
 // laggingTail is a Tail that sees nothing it holds until it is asked to
 // catch up: a retry then reaches a batch, as it does when the tail lags.
 type laggingTail struct {
-	*events.Tail
+	*tail.Tail
 	caughtUp atomic.Bool
 }
 
-func (l *laggingTail) Held(student, attempt uuid.UUID) (events.Published, bool) {
+func (l *laggingTail) Held(student, attempt uuid.UUID) (eventlog.Published, bool) {
 	if !l.caughtUp.Load() {
-		return events.Published{}, false
+		return eventlog.Published{}, false
 	}
 	return l.Tail.Held(student, attempt)
 }
@@ -275,7 +278,7 @@ func (l *laggingTail) CaughtUp(ctx context.Context) bool {
 	return ok
 }
 
-// With an index (the API's tail, on another connection), a retry the
+// With an index (the API's tl, on another connection), a retry the
 // index holds is answered from it without a publish, and a batch refused
 // for a duplicate learns which one from the index: the original comes
 // back, answers hash included, and the rest is stored once.
@@ -283,27 +286,27 @@ func TestBatcherAnswersWhatItsIndexHolds(t *testing.T) {
 	ns := eventstest.NewServer(t)
 	_, js := eventstest.Connect(t, ns)
 	_, jsTail := eventstest.Connect(t, ns)
-	lg, err := events.NewLog(t.Context(), js, events.StreamConfig{})
+	lg, err := eventlog.NewLog(t.Context(), js, streams.StreamConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tlog, err := events.NewLog(t.Context(), jsTail, events.StreamConfig{})
+	tlog, err := eventlog.NewLog(t.Context(), jsTail, streams.StreamConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tail, err := events.NewTail(t.Context(), tlog, events.TailConfig{})
+	tl, err := tail.NewTail(t.Context(), tlog, tail.TailConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(tail.Close)
-	index := &laggingTail{Tail: tail}
-	b, err := events.NewBatcher(t.Context(), lg, events.BatchConfig{MaxMessages: 3, MinMessages: 2, Window: time.Minute, Index: index})
+	t.Cleanup(tl.Close)
+	index := &laggingTail{Tail: tl}
+	b, err := eventlog.NewBatcher(t.Context(), lg, eventlog.BatchConfig{MaxMessages: 3, MinMessages: 2, Window: time.Minute, Index: index})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(events.NewBatchCollector(b))
+	reg.MustRegister(eventlog.NewBatchCollector(b))
 	h := &batcherHarness{js: js, log: lg, b: b, metrics: reg}
 
 	origs := freshEvents(3)
@@ -329,7 +332,7 @@ func TestBatcherAnswersWhatItsIndexHolds(t *testing.T) {
 		}
 	}
 
-	// The tail lags: the retry joins a batch, which is refused; the tail,
+	// The tl lags: the retry joins a batch, which is refused; the tl,
 	// caught up, names the duplicate and the rest goes again.
 	fresh := freshEvents(2)
 	res := publishAll(t.Context(), b, append([]events.AttemptSubmitted{retryOf(origs[0])}, fresh...))
@@ -344,7 +347,7 @@ func TestBatcherAnswersWhatItsIndexHolds(t *testing.T) {
 		t.Fatalf("in a batch: metrics %+v; want one re-send, the duplicate named by the index", st)
 	}
 
-	// The tail has caught up: retries it holds are answered at once,
+	// The tl has caught up: retries it holds are answered at once,
 	// without a batch or a message.
 	for _, i := range []int{1, 2} {
 		got, err := b.PublishAttempt(t.Context(), retryOf(origs[i]))
@@ -360,7 +363,7 @@ func TestBatcherAnswersWhatItsIndexHolds(t *testing.T) {
 
 // A call whose context ends before its batch leaves publishes nothing.
 func TestBatcherContextCancelled(t *testing.T) {
-	h := newBatcher(t, events.StreamConfig{}, events.BatchConfig{MaxMessages: 2, Window: 500 * time.Millisecond})
+	h := newBatcher(t, streams.StreamConfig{}, eventlog.BatchConfig{MaxMessages: 2, Window: 500 * time.Millisecond})
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	e := freshEvents(1)[0]
@@ -396,7 +399,7 @@ func TestBatcherContextCancelled(t *testing.T) {
 // A batch refused for any other reason (here, the stream is full) fails
 // every call in it, and stores none of them.
 func TestBatcherRefusedBatch(t *testing.T) {
-	h := newBatcher(t, events.StreamConfig{MaxBytes: 2048}, events.BatchConfig{MaxMessages: 8, MinMessages: 2, Window: time.Minute})
+	h := newBatcher(t, streams.StreamConfig{MaxBytes: 2048}, eventlog.BatchConfig{MaxMessages: 8, MinMessages: 2, Window: time.Minute})
 	res := publishAll(t.Context(), h.b, freshEvents(8))
 	for i, r := range res {
 		var apiErr *jetstream.APIError
@@ -458,22 +461,22 @@ func TestBatcherFallsBackWithoutAtomicBatches(t *testing.T) {
 
 	t.Run("at start", func(t *testing.T) {
 		_, js := eventstest.Connect(t, eventstest.NewServer(t))
-		lg, err := events.NewLog(t.Context(), js, events.StreamConfig{})
+		lg, err := eventlog.NewLog(t.Context(), js, streams.StreamConfig{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		disallow(t, js)
-		b, err := events.NewBatcher(t.Context(), lg, events.BatchConfig{MaxMessages: 4, MinMessages: 2, Window: time.Minute})
+		b, err := eventlog.NewBatcher(t.Context(), lg, eventlog.BatchConfig{MaxMessages: 4, MinMessages: 2, Window: time.Minute})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer b.Close()
 		reg := prometheus.NewRegistry()
-		reg.MustRegister(events.NewBatchCollector(b))
+		reg.MustRegister(eventlog.NewBatchCollector(b))
 		check(t, &batcherHarness{js: js, log: lg, b: b, metrics: reg}, 0, 4)
 	})
 	t.Run("refused later", func(t *testing.T) {
-		h := newBatcher(t, events.StreamConfig{}, events.BatchConfig{MaxMessages: 4, MinMessages: 2, Window: time.Minute})
+		h := newBatcher(t, streams.StreamConfig{}, eventlog.BatchConfig{MaxMessages: 4, MinMessages: 2, Window: time.Minute})
 		if !h.b.Batching() {
 			t.Fatal("Batching() = false on a stream that allows atomic batches")
 		}
@@ -483,21 +486,21 @@ func TestBatcherFallsBackWithoutAtomicBatches(t *testing.T) {
 }
 
 func TestBatcherClose(t *testing.T) {
-	h := newBatcher(t, events.StreamConfig{}, events.BatchConfig{})
+	h := newBatcher(t, streams.StreamConfig{}, eventlog.BatchConfig{})
 	if _, err := h.b.PublishAttempt(t.Context(), freshEvents(1)[0]); err != nil {
 		t.Fatal(err)
 	}
 	h.b.Close()
 	h.b.Close()
-	if _, err := h.b.PublishAttempt(t.Context(), freshEvents(1)[0]); !errors.Is(err, events.ErrClosed) {
+	if _, err := h.b.PublishAttempt(t.Context(), freshEvents(1)[0]); !errors.Is(err, eventlog.ErrClosed) {
 		t.Fatalf("after Close: %v", err)
 	}
 }
 
 func TestBatchConfigValidation(t *testing.T) {
-	h := newBatcher(t, events.StreamConfig{}, events.BatchConfig{})
-	for _, cfg := range []events.BatchConfig{{MaxMessages: 1001}, {MaxInflight: 50}, {MaxMessages: 10, MinMessages: 11}} {
-		if _, err := events.NewBatcher(t.Context(), h.log, cfg); err == nil {
+	h := newBatcher(t, streams.StreamConfig{}, eventlog.BatchConfig{})
+	for _, cfg := range []eventlog.BatchConfig{{MaxMessages: 1001}, {MaxInflight: 50}, {MaxMessages: 10, MinMessages: 11}} {
+		if _, err := eventlog.NewBatcher(t.Context(), h.log, cfg); err == nil {
 			t.Errorf("%+v accepted", cfg)
 		}
 	}
@@ -522,17 +525,17 @@ func TestBatcherBatchTooLarge(t *testing.T) {
 		t.Fatal("server not ready")
 	}
 	_, js := eventstest.Connect(t, s)
-	lg, err := events.NewLog(t.Context(), js, events.StreamConfig{})
+	lg, err := eventlog.NewLog(t.Context(), js, streams.StreamConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := events.NewBatcher(t.Context(), lg, events.BatchConfig{MaxMessages: 4, MinMessages: 2, Window: time.Minute})
+	b, err := eventlog.NewBatcher(t.Context(), lg, eventlog.BatchConfig{MaxMessages: 4, MinMessages: 2, Window: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(events.NewBatchCollector(b))
+	reg.MustRegister(eventlog.NewBatchCollector(b))
 	h := &batcherHarness{js: js, log: lg, b: b, metrics: reg}
 	evs := freshEvents(4)
 	res := publishAll(t.Context(), b, evs)

@@ -1,18 +1,20 @@
-package events
+package eventlog
 
 import (
 	"context"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/streams"
 )
 
 // OpenExamReader opens a Reader on the exams events stream cfg names over
 // r: the session events in stream order, as OpenReader reads attempts. It
 // returns ErrNoStream when there is no such stream, or the error that
 // stopped it.
-func OpenExamReader(ctx context.Context, js jetstream.JetStream, cfg ExamStreamConfig, r Range) (*Reader, error) {
+func OpenExamReader(ctx context.Context, js jetstream.JetStream, cfg streams.ExamStreamConfig, r Range) (*Reader, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return openReader(ctx, js, cfg.Name, ExamSubjectPrefix+".>", r)
+	return openReader(ctx, js, cfg.Name, events.ExamSubjectPrefix+".>", r)
 }

@@ -1,0 +1,58 @@
+package eventlog
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// BatchCollector reports how a Batcher publishes: the size of each atomic
+// batch, how often a batch refused for a duplicate went again without it,
+// and how many attempts went one at a time (in a batch below MinMessages,
+// too large, in a batch it could not settle, or on a stream without atomic
+// batches). Register it once: reg.MustRegister(eventlog.NewBatchCollector(b)).
+type BatchCollector struct {
+	sizes     prometheus.Histogram
+	resends   prometheus.Counter
+	unbatched prometheus.Counter
+	held      prometheus.Counter
+}
+
+func newBatchCollector() *BatchCollector {
+	return &BatchCollector{
+		sizes: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "quizstream_publish_batch_size_messages",
+			Help:    "Attempts per atomic batch publish, re-sends included.",
+			Buckets: []float64{2, 5, 10, 20, 50, 100, 200, 500, 1000},
+		}),
+		resends: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "quizstream_publish_batch_resends_total",
+			Help: "Atomic batches refused for holding a duplicate attempt and sent again without it.",
+		}),
+		unbatched: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "quizstream_publish_unbatched_attempts_total",
+			Help: "Attempts the batcher published one at a time.",
+		}),
+		held: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "quizstream_publish_held_duplicates_total",
+			Help: "Retried attempts answered from the API's own view of the stream, without a publish.",
+		}),
+	}
+}
+
+// NewBatchCollector returns the collector of b's metrics, to register once.
+func NewBatchCollector(b *Batcher) *BatchCollector { return b.metrics }
+
+// Describe implements prometheus.Collector.
+func (c *BatchCollector) Describe(ch chan<- *prometheus.Desc) {
+	c.sizes.Describe(ch)
+	c.resends.Describe(ch)
+	c.unbatched.Describe(ch)
+	c.held.Describe(ch)
+}
+
+// Collect implements prometheus.Collector.
+func (c *BatchCollector) Collect(ch chan<- prometheus.Metric) {
+	c.sizes.Collect(ch)
+	c.resends.Collect(ch)
+	c.unbatched.Collect(ch)
+	c.held.Collect(ch)
+}
