@@ -401,8 +401,8 @@ type publisher interface {
 	PublishAttempt(ctx context.Context, e events.AttemptSubmitted) (eventlog.Published, error)
 }
 
-// closeEvents stops the API's publisher and tail, once the API has
-// stopped: the batches in flight are answered first.
+// closeEvents stops the publishers and the tail, once the API and the
+// workers have stopped: the batches in flight are answered first.
 func (a *App) closeEvents() {
 	if a.Batcher != nil {
 		a.Batcher.Close()
@@ -411,6 +411,10 @@ func (a *App) closeEvents() {
 	if a.Tail != nil {
 		a.Tail.Close()
 		a.Tail = nil
+	}
+	if a.Exams != nil {
+		a.Exams.Close()
+		a.Exams = nil
 	}
 }
 

@@ -39,6 +39,7 @@ func (a *App) openExams(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("events: %w", err)
 	}
+	a.Registry.MustRegister(a.Exams.Collectors()...)
 	xc = a.Exams.Config()
 	a.log.Info("events: exams streams ready", "stream", xc.Name, "timers", xc.TimerName, "replicas", xc.Replicas,
 		"max_age", xc.MaxAge, "max_bytes", xc.MaxBytes, "timer_max_bytes", xc.TimerMaxBytes)

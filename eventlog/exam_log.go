@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/streams"
 )
@@ -67,8 +68,18 @@ func OpenExamLog(ctx context.Context, js jetstream.JetStream, cfg streams.ExamSt
 			return nil, fmt.Errorf("exams streams: %s is %v, this process expects %v; apply the configuration", m.what, m.found, m.is)
 		}
 	}
-	return &ExamLog{js: js, cfg: cfg, events: found[0], timers: found[1],
-		eventsPub: newExamPublisher(js, found[0]), timersPub: newExamPublisher(js, found[1])}, nil
+	l := &ExamLog{js: js, cfg: cfg, events: found[0], timers: found[1]}
+	// A start surge publishes a start and a timer per student at once.
+	bc := BatchConfig{MinMessages: 4}
+	var err error
+	if l.eventsPub, err = NewPublisher(ctx, js, cfg.Name, "exams", bc, nil); err != nil {
+		return nil, err
+	}
+	if l.timersPub, err = NewPublisher(ctx, js, cfg.TimerName, "exams", bc, nil); err != nil {
+		l.eventsPub.Close()
+		return nil, err
+	}
+	return l, nil
 }
 
 // ExamLog is the exams streams seen from the API and the workers: it reads
@@ -80,7 +91,7 @@ type ExamLog struct {
 	events jetstream.Stream
 	timers jetstream.Stream
 	// Publishes to each stream, batched when concurrent.
-	eventsPub, timersPub *examPublisher
+	eventsPub, timersPub *Publisher
 }
 
 // NewExamLog applies cfg (ApplyExams) and returns an ExamLog on the
@@ -91,6 +102,17 @@ func NewExamLog(ctx context.Context, js jetstream.JetStream, cfg streams.ExamStr
 		return nil, err
 	}
 	return OpenExamLog(ctx, js, cfg)
+}
+
+// Close stops the log's publishers, once every call of it has returned.
+func (l *ExamLog) Close() {
+	l.eventsPub.Close()
+	l.timersPub.Close()
+}
+
+// Collectors returns the metrics of the log's publishers, to register once.
+func (l *ExamLog) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{l.eventsPub.Collector(), l.timersPub.Collector()}
 }
 
 // Config returns the log's configuration, defaults filled.
@@ -117,7 +139,7 @@ func (l *ExamLog) Append(ctx context.Context, e events.ExamEvent, expect uint64)
 		return 0, err
 	}
 	student, quiz, _ := e.IDs()
-	ack, err := l.eventsPub.publish(ctx, &nats.Msg{Subject: e.Subject(), Data: data, Header: nats.Header{
+	ack, err := l.eventsPub.Publish(ctx, &nats.Msg{Subject: e.Subject(), Data: data, Header: nats.Header{
 		jetstream.MsgIDHeader:          {e.MsgID()},
 		jetstream.ExpectedStreamHeader: {l.cfg.Name},
 		// The compare-and-set, on all of the student's sessions of the quiz.
@@ -162,7 +184,7 @@ func (l *ExamLog) Arm(ctx context.Context, d events.ExamDue) error {
 	m.Header.Set(examScheduleHeader, "@at "+d.DueAt.UTC().Format(time.RFC3339Nano))
 	m.Header.Set(examScheduleTargetHeader, events.ExamDueSubject(d.SessionID))
 	m.Header.Set(jetstream.ExpectedStreamHeader, l.cfg.TimerName)
-	if _, err := l.timersPub.publish(ctx, m); err != nil {
+	if _, err := l.timersPub.Publish(ctx, m); err != nil {
 		return fmt.Errorf("arm exam timer: %w", err)
 	}
 	return nil

@@ -51,6 +51,7 @@ func newExamLog(t *testing.T) (*eventlog.ExamLog, jetstream.JetStream) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(l.Close)
 	return l, js
 }
 
@@ -275,6 +276,7 @@ func TestExamTimerSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(l.Close)
 	due := events.ExamDue{SessionID: uuid.New(), StudentID: uuid.New(), QuizID: uuid.New(), DueAt: time.Now().Add(time.Second)}
 	if err := l.Arm(t.Context(), due); err != nil {
 		t.Fatal(err)
@@ -292,6 +294,7 @@ func TestExamTimerSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(l2.Close)
 	cons, err := l2.FinalizerConsumer(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -351,9 +354,11 @@ func TestOpenExamLogChangesNothing(t *testing.T) {
 	if err := streams.ApplyExams(ctx, js, streams.ExamStreamConfig{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := eventlog.OpenExamLog(ctx, js, streams.ExamStreamConfig{}); err != nil {
+	l, err := eventlog.OpenExamLog(ctx, js, streams.ExamStreamConfig{})
+	if err != nil {
 		t.Fatalf("open after apply: %v", err)
 	}
+	l.Close()
 	// An operator's stream that could drop acknowledged events.
 	s, err := js.Stream(ctx, streams.DefaultExamStreamName)
 	if err != nil {
@@ -364,7 +369,8 @@ func TestOpenExamLogChangesNothing(t *testing.T) {
 	if _, err := js.UpdateStream(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := eventlog.OpenExamLog(ctx, js, streams.ExamStreamConfig{}); err == nil {
+	if l, err := eventlog.OpenExamLog(ctx, js, streams.ExamStreamConfig{}); err == nil {
+		l.Close()
 		t.Error("opened an events stream that discards old events")
 	}
 	if s, err = js.Stream(ctx, streams.DefaultExamStreamName); err != nil || s.CachedInfo().Config.Discard != jetstream.DiscardOld {

@@ -80,17 +80,33 @@ type Published struct {
 // window or long after, PublishAttempt returns that original with
 // Duplicate set. Any error means the outcome is unknown.
 func (l *Log) PublishAttempt(ctx context.Context, e events.AttemptSubmitted) (Published, error) {
-	data, err := events.Encode(e)
+	m, err := l.attemptMsg(e)
 	if err != nil {
 		return Published{}, err
 	}
-	subject := e.Subject()
-	ack, err := l.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: data},
-		jetstream.WithMsgID(e.AttemptID.String()),
-		jetstream.WithExpectStream(l.stream.CachedInfo().Config.Name),
-		// Refuse a second event on this attempt's subject forever, not only
-		// within the duplicate window.
-		jetstream.WithExpectLastSequencePerSubject(0))
+	ack, err := l.js.PublishMsg(ctx, m)
+	return l.settle(ctx, e, ack, err)
+}
+
+// attemptMsg is e's message with its guards: its id, its stream, and the
+// per-attempt subject's compare-and-set that refuses a second event on it
+// forever, not only within the duplicate window.
+func (l *Log) attemptMsg(e events.AttemptSubmitted) (*nats.Msg, error) {
+	data, err := events.Encode(e)
+	if err != nil {
+		return nil, err
+	}
+	return &nats.Msg{Subject: e.Subject(), Data: data, Header: nats.Header{
+		jetstream.MsgIDHeader:               {e.AttemptID.String()},
+		jetstream.ExpectedStreamHeader:      {l.stream.CachedInfo().Config.Name},
+		jetstream.ExpectedLastSubjSeqHeader: {"0"},
+	}}, nil
+}
+
+// settle turns the stream's answer to e's publish into the event the
+// stream holds: e itself, or for a duplicate (its id inside the window, or
+// its subject's guard after it) the original, read back.
+func (l *Log) settle(ctx context.Context, e events.AttemptSubmitted, ack *jetstream.PubAck, err error) (Published, error) {
 	var orig *jetstream.RawStreamMsg
 	switch {
 	case err == nil && !ack.Duplicate:
@@ -98,7 +114,7 @@ func (l *Log) PublishAttempt(ctx context.Context, e events.AttemptSubmitted) (Pu
 	case err == nil:
 		orig, err = l.stream.GetMsg(ctx, ack.Sequence)
 	case isWrongLastSequence(err):
-		orig, err = l.stream.GetLastMsgForSubject(ctx, subject)
+		orig, err = l.stream.GetLastMsgForSubject(ctx, e.Subject())
 	default:
 		return Published{}, fmt.Errorf("publish attempt: %w", err)
 	}

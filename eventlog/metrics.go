@@ -4,7 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// BatchCollector reports how a Batcher publishes: the size of each atomic
+// BatchCollector reports how a Publisher publishes, labelled by family: the size of each atomic
 // batch, how often a batch refused for a duplicate went again without it,
 // and how many attempts went one at a time (in a batch below MinMessages,
 // too large, in a batch it could not settle, or on a stream without atomic
@@ -16,30 +16,32 @@ type BatchCollector struct {
 	held      prometheus.Counter
 }
 
-func newBatchCollector() *BatchCollector {
+func newBatchCollector(family, stream string) *BatchCollector {
+	labels := prometheus.Labels{"family": family, "stream": stream}
 	return &BatchCollector{
 		sizes: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "quizstream_publish_batch_size_messages",
-			Help:    "Attempts per atomic batch publish, re-sends included.",
-			Buckets: []float64{2, 5, 10, 20, 50, 100, 200, 500, 1000},
+			Name:        "quizstream_publish_batch_size_messages",
+			Help:        "Messages per atomic batch publish, re-sends included, by event family.",
+			Buckets:     []float64{2, 5, 10, 20, 50, 100, 200, 500, 1000},
+			ConstLabels: labels,
 		}),
 		resends: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "quizstream_publish_batch_resends_total",
-			Help: "Atomic batches refused for holding a duplicate attempt and sent again without it.",
+			Name:        "quizstream_publish_batch_resends_total",
+			ConstLabels: labels,
+			Help:        "Atomic batches refused for holding a duplicate attempt and sent again without it.",
 		}),
 		unbatched: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "quizstream_publish_unbatched_attempts_total",
-			Help: "Attempts the batcher published one at a time.",
+			Name:        "quizstream_publish_unbatched_attempts_total",
+			ConstLabels: labels,
+			Help:        "Messages published one at a time.",
 		}),
 		held: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "quizstream_publish_held_duplicates_total",
-			Help: "Retried attempts answered from the API's own view of the stream, without a publish.",
+			Name:        "quizstream_publish_held_duplicates_total",
+			ConstLabels: labels,
+			Help:        "Retried attempts answered from the API's own view of the stream, without a publish.",
 		}),
 	}
 }
-
-// NewBatchCollector returns the collector of b's metrics, to register once.
-func NewBatchCollector(b *Batcher) *BatchCollector { return b.metrics }
 
 // Describe implements prometheus.Collector.
 func (c *BatchCollector) Describe(ch chan<- *prometheus.Desc) {

@@ -177,3 +177,24 @@ func HashAnswers(quiz uuid.UUID, answers []Answer) []byte {
 	h.Write([]byte(strings.Join(pairs, "\n")))
 	return h.Sum(nil)
 }
+
+// ParseAttemptSubject returns the student and attempt of an attempt's
+// subject (AttemptSubject), or false when subject is not one.
+func ParseAttemptSubject(subject string) (student, attempt uuid.UUID, ok bool) {
+	rest, found := strings.CutPrefix(subject, SubjectPrefix+".")
+	if !found {
+		return uuid.Nil, uuid.Nil, false
+	}
+	s, a, found := strings.Cut(rest, ".")
+	if !found {
+		return uuid.Nil, uuid.Nil, false
+	}
+	var err error
+	if student, err = uuid.Parse(s); err != nil {
+		return uuid.Nil, uuid.Nil, false
+	}
+	if attempt, err = uuid.Parse(a); err != nil {
+		return uuid.Nil, uuid.Nil, false
+	}
+	return student, attempt, true
+}

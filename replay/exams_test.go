@@ -51,6 +51,7 @@ func TestRestoreExams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(exams.Close)
 	quiz := f.quizzes[0]
 	read := 0
 	var want []*events.ExamSession

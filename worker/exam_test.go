@@ -156,6 +156,7 @@ func TestExamWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(exams.Close)
 	// start appends a session's start and saves, arming its timer at its cutoff.
 	start := func(d time.Duration, saves ...[2]int) (events.ExamStarted, *events.ExamSession) {
 		t.Helper()

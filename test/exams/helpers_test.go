@@ -166,6 +166,7 @@ func examLog(t testing.TB, s *apptest.Stack) *eventlog.ExamLog {
 	if err != nil {
 		t.Fatalf("exam log: %v", err)
 	}
+	t.Cleanup(l.Close)
 	return l
 }
 
