@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -307,10 +308,12 @@ type Client struct {
 	http    *http.Client
 	ownHTTP bool
 	sem     *semaphore.Weighted
-	limiter *rate.Limiter
-	cb      *gobreaker.CircuitBreaker[struct{}]
-	metrics *metrics
-	log     *slog.Logger
+	// inFlight counts the checks holding a slot of sem, for the gauge.
+	inFlight atomic.Int64
+	limiter  *rate.Limiter
+	cb       *gobreaker.CircuitBreaker[struct{}]
+	metrics  *metrics
+	log      *slog.Logger
 }
 
 // New checks cfg, fills its defaults and returns a Client; it returns an
@@ -353,7 +356,9 @@ func New(cfg Config) (*Client, error) {
 			c.log.Log(context.Background(), lvl, "checker: circuit breaker "+to.String(), "from", from.String(), "open_for", cfg.Breaker.OpenFor)
 		},
 	})
-	m, err := newMetrics(cfg.Registerer, func() float64 { return float64(c.cb.State()) })
+	m, err := newMetrics(cfg.Registerer,
+		func() float64 { return float64(c.cb.State()) },
+		func() float64 { return float64(c.inFlight.Load()) })
 	if err != nil {
 		return nil, err
 	}
@@ -422,7 +427,11 @@ func (c *Client) check(ctx context.Context, req Request) (Result, error) {
 	if err := c.sem.Acquire(cctx, 1); err != nil {
 		return unavailableResult(), c.ended(ctx, "wait for a slot", err)
 	}
-	defer c.sem.Release(1)
+	c.inFlight.Add(1)
+	defer func() {
+		c.inFlight.Add(-1)
+		c.sem.Release(1)
+	}()
 
 	r := newRun(c, req, lang)
 	err := retry.Do(cctx, c.cfg.Retry, retryNow, func(err error, next time.Duration) {

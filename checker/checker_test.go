@@ -398,9 +398,23 @@ func TestTimeoutsBounded(t *testing.T) {
 func TestConcurrencyLimit(t *testing.T) {
 	t.Parallel()
 	f := judge0test.Start(t, judge0test.Config{Delay: 10 * time.Millisecond, Polls: 1})
-	c, _ := newClient(t, f.URL, func(c *checker.Config) { c.MaxConcurrent = 3 })
+	c, reg := newClient(t, f.URL, func(c *checker.Config) { c.MaxConcurrent = 3 })
 	var wg sync.WaitGroup
 	errs := make(chan error, 12)
+	stop := make(chan struct{})
+	var gaugeMax float64
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+				gaugeMax = max(gaugeMax, metric(t, reg, "quizstream_checker_checks_in_flight", ""))
+			}
+		}
+	}()
 	for range 12 {
 		wg.Go(func() {
 			if _, err := c.Check(t.Context(), checker.Request{Language: "python", Source: adder, Tests: adderTests}); err != nil {
@@ -413,8 +427,13 @@ func TestConcurrencyLimit(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
+	close(stop)
+	<-sampled
 	if m := f.Stats().MaxInFlight; m > 3 {
 		t.Fatalf("the fake saw %d requests at once, want at most MaxConcurrent = 3", m)
+	}
+	if g := metric(t, reg, "quizstream_checker_checks_in_flight", ""); gaugeMax > 3 || gaugeMax < 1 || g != 0 {
+		t.Fatalf("in-flight gauge peaked at %v and ended at %v: want 1 to 3, then 0", gaugeMax, g)
 	}
 }
 

@@ -15,7 +15,7 @@ type metrics struct {
 
 // newMetrics builds the client's collectors and registers them on reg
 // (none when reg is nil); state reads the breaker's state for the gauge.
-func newMetrics(reg prometheus.Registerer, state func() float64) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, state, inFlight func() float64) (*metrics, error) {
 	m := &metrics{
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "quizstream_checker_calls_total",
@@ -42,7 +42,11 @@ func newMetrics(reg prometheus.Registerer, state func() float64) (*metrics, erro
 		Name: "quizstream_checker_breaker_state",
 		Help: "The checker's circuit breaker: 0 closed, 1 half-open, 2 open.",
 	}, state)
-	for _, c := range []prometheus.Collector{m.calls, m.latency, m.checks, m.retries, breaker} {
+	running := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "quizstream_checker_checks_in_flight",
+		Help: "Checks holding one of the MaxConcurrent slots (their submissions are at the checker).",
+	}, inFlight)
+	for _, c := range []prometheus.Collector{m.calls, m.latency, m.checks, m.retries, breaker, running} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("checker: register metrics: %w", err)
 		}
