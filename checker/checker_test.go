@@ -694,3 +694,23 @@ func TestOpenBreakerAnswersAtOnce(t *testing.T) {
 		t.Fatalf("the fake received %d requests, want 1", n)
 	}
 }
+
+// A test expecting no output passes a silent program and fails a talkative
+// one, whatever Judge0 makes of an empty expected_output.
+func TestEmptyExpectedOutput(t *testing.T) {
+	t.Parallel()
+	f := judge0test.Start(t, judge0test.Config{})
+	c, _ := newClient(t, f.URL, nil)
+	tests := []checker.TestCase{{Stdin: "quiet", Expected: ""}, {Stdin: "loud", Expected: ""}, {Stdin: "spaces", Expected: ""}}
+	res, err := c.Check(t.Context(), checker.Request{Language: "python", Tests: tests,
+		Source: "# judge0test: \"loud\" -> \"hello\\n\"\n# judge0test: \"spaces\" -> \" \\n\"\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Tests[0].Passed || res.Tests[1].Passed || !res.Tests[2].Passed {
+		t.Fatalf("got %+v: want the silent and blank runs passed, the one printing hello failed", res)
+	}
+	if !strings.Contains(res.Output, "test 2: Wrong Answer\n--- stdout\nhello\n") {
+		t.Fatalf("output %q: want test 2's wrong answer and its stdout", res.Output)
+	}
+}

@@ -112,7 +112,7 @@ type submission struct {
 	SourceCode     string  `json:"source_code"`
 	LanguageID     int     `json:"language_id"`
 	Stdin          string  `json:"stdin"`
-	ExpectedOutput string  `json:"expected_output"`
+	ExpectedOutput *string `json:"expected_output,omitempty"`
 	CPUTimeLimit   float64 `json:"cpu_time_limit"`
 	MemoryLimit    int     `json:"memory_limit"`
 }
@@ -278,12 +278,18 @@ func (r *run) submit(ctx context.Context, idx []int) error {
 	for j, i := range idx {
 		t := r.req.Tests[i]
 		batch.Submissions[j] = submission{
-			SourceCode:     src,
-			LanguageID:     r.lang,
-			Stdin:          base64.StdEncoding.EncodeToString([]byte(t.Stdin)),
-			ExpectedOutput: base64.StdEncoding.EncodeToString([]byte(t.Expected)),
-			CPUTimeLimit:   cpu.Seconds(),
-			MemoryLimit:    mem,
+			SourceCode:   src,
+			LanguageID:   r.lang,
+			Stdin:        base64.StdEncoding.EncodeToString([]byte(t.Stdin)),
+			CPUTimeLimit: cpu.Seconds(),
+			MemoryLimit:  mem,
+		}
+		// Judge0 compares an empty expected output with a program's
+		// empty stdout as "" against nil: Wrong Answer. So an empty
+		// expectation is sent as none, and checked here (run.result).
+		if t.Expected != "" {
+			e := base64.StdEncoding.EncodeToString([]byte(t.Expected))
+			batch.Submissions[j].ExpectedOutput = &e
 		}
 	}
 	body, err := json.Marshal(batch)

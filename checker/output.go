@@ -29,6 +29,9 @@ func (r *run) result() Result {
 		o, tc := st.final, r.req.Tests[i]
 		name := testName(i, tc)
 		id := o.statusID()
+		if id == StatusAccepted && tc.Expected == "" && strings.TrimSpace(deref(o.Stdout)) != "" {
+			id = StatusWrongAnswer // sent without expected_output: see run.submit
+		}
 		passed := id == StatusAccepted
 		res.Tests[i] = TestResult{Name: name, Passed: passed, TimeMS: int64(math.Round(float64(o.Time) * 1000))}
 		if passed {

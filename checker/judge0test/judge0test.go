@@ -20,7 +20,9 @@
 // Without a status directive a run prints what the table (or echo) says,
 // or nothing, and gets status 3 (Accepted) when that stdout equals the
 // expected output as Judge0 compares them (each line's trailing spaces
-// and the trailing newlines ignored), else 4 (Wrong Answer).
+// and the trailing newlines ignored; an empty stdout is null and matches
+// no expected output, not even an empty one), else 4 (Wrong Answer);
+// without an expected output, 3.
 //
 // # Faults
 //
@@ -595,8 +597,10 @@ func run(source, stdin string, expected *string) result {
 	if ok && stdout != "" {
 		res.stdout = &stdout
 	}
+	// Judge0 compares strip(expected_output) with strip(stdout), and an
+	// empty stdout is nil there: an empty expected output never matches.
 	res.status = 4
-	if expected == nil || strip(*expected) == strip(stdout) {
+	if expected == nil || (res.stdout != nil && strip(*expected) == strip(stdout)) {
 		res.status = 3
 	}
 	return res
