@@ -349,11 +349,11 @@ func New(cfg Config) (*Client, error) {
 		// Our own context ending says nothing of the checker.
 		IsExcluded: func(err error) bool { return errors.Is(err, errStopped) },
 		OnStateChange: func(_ string, from, to gobreaker.State) {
-			lvl := slog.LevelInfo
+			log := c.log.Info
 			if to == gobreaker.StateOpen {
-				lvl = slog.LevelWarn
+				log = c.log.Warn
 			}
-			c.log.Log(context.Background(), lvl, "checker: circuit breaker "+to.String(), "from", from.String(), "open_for", cfg.Breaker.OpenFor)
+			log("checker: circuit breaker "+to.String(), "from", from.String(), "open_for", cfg.Breaker.OpenFor)
 		},
 	})
 	m, err := newMetrics(cfg.Registerer,

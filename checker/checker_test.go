@@ -38,7 +38,7 @@ var adderTests = []checker.TestCase{
 }
 
 // newClient returns a client of f tuned for fast tests; mod adjusts it.
-func newClient(t *testing.T, url string, mod func(*checker.Config)) (*checker.Client, *prometheus.Registry) {
+func newClient(t testing.TB, url string, mod func(*checker.Config)) (*checker.Client, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	cfg := checker.Config{
@@ -64,7 +64,7 @@ func newClient(t *testing.T, url string, mod func(*checker.Config)) (*checker.Cl
 
 // metric returns the value of a counter or gauge with the given label
 // value (any label), or a histogram's sample count.
-func metric(t *testing.T, reg *prometheus.Registry, name, label string) float64 {
+func metric(t testing.TB, reg *prometheus.Registry, name, label string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -713,4 +713,20 @@ func TestEmptyExpectedOutput(t *testing.T) {
 	if !strings.Contains(res.Output, "test 2: Wrong Answer\n--- stdout\nhello\n") {
 		t.Fatalf("output %q: want test 2's wrong answer and its stdout", res.Output)
 	}
+}
+
+// BenchmarkCheck measures a check of two tests against a fast fake (the
+// fake's own work included): CPU per check is the figure to read.
+func BenchmarkCheck(b *testing.B) {
+	f := judge0test.Start(b, judge0test.Config{Polls: 1})
+	c, _ := newClient(b, f.URL, func(c *checker.Config) { c.PollInterval = time.Millisecond; c.MaxConcurrent = 64 })
+	req := checker.Request{Language: "python", Source: adder, Tests: adderTests}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := c.Check(context.Background(), req); err != nil {
+				b.Error(err)
+			}
+		}
+	})
 }

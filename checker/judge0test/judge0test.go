@@ -141,7 +141,7 @@ func New(cfg Config) *Fake {
 	f := &Fake{
 		cfg:  cfg,
 		done: make(chan struct{}),
-		rng:  rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
+		rng:  rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)), //nolint:gosec // G404: seeded, so that a flaky run can be replayed
 		subs: map[string]*sub{},
 	}
 	mux := http.NewServeMux()
