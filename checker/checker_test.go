@@ -113,8 +113,8 @@ func TestPassAndFail(t *testing.T) {
 		t.Fatalf("got %+v, want passed with %v and no output", res, want)
 	}
 	// In Queue, Processing, final: three polls of the one batch.
-	if s := f.Stats(); s.Submissions != 2 || s.Polls != 3 {
-		t.Fatalf("fake saw %d submissions and %d polls, want 2 and 3", s.Submissions, s.Polls)
+	if s := f.Stats(); s.Submissions != 2 || s.Polls != 3 || f.SubmissionsOf(adder) != 2 {
+		t.Fatalf("fake saw %d submissions (%d of adder) and %d polls, want 2 and 3", s.Submissions, f.SubmissionsOf(adder), s.Polls)
 	}
 
 	wrong := "# judge0test: \"1 2\\n\" -> \"4\\n\"\n"

@@ -105,10 +105,11 @@ type Fake struct {
 	}
 	authSeen sync.Map // X-Auth-Token values received
 
-	mu   sync.Mutex
-	rng  *rand.Rand
-	subs map[string]*sub
-	next int
+	mu       sync.Mutex
+	rng      *rand.Rand
+	subs     map[string]*sub
+	next     int
+	bySource map[string]int
 }
 
 type sub struct {
@@ -139,10 +140,11 @@ func New(cfg Config) *Fake {
 		}
 	}
 	f := &Fake{
-		cfg:  cfg,
-		done: make(chan struct{}),
-		rng:  rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)), //nolint:gosec // G404: seeded, so that a flaky run can be replayed
-		subs: map[string]*sub{},
+		cfg:      cfg,
+		done:     make(chan struct{}),
+		rng:      rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)), //nolint:gosec // G404: seeded, so that a flaky run can be replayed
+		subs:     map[string]*sub{},
+		bySource: map[string]int{},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /submissions/batch", f.batchCreate)
@@ -188,6 +190,15 @@ func (f *Fake) Stats() Stats {
 		Polls:       f.stats.polls.Load(),
 		MaxInFlight: f.stats.maxInFlight.Load(),
 	}
+}
+
+// SubmissionsOf returns how many submissions of this (decoded) source the
+// fake accepted: a test that gives each check a source of its own counts
+// how often each was sent.
+func (f *Fake) SubmissionsOf(source string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.bySource[source]
 }
 
 // SawToken reports whether any request carried X-Auth-Token tok.
@@ -358,6 +369,7 @@ func (f *Fake) add(in wireSub, b64 bool) (string, map[string][]string) {
 	f.next++
 	tok := fmt.Sprintf("00000000-0000-4000-8000-%012d", f.next)
 	f.subs[tok] = s
+	f.bySource[s.source]++
 	f.stats.submissions.Add(1)
 	return tok, nil
 }
