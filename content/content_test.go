@@ -374,3 +374,24 @@ func TestInvalidWritesNothing(t *testing.T) {
 		t.Fatalf("a refused file changed the database: %s -> %s", before, after)
 	}
 }
+
+// The example in docs/content.md is a valid file.
+func TestDocExample(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile("../docs/content.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "```json\n")
+	example, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("docs/content.md has no ```json example")
+	}
+	f, err := content.Parse([]byte(example))
+	if err != nil {
+		t.Fatalf("the example of docs/content.md: %v", err)
+	}
+	if n := f.Count(); n != (content.Counts{Courses: 1, Quizzes: 2, Questions: 2, Choices: 4}) {
+		t.Fatalf("the example holds %+v", n)
+	}
+}
