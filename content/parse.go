@@ -45,8 +45,8 @@ func (p Problem) String() string {
 // InvalidError is a file that does not validate: the first MaxErrors
 // problems, in file order, and how many more there were.
 type InvalidError struct {
-	Problems []Problem
-	More     int
+	Problems []Problem `json:"problems"`
+	More     int       `json:"more"`
 }
 
 func (e *InvalidError) Error() string {

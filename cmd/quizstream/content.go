@@ -83,10 +83,21 @@ func runContent(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
+	// With --json, a refused file's problems are printed as JSON too, for
+	// the tools that build content files.
+	invalid := func(err error) error {
+		var inv *content.InvalidError
+		if asJSON && errors.As(err, &inv) {
+			if jerr := json.NewEncoder(stdout).Encode(inv); jerr != nil {
+				return jerr
+			}
+		}
+		return err
+	}
 	if dryRun {
 		file, err := content.Parse(data)
 		if err != nil {
-			return err
+			return invalid(err)
 		}
 		n := file.Count()
 		if asJSON {
@@ -117,7 +128,7 @@ func runContent(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	res, err := app.ImportContent(ctx, ci, data)
 	if err != nil {
-		return err
+		return invalid(err)
 	}
 	if asJSON {
 		return json.NewEncoder(stdout).Encode(res)
