@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/quizstream/quizstream/content"
 	"github.com/quizstream/quizstream/store"
 )
 
@@ -17,15 +18,16 @@ func Migrate(ctx context.Context, st *store.Store, log *slog.Logger) error {
 	return nil
 }
 
-// Seed loads the demo content (idempotent) and returns how many rows it
-// changed, or the error that stopped it.
+// Seed imports the demo content file (content.Demo) as `quizstream content
+// import` would (idempotent) and returns how many rows it changed, or the
+// error that stopped it.
 func Seed(ctx context.Context, st *store.Store, log *slog.Logger) (int64, error) {
-	changed, err := st.SaveContent(ctx, store.DemoContent(store.DefaultDemo))
+	res, err := content.Import(ctx, st, content.Demo())
 	if err != nil {
 		return 0, err
 	}
-	log.Info("seed: demo content loaded", "rows_changed", changed)
-	return changed, nil
+	log.Info("seed: demo content loaded", "rows_changed", res.RowsChanged)
+	return res.RowsChanged, nil
 }
 
 // PrepareDatabase is what an all-in-one start needs before New: the

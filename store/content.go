@@ -283,3 +283,20 @@ func (ex *examColumns) apply(q *Quiz) {
 		q.Grace = &g
 	}
 }
+
+// CoursesBySlug returns, for each of slugs that a course holds, that
+// course's id; or the first error.
+func (s *Store) CoursesBySlug(ctx context.Context, slugs []string) (map[string]uuid.UUID, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT slug, id FROM courses WHERE slug = ANY($1::text[])`, slugs)
+	out := map[string]uuid.UUID{}
+	var slug string
+	var id uuid.UUID
+	_, err := pgx.ForEachRow(rows, []any{&slug, &id}, func() error {
+		out[slug] = id
+		return nil
+	})
+	if err != nil {
+		return nil, wrap("courses by slug", err)
+	}
+	return out, nil
+}

@@ -8,6 +8,7 @@
 //	quizstream dlq      lists, shows and redrives dead letters
 //	quizstream replay   re-reads the stream to restore the database or rebuild progress
 //	quizstream stream   applies the stream settings (the one owner of them), or shows them
+//	quizstream content  imports or exports a content file
 //
 // Configuration comes from environment variables, overridden by flags;
 // `quizstream <command> -h` lists them.
@@ -47,6 +48,7 @@ commands:
   dlq       list, show and redrive dead letters (needs NATS_URL)
   replay    re-read the stream: restore attempts, --dry-run, or --rebuild progress (needs NATS_URL)
   stream    apply [--force] the stream settings, or show their status, fill and lag (needs NATS_URL)
+  content   import FILE or export a content file (courses, quizzes, answer keys; docs/content.md)
 
 Run 'quizstream <command> -h' for its flags and environment variables.
 `
@@ -76,6 +78,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runReplay(ctx, args, getenv, stdout, stderr)
 	case "stream":
 		return runStream(ctx, args, getenv, stdout, stderr)
+	case "content":
+		return runContent(ctx, args, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
