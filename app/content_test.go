@@ -13,13 +13,14 @@ import (
 	"github.com/quizstream/quizstream/content"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/store"
+	"github.com/quizstream/quizstream/streams"
 )
 
 // An import that changes content tells running API instances, which
 // reload at once (their periodic reload is off), and saves the content
 // copy in NATS; an import that changes nothing tells no one.
 func TestImportContent(t *testing.T) {
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	a := s.StartAPI(t, api.Config{ContentReload: -1})
 	c := apptest.Client(a.URL)
 	ctx := t.Context()
@@ -49,7 +50,7 @@ func TestImportContent(t *testing.T) {
 		got, _, err := c.Course(ctx, courseID.String())
 		return err == nil && got.Title == "Imported"
 	})
-	data, _, err := events.NewContentSnapshots(s.JS).Load(ctx)
+	data, _, err := streams.NewContentSnapshots(s.JS).Load(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/quizstream/quizstream/app/apptest"
 	"github.com/quizstream/quizstream/content"
-	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/streams"
 )
 
 // content export -o writes the database's content; content import of it
@@ -18,7 +18,7 @@ import (
 // so in its result; a broken file is refused with its problems named.
 func TestContentCommands(t *testing.T) {
 	t.Parallel()
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	file := filepath.Join(t.TempDir(), "content.json")
 	runCommand(t, s, "content", "export", "-o", file)
 	exported, err := os.ReadFile(file)

@@ -13,7 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/quizstream/quizstream/app/apptest"
-	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/streams"
 )
 
 // Every goroutine the test starts (the in-process instance) must be gone
@@ -69,7 +69,7 @@ func TestTryIt(t *testing.T) {
 		t.Fatal("the Try it block does not take the API's address from $QS")
 	}
 
-	s := apptest.New(t, events.StreamConfig{})
+	s := apptest.New(t, streams.StreamConfig{})
 	cfg := s.Config(t)
 	cfg.API, cfg.Workers = true, 1
 	in := s.Start(t, cfg)
