@@ -166,7 +166,7 @@ func literals(srcs []string, pattern string) map[string]bool {
 // quizstream that README.md and docs/*.md cite exists (the commands as
 // `quizstream help` lists them, subcommands and flags as the command's
 // source names them), every make target is in the Makefile, every
-// setting is one quizstream reads (or a stream the events package names,
+// setting is one quizstream reads (or a stream the streams package names,
 // an environment variable a test reads, a make variable), and every test
 // name is a function in a _test.go file.
 func TestDocsCiteWhatExists(t *testing.T) {
@@ -200,7 +200,7 @@ func TestDocsCiteWhatExists(t *testing.T) {
 	names := literals(cmdSrc, `[a-z][a-z-]*`)
 	settings := literals(cmdSrc, `[A-Z][A-Z0-9_]*`)
 	// Stream names: EXAM_TIMERS, and ATTEMPTS_DLQ (ATTEMPTS and "_DLQ").
-	eventsSrc := goFiles(t, filepath.Join(repoRoot, "events"), false, false)
+	eventsSrc := goFiles(t, filepath.Join(repoRoot, "streams"), false, false)
 	suffixes := literals(eventsSrc, `_[A-Z][A-Z0-9_]*`)
 	for name := range literals(eventsSrc, `[A-Z][A-Z0-9_]*`) {
 		settings[name] = true
