@@ -106,7 +106,7 @@ type App struct {
 
 	cfg     Config
 	log     *slog.Logger
-	ackWait time.Duration // the consumer's, as found
+	ackWait map[string]time.Duration // each consumer's, as found
 	ready   *health.Readiness
 	ln      net.Listener // public, when the API runs, until Run takes it
 	ops     net.Listener // operations, when enabled, until Run takes it
@@ -200,15 +200,17 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	return a, nil
 }
 
-// openStream applies the stream's settings when the process owns them
-// (ApplyStream), checks what it finds against its configuration, and opens
-// the Log. A process refuses to start on a stream that is missing or whose
-// durability differs (replicas, storage, retention, discard, the
-// consumer's acknowledgement), and warns on the rest.
+// openStream applies every family's stream settings when the process
+// owns them (ApplyStream), checks what it finds against its configuration,
+// and opens the attempts Log. A process refuses to start when any family's
+// stream or consumer is missing or its durability differs (replicas,
+// storage, retention, discard, the consumer's acknowledgement), naming
+// `quizstream stream apply`, and warns on the rest.
 func (a *App) openStream(ctx context.Context) error {
 	s := a.cfg.Stream
+	families := streams.Declared(s, a.cfg.Exams)
 	if a.cfg.ApplyStream {
-		res, err := streams.Apply(ctx, a.JS, s, false)
+		res, err := streams.Apply(ctx, a.JS, false, families...)
 		if errors.Is(err, streams.ErrRefused) {
 			return fmt.Errorf("events: %w: %s", err, describe(res.Refused))
 		}
@@ -219,7 +221,7 @@ func (a *App) openStream(ctx context.Context) error {
 			a.log.Info("events: stream settings applied", "created", res.Created, "changed", describe(res.Changed))
 		}
 	}
-	check, err := streams.Check(ctx, a.JS, s)
+	check, err := streams.Check(ctx, a.JS, families...)
 	if err != nil {
 		return fmt.Errorf("events: %w", err)
 	}
@@ -228,18 +230,18 @@ func (a *App) openStream(ctx context.Context) error {
 		for i, m := range fatal {
 			changes[i] = m.Change
 		}
-		return fmt.Errorf("events: the stream's durability differs from this process's configuration (found -> configured): %s; "+
+		return fmt.Errorf("events: a stream's durability differs from this process's configuration (found -> configured): %s; "+
 			"fix the configuration, or apply it with `quizstream stream apply`", describe(changes))
 	}
 	for _, m := range check.Mismatches {
 		msg := "events: a stream setting differs from this process's configuration; `quizstream stream apply` applies it"
 		if m.Field == "allow_atomic" {
-			msg = "events: the stream does not allow atomic batches: attempts are published one at a time; `quizstream stream apply` allows them"
+			msg = "events: a stream does not allow atomic batches: its events are published one at a time; `quizstream stream apply` allows them"
 		}
 		a.log.Warn(msg, "object", m.Object, "setting", m.Field, "found", m.Was, "configured", m.Now)
 	}
-	if a.cfg.Workers > 0 && !check.DeadLetters {
-		return fmt.Errorf("events: dead-letter stream %s: %w", s.DeadLetterStream(), streams.ErrNotApplied)
+	if a.cfg.Workers > 0 && len(check.Missing) > 0 {
+		return fmt.Errorf("events: %s: %w", strings.Join(check.Missing, ", "), streams.ErrNotApplied)
 	}
 	if a.cfg.API && !check.ContentBucket {
 		a.log.Warn("events: no content bucket: an API instance starting while PostgreSQL is down cannot serve; `quizstream stream apply` creates it",
@@ -249,14 +251,17 @@ func (a *App) openStream(ctx context.Context) error {
 	if a.Log, err = eventlog.OpenLog(ctx, a.JS, s); err != nil {
 		return fmt.Errorf("events: %w", err)
 	}
-	a.Registry.MustRegister(streams.NewStreamCollector(a.JS, s))
-	st, err := streams.Status(ctx, a.JS, s)
+	a.Registry.MustRegister(streams.NewStreamCollector(a.JS, families...))
+	st, err := streams.Status(ctx, a.JS, families...)
 	if err != nil {
 		return fmt.Errorf("events: %w", err)
 	}
-	a.log.Info("events: stream ready", "stream", st.Stream.Name, "replicas", st.Stream.Replicas, "storage", st.Stream.Storage,
-		"duplicates", st.Stream.Duplicates, "max_age", st.Stream.MaxAge, "capacity", st.Stream.Capacity.String(),
-		"consumer", s.Consumer, "ack_wait", check.AckWait, "server_version", a.Conn.ConnectedServerVersion())
+	for _, f := range st.Families {
+		for _, ss := range f.Streams {
+			a.log.Info("events: stream ready", "family", f.Name, "stream", ss.Name, "replicas", ss.Replicas, "storage", ss.Storage,
+				"duplicates", ss.Duplicates, "max_age", ss.MaxAge, "capacity", ss.Capacity.String(), "server_version", a.Conn.ConnectedServerVersion())
+		}
+	}
 	return nil
 }
 
@@ -287,7 +292,7 @@ func (a *App) buildWorkers(ctx context.Context) error {
 	wc := a.cfg.WorkerConfig
 	// The consumer's AckWait as found, not as configured: the heartbeat
 	// must beat the redelivery the server actually does.
-	wc.AckWait, wc.Logger, wc.Registerer = a.ackWait, a.log, a.Registry
+	wc.AckWait, wc.Logger, wc.Registerer = a.ackWait[a.cfg.Stream.Consumer], a.log, a.Registry
 	for range a.cfg.Workers {
 		w, err := worker.New(cons, a.Store, dl, wc)
 		if err != nil {

@@ -23,55 +23,30 @@ const (
 
 // OpenExamLog returns an ExamLog on the exams streams and consumers cfg
 // names as they are, changing nothing. It returns an error wrapping
-// ErrNotApplied when one does not exist, an error naming the setting when
-// one differs where a 202 or a deadline depends on it (storage,
-// retention, discard, replicas, message schedules), or the error of a
-// lookup.
+// streams.ErrNotApplied when one does not exist, an error naming the
+// settings that differ where a 202 or a deadline depends on them (the
+// exams family's fatal settings: streams.Check), or the error of a lookup.
 func OpenExamLog(ctx context.Context, js jetstream.JetStream, cfg streams.ExamStreamConfig) (*ExamLog, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	check, err := streams.Check(ctx, js, streams.Exams(cfg))
+	if err != nil {
+		return nil, err
+	}
+	if fatal := check.Fatal(); len(fatal) > 0 {
+		return nil, fmt.Errorf("exams streams: %s %s is %s, this process expects %s; apply the configuration",
+			fatal[0].Object, fatal[0].Field, fatal[0].Was, fatal[0].Now)
+	}
 	var found [2]jetstream.Stream
 	for i, name := range []string{cfg.Name, cfg.TimerName} {
-		s, err := js.Stream(ctx, name)
-		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			return nil, fmt.Errorf("stream %s: %w", name, streams.ErrNotApplied)
-		}
-		if err != nil {
+		if found[i], err = js.Stream(ctx, name); err != nil {
 			return nil, fmt.Errorf("stream %s: %w", name, err)
-		}
-		found[i] = s
-	}
-	for _, c := range []struct{ stream, name string }{{cfg.Name, cfg.Writer}, {cfg.TimerName, cfg.Finalizer}} {
-		_, err := js.Consumer(ctx, c.stream, c.name)
-		if errors.Is(err, jetstream.ErrConsumerNotFound) {
-			return nil, fmt.Errorf("consumer %s: %w", c.name, streams.ErrNotApplied)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("consumer %s: %w", c.name, err)
-		}
-	}
-	ev, tm := found[0].CachedInfo().Config, found[1].CachedInfo().Config
-	for _, m := range []struct {
-		what      string
-		found, is any
-	}{
-		{cfg.Name + " storage", ev.Storage, jetstream.FileStorage},
-		{cfg.Name + " retention", ev.Retention, jetstream.LimitsPolicy},
-		{cfg.Name + " discard", ev.Discard, jetstream.DiscardNew},
-		{cfg.Name + " replicas", ev.Replicas, cfg.Replicas},
-		{cfg.TimerName + " storage", tm.Storage, jetstream.FileStorage},
-		{cfg.TimerName + " message schedules", tm.AllowMsgSchedules, true},
-		{cfg.TimerName + " replicas", tm.Replicas, cfg.Replicas},
-	} {
-		if m.found != m.is {
-			return nil, fmt.Errorf("exams streams: %s is %v, this process expects %v; apply the configuration", m.what, m.found, m.is)
 		}
 	}
 	l := &ExamLog{js: js, cfg: cfg, events: found[0], timers: found[1]}
 	// A start surge publishes a start and a timer per student at once.
 	bc := BatchConfig{MinMessages: 4}
-	var err error
 	if l.eventsPub, err = NewPublisher(ctx, js, cfg.Name, "exams", bc, nil); err != nil {
 		return nil, err
 	}
@@ -94,11 +69,11 @@ type ExamLog struct {
 	eventsPub, timersPub *Publisher
 }
 
-// NewExamLog applies cfg (ApplyExams) and returns an ExamLog on the
+// NewExamLog applies cfg (streams.Apply of the exams family, forced) and returns an ExamLog on the
 // streams, or the error that stopped it: for tests and tools that own
 // their server. A service process uses OpenExamLog.
 func NewExamLog(ctx context.Context, js jetstream.JetStream, cfg streams.ExamStreamConfig) (*ExamLog, error) {
-	if err := streams.ApplyExams(ctx, js, cfg); err != nil {
+	if _, err := streams.Apply(ctx, js, true, streams.Exams(cfg)); err != nil {
 		return nil, err
 	}
 	return OpenExamLog(ctx, js, cfg)

@@ -351,7 +351,7 @@ func TestOpenExamLogChangesNothing(t *testing.T) {
 	if _, err := eventlog.OpenExamLog(ctx, js, streams.ExamStreamConfig{}); !errors.Is(err, streams.ErrNotApplied) {
 		t.Fatalf("open before apply: %v", err)
 	}
-	if err := streams.ApplyExams(ctx, js, streams.ExamStreamConfig{}); err != nil {
+	if _, err := streams.Apply(ctx, js, false, streams.Exams(streams.ExamStreamConfig{})); err != nil {
 		t.Fatal(err)
 	}
 	l, err := eventlog.OpenExamLog(ctx, js, streams.ExamStreamConfig{})

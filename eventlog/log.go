@@ -57,7 +57,7 @@ func OpenLog(ctx context.Context, js jetstream.JetStream, cfg streams.StreamConf
 // where that lowers a limit) and returns a Log on them: for tests and
 // tools that own their server. A service process uses OpenLog.
 func NewLog(ctx context.Context, js jetstream.JetStream, cfg streams.StreamConfig) (*Log, error) {
-	if _, err := streams.Apply(ctx, js, cfg, true); err != nil {
+	if _, err := streams.Apply(ctx, js, true, streams.Attempts(cfg)); err != nil {
 		return nil, err
 	}
 	return OpenLog(ctx, js, cfg)

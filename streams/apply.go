@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/quizstream/quizstream/events"
 )
 
 // Stream settings have one owner (docs/operations.md, "Stream settings"):
@@ -53,21 +52,25 @@ type ApplyResult struct {
 	Forced bool
 }
 
-// Apply creates the attempts stream, the dead-letter stream, the workers'
-// consumer and the content bucket as cfg says, or updates them. Unless
-// force, it refuses (ErrRefused, nothing changed) to lower replicas or
-// MaxAge, or MaxBytes or MaxMsgs below what a stream holds. It returns what
-// it did, or the first error, after which the objects before it may have
-// been changed.
-func Apply(ctx context.Context, js jetstream.JetStream, cfg StreamConfig, force bool) (ApplyResult, error) {
-	if err := cfg.Validate(); err != nil {
-		return ApplyResult{}, err
-	}
+// Apply creates the families' streams and consumers and the content
+// bucket as declared, or updates them. Unless force, it refuses
+// (ErrRefused, nothing changed) to lower replicas or MaxAge, or MaxBytes
+// or MaxMsgs below what a stream holds. It returns what it did, or the
+// first error, after which the objects before it may have been changed.
+func Apply(ctx context.Context, js jetstream.JetStream, force bool, families ...Family) (ApplyResult, error) {
 	var res ApplyResult
-	want := []jetstream.StreamConfig{streamConfig(cfg), deadLetterConfig(cfg)}
+	if err := declared(families); err != nil {
+		return res, err
+	}
+	var want []Stream
+	var consumers []Consumer
+	for _, f := range families {
+		want = append(want, f.Streams...)
+		consumers = append(consumers, f.Consumers...)
+	}
 	exists := make([]bool, len(want))
-	for i, sc := range want {
-		info, err := streamInfo(ctx, js, sc.Name)
+	for i, s := range want {
+		info, err := streamInfo(ctx, js, s.Config.Name)
 		switch {
 		case errors.Is(err, jetstream.ErrStreamNotFound):
 			continue
@@ -75,18 +78,21 @@ func Apply(ctx context.Context, js jetstream.JetStream, cfg StreamConfig, force 
 			return res, err
 		}
 		exists[i] = true
-		changes := streamChanges(info.Config, sc)
+		changes := streamChanges(info.Config, s.Config)
 		res.Changed = append(res.Changed, changes...)
 		res.Refused = append(res.Refused, refusals(info, changes)...)
 	}
-	cons, err := js.Consumer(ctx, cfg.Name, cfg.Consumer)
-	consExists := err == nil
-	switch {
-	case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
-	case err != nil:
-		return res, fmt.Errorf("consumer %s: %w", cfg.Consumer, err)
-	default:
-		res.Changed = append(res.Changed, consumerChanges(cons.CachedInfo().Config, consumerConfig(cfg))...)
+	consExists := make([]bool, len(consumers))
+	for i, c := range consumers {
+		cons, err := js.Consumer(ctx, c.Stream, c.Config.Durable)
+		switch {
+		case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
+		case err != nil:
+			return res, fmt.Errorf("consumer %s: %w", c.Config.Durable, err)
+		default:
+			consExists[i] = true
+			res.Changed = append(res.Changed, consumerChanges(cons.CachedInfo().Config, c.Config)...)
+		}
 	}
 	if len(res.Refused) > 0 {
 		if !force {
@@ -96,21 +102,23 @@ func Apply(ctx context.Context, js jetstream.JetStream, cfg StreamConfig, force 
 		res.Forced = true
 	}
 
-	for i, sc := range want {
-		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
-			return res, fmt.Errorf("apply stream %s: %w", sc.Name, err)
+	for i, s := range want {
+		if _, err := js.CreateOrUpdateStream(ctx, s.Config); err != nil {
+			return res, fmt.Errorf("apply stream %s: %w", s.Config.Name, err)
 		}
 		if !exists[i] {
-			res.Created = append(res.Created, "stream "+sc.Name)
+			res.Created = append(res.Created, "stream "+s.Config.Name)
 		}
 	}
-	if _, err := js.CreateOrUpdateConsumer(ctx, cfg.Name, consumerConfig(cfg)); err != nil {
-		return res, fmt.Errorf("apply consumer %s: %w", cfg.Consumer, err)
+	for i, c := range consumers {
+		if _, err := js.CreateOrUpdateConsumer(ctx, c.Stream, c.Config); err != nil {
+			return res, fmt.Errorf("apply consumer %s: %w", c.Config.Durable, err)
+		}
+		if !consExists[i] {
+			res.Created = append(res.Created, "consumer "+c.Config.Durable)
+		}
 	}
-	if !consExists {
-		res.Created = append(res.Created, "consumer "+cfg.Consumer)
-	}
-	created, err := applyContentBucket(ctx, js, cfg)
+	created, err := applyContentBucket(ctx, js, max(want[0].Config.Replicas, 1))
 	if err != nil {
 		return res, err
 	}
@@ -118,6 +126,20 @@ func Apply(ctx context.Context, js jetstream.JetStream, cfg StreamConfig, force 
 		res.Created = append(res.Created, "bucket "+ContentBucket)
 	}
 	return res, nil
+}
+
+// declared returns the first family's configuration error, or an error
+// when there is no family or no stream.
+func declared(families []Family) error {
+	if len(families) == 0 || len(families[0].Streams) == 0 {
+		return errors.New("streams: no family declared")
+	}
+	for _, f := range families {
+		if f.err != nil {
+			return f.err
+		}
+	}
+	return nil
 }
 
 func streamInfo(ctx context.Context, js jetstream.JetStream, name string) (*jetstream.StreamInfo, error) {
@@ -157,6 +179,7 @@ func streamChanges(was, want jetstream.StreamConfig) []Change {
 	add("duplicates", was.Duplicates, want.Duplicates)
 	add("allow_atomic", was.AllowAtomicPublish, want.AllowAtomicPublish)
 	add("allow_direct", was.AllowDirect, want.AllowDirect)
+	add("allow_msg_schedules", was.AllowMsgSchedules, want.AllowMsgSchedules)
 	return out
 }
 
@@ -226,22 +249,19 @@ type Mismatch struct {
 	Fatal bool
 }
 
-// fatalFields are the settings a process refuses to start with when
-// they differ: the durability of a 202.
-var fatalFields = map[string]bool{
-	"stream replicas": true, "stream storage": true, "stream retention": true, "stream discard": true,
-	"stream subjects": true, "consumer ack_policy": true, "consumer filter_subject": true, "consumer max_deliver": true,
-}
-
 // CheckResult is what Check found.
 type CheckResult struct {
-	// Mismatches lists the settings that differ from the configuration.
+	// Mismatches lists the settings that differ from the declarations.
 	Mismatches []Mismatch
-	// AckWait is the consumer's as found: a worker reports progress on a
-	// batch every half of it, whatever its own configuration says.
-	AckWait time.Duration
-	// DeadLetters and ContentBucket say whether those exist.
-	DeadLetters, ContentBucket bool
+	// AckWait is each durable consumer's, by name, as found: a worker
+	// reports progress on a batch every half of it, whatever its own
+	// configuration says.
+	AckWait map[string]time.Duration
+	// Missing lists the optional objects that do not exist ("stream
+	// ATTEMPTS_DLQ"): the workers need them.
+	Missing []string
+	// ContentBucket says whether the content bucket exists.
+	ContentBucket bool
 }
 
 // Fatal returns the mismatches a process must not start with.
@@ -255,60 +275,63 @@ func (r CheckResult) Fatal() []Mismatch {
 	return out
 }
 
-// Check compares the streams and the consumer with cfg and changes
-// nothing. It returns an error wrapping ErrNotApplied when the attempts
-// stream or the consumer does not exist, or the error of a lookup.
-func Check(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (CheckResult, error) {
-	if err := cfg.Validate(); err != nil {
-		return CheckResult{}, err
-	}
-	var res CheckResult
-	info, err := streamInfo(ctx, js, cfg.Name)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return res, fmt.Errorf("stream %s: %w", cfg.Name, ErrNotApplied)
-	}
-	if err != nil {
+// Check compares every family's streams and consumers with their
+// declarations and changes nothing. It returns an error wrapping
+// ErrNotApplied naming the first stream or consumer that does not exist
+// (an optional stream is listed in Missing instead), or the error of a
+// lookup.
+func Check(ctx context.Context, js jetstream.JetStream, families ...Family) (CheckResult, error) {
+	res := CheckResult{AckWait: map[string]time.Duration{}}
+	if err := declared(families); err != nil {
 		return res, err
 	}
-	changes := streamChanges(info.Config, streamConfig(cfg))
-	cons, err := js.Consumer(ctx, cfg.Name, cfg.Consumer)
-	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return res, fmt.Errorf("consumer %s: %w", cfg.Consumer, ErrNotApplied)
-	}
-	if err != nil {
-		return res, fmt.Errorf("consumer %s: %w", cfg.Consumer, err)
-	}
-	cc := cons.CachedInfo().Config
-	res.AckWait = cc.AckWait
-	changes = append(changes, consumerChanges(cc, consumerConfig(cfg))...)
-	switch dl, err := streamInfo(ctx, js, cfg.DeadLetterStream()); {
-	case err == nil:
-		res.DeadLetters = true
-		for _, c := range streamChanges(dl.Config, deadLetterConfig(cfg)) {
-			if c.Field == "replicas" { // only what decides a dead letter's fate
-				changes = append(changes, c)
+	for _, f := range families {
+		subjects := map[string][]string{}
+		for _, s := range f.Streams {
+			subjects[s.Config.Name] = s.Config.Subjects
+			info, err := streamInfo(ctx, js, s.Config.Name)
+			switch {
+			case errors.Is(err, jetstream.ErrStreamNotFound) && s.Optional:
+				res.Missing = append(res.Missing, "stream "+s.Config.Name)
+				continue
+			case errors.Is(err, jetstream.ErrStreamNotFound):
+				return res, fmt.Errorf("%s: stream %s: %w", f.Name, s.Config.Name, ErrNotApplied)
+			case err != nil:
+				return res, err
+			}
+			for _, c := range streamChanges(info.Config, s.Config) {
+				if len(s.Only) == 0 || slices.Contains(s.Only, c.Field) {
+					res.Mismatches = append(res.Mismatches, Mismatch{Change: c, Fatal: slices.Contains(s.Fatal, c.Field)})
+				}
 			}
 		}
-	case !errors.Is(err, jetstream.ErrStreamNotFound):
-		return res, err
+		for _, c := range f.Consumers {
+			cons, err := js.Consumer(ctx, c.Stream, c.Config.Durable)
+			if errors.Is(err, jetstream.ErrConsumerNotFound) {
+				return res, fmt.Errorf("%s: consumer %s: %w", f.Name, c.Config.Durable, ErrNotApplied)
+			}
+			if err != nil {
+				return res, fmt.Errorf("consumer %s: %w", c.Config.Durable, err)
+			}
+			found := cons.CachedInfo().Config
+			res.AckWait[c.Config.Durable] = found.AckWait
+			for _, ch := range consumerChanges(found, c.Config) {
+				fatal := slices.Contains(c.Fatal, ch.Field)
+				if ch.Field == "filter_subject" && ch.Now == "" && slices.Equal(subjects[c.Stream], []string{ch.Was}) {
+					// A filter on the stream's own subjects (earlier
+					// versions): the same messages, found slower over a
+					// large backlog; `stream apply` drops it.
+					fatal = false
+				}
+				res.Mismatches = append(res.Mismatches, Mismatch{Change: ch, Fatal: fatal})
+			}
+		}
 	}
 	switch _, err := js.ObjectStore(ctx, ContentBucket); {
 	case err == nil:
 		res.ContentBucket = true
 	case !errors.Is(err, jetstream.ErrBucketNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound):
 		return res, fmt.Errorf("bucket %s: %w", ContentBucket, err)
-	}
-	for _, c := range changes {
-		// Was is what is found, Now what this process expects.
-		kind, _, _ := strings.Cut(c.Object, " ")
-		// The dead-letter stream's settings decide no 202's fate.
-		fatal := fatalFields[kind+" "+c.Field] && c.Object != "stream "+cfg.DeadLetterStream()
-		if kind == "consumer" && c.Field == "filter_subject" && c.Was == events.SubjectPrefix+".>" && c.Now == "" {
-			// The filter of earlier versions: the same messages, found
-			// slower over a large backlog; `stream apply` drops it.
-			fatal = false
-		}
-		res.Mismatches = append(res.Mismatches, Mismatch{Change: c, Fatal: fatal})
 	}
 	return res, nil
 }
@@ -383,10 +406,10 @@ func streamStatus(info *jetstream.StreamInfo) StreamStatus {
 	return st
 }
 
-// ConsumerStatus is the workers' consumer: its settings and how far
-// behind the stream it is.
+// ConsumerStatus is a durable consumer: its settings and how far behind
+// its stream it is.
 type ConsumerStatus struct {
-	Name          string
+	Name, Stream  string
 	AckWait       time.Duration
 	MaxAckPending int
 	MaxDeliver    int
@@ -402,70 +425,107 @@ type ConsumerStatus struct {
 	// OldestUnacked is the age of the oldest event not settled (0 when
 	// none): past the stream's MaxAge it is deleted unstored.
 	OldestUnacked time.Duration
+	// MaxAge is the stream's.
+	MaxAge time.Duration
+}
+
+// FamilyStatus is one family's streams and consumers as found.
+type FamilyStatus struct {
+	Name      string
+	Streams   []StreamStatus
+	Consumers []ConsumerStatus
+	// Missing lists the family's streams and consumers that do not exist.
+	Missing []string
 }
 
 // StatusResult is what `quizstream stream status` shows.
 type StatusResult struct {
-	Stream StreamStatus
-	// DeadLetters is nil when the dead-letter stream does not exist.
-	DeadLetters *StreamStatus
-	// Consumer is nil when the consumer does not exist.
-	Consumer *ConsumerStatus
-	// Mismatches lists the settings that differ from the configuration.
+	Families []FamilyStatus
+	// Mismatches lists the settings that differ from the declarations.
 	Mismatches []Mismatch
 }
 
-// Status reads the streams and the consumer and compares them with cfg,
-// changing nothing. It returns an error wrapping ErrNotApplied when the
-// attempts stream does not exist, or the error of a lookup.
-func Status(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (StatusResult, error) {
-	if err := cfg.Validate(); err != nil {
-		return StatusResult{}, err
-	}
+// Status reads every family's streams and consumers and compares them
+// with their declarations, changing nothing. It returns the error of a
+// lookup; what does not exist is listed in each family's Missing.
+func Status(ctx context.Context, js jetstream.JetStream, families ...Family) (StatusResult, error) {
 	var res StatusResult
-	s, err := js.Stream(ctx, cfg.Name)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return res, fmt.Errorf("stream %s: %w", cfg.Name, ErrNotApplied)
-	}
-	if err != nil {
-		return res, fmt.Errorf("stream %s: %w", cfg.Name, err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return res, fmt.Errorf("stream %s: %w", cfg.Name, err)
-	}
-	res.Stream = streamStatus(info)
-	switch dl, err := streamInfo(ctx, js, cfg.DeadLetterStream()); {
-	case err == nil:
-		st := streamStatus(dl)
-		res.DeadLetters = &st
-	case !errors.Is(err, jetstream.ErrStreamNotFound):
+	if err := declared(families); err != nil {
 		return res, err
 	}
-	cons, err := js.Consumer(ctx, cfg.Name, cfg.Consumer)
-	switch {
-	case err == nil:
-		ci := cons.CachedInfo()
-		res.Consumer = &ConsumerStatus{
-			Name: ci.Name, AckWait: ci.Config.AckWait, MaxAckPending: ci.Config.MaxAckPending, MaxDeliver: ci.Config.MaxDeliver,
-			AckFloor: ci.AckFloor.Stream, Pending: ci.NumPending, AckPending: ci.NumAckPending, Redelivered: ci.NumRedelivered,
+	complete := true
+	for _, f := range families {
+		fs := FamilyStatus{Name: f.Name}
+		found := map[string]*jetstream.StreamInfo{}
+		for _, s := range f.Streams {
+			info, err := streamInfo(ctx, js, s.Config.Name)
+			switch {
+			case errors.Is(err, jetstream.ErrStreamNotFound):
+				fs.Missing = append(fs.Missing, "stream "+s.Config.Name)
+				complete = complete && s.Optional
+				continue
+			case err != nil:
+				return res, err
+			}
+			found[s.Config.Name] = info
+			fs.Streams = append(fs.Streams, streamStatus(info))
 		}
-		if info.State.LastSeq > ci.AckFloor.Stream {
-			res.Consumer.Lag = info.State.LastSeq - ci.AckFloor.Stream
+		for _, c := range f.Consumers {
+			info := found[c.Stream]
+			if info == nil {
+				fs.Missing = append(fs.Missing, "consumer "+c.Config.Durable)
+				complete = false
+				continue
+			}
+			cons, err := js.Consumer(ctx, c.Stream, c.Config.Durable)
+			switch {
+			case errors.Is(err, jetstream.ErrConsumerNotFound):
+				fs.Missing = append(fs.Missing, "consumer "+c.Config.Durable)
+				complete = false
+				continue
+			case err != nil:
+				return res, fmt.Errorf("consumer %s: %w", c.Config.Durable, err)
+			}
+			ci := cons.CachedInfo()
+			cs := ConsumerStatus{
+				Name: ci.Name, Stream: c.Stream, AckWait: ci.Config.AckWait, MaxAckPending: ci.Config.MaxAckPending,
+				MaxDeliver: ci.Config.MaxDeliver, AckFloor: ci.AckFloor.Stream, Pending: ci.NumPending,
+				AckPending: ci.NumAckPending, Redelivered: ci.NumRedelivered, MaxAge: info.Config.MaxAge,
+			}
+			if info.State.LastSeq > ci.AckFloor.Stream {
+				cs.Lag = info.State.LastSeq - ci.AckFloor.Stream
+			}
+			filter := ci.Config.FilterSubject
+			if filter == "" && len(info.Config.Subjects) == 1 {
+				filter = info.Config.Subjects[0]
+			}
+			if s, err := js.Stream(ctx, c.Stream); err == nil {
+				cs.OldestUnacked = oldestUnacked(ctx, s, filter, ci.AckFloor.Stream, info.State.LastSeq)
+			}
+			fs.Consumers = append(fs.Consumers, cs)
 		}
-		res.Consumer.OldestUnacked = oldestUnacked(ctx, s, ci.AckFloor.Stream, info.State.LastSeq)
-	case !errors.Is(err, jetstream.ErrConsumerNotFound):
-		return res, fmt.Errorf("consumer %s: %w", cfg.Consumer, err)
+		res.Families = append(res.Families, fs)
 	}
-	if res.Consumer != nil {
-		check, err := Check(ctx, js, cfg)
+	if complete {
+		check, err := Check(ctx, js, families...)
 		if err != nil {
 			return res, err
 		}
 		res.Mismatches = check.Mismatches
 	} else {
-		for _, c := range streamChanges(info.Config, streamConfig(cfg)) {
-			res.Mismatches = append(res.Mismatches, Mismatch{Change: c, Fatal: fatalFields["stream "+c.Field]})
+		// Without every object, compare what exists.
+		for _, f := range families {
+			for _, s := range f.Streams {
+				info, err := streamInfo(ctx, js, s.Config.Name)
+				if err != nil {
+					continue
+				}
+				for _, c := range streamChanges(info.Config, s.Config) {
+					if len(s.Only) == 0 || slices.Contains(s.Only, c.Field) {
+						res.Mismatches = append(res.Mismatches, Mismatch{Change: c, Fatal: slices.Contains(s.Fatal, c.Field)})
+					}
+				}
+			}
 		}
 	}
 	slices.SortStableFunc(res.Mismatches, func(a, b Mismatch) int {
@@ -479,13 +539,24 @@ func Status(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (Stat
 	return res, nil
 }
 
-// oldestUnacked returns the age of the first event above the ack floor,
-// the oldest one not settled, or 0 when there is none (or it cannot be read).
-func oldestUnacked(ctx context.Context, s jetstream.Stream, floor, last uint64) time.Duration {
+// Family returns the status of the family named name, and whether there is one.
+func (r StatusResult) Family(name string) (FamilyStatus, bool) {
+	for _, f := range r.Families {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return FamilyStatus{}, false
+}
+
+// oldestUnacked returns the age of the first event on filter above the
+// ack floor, the oldest one not settled, or 0 when there is none (or it
+// cannot be read).
+func oldestUnacked(ctx context.Context, s jetstream.Stream, filter string, floor, last uint64) time.Duration {
 	if floor >= last {
 		return 0
 	}
-	m, err := s.GetMsg(ctx, floor+1, jetstream.WithGetMsgSubject(events.SubjectPrefix+".>"))
+	m, err := s.GetMsg(ctx, floor+1, jetstream.WithGetMsgSubject(filter))
 	if err != nil {
 		return 0
 	}

@@ -3,6 +3,7 @@ package streams_test
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,7 +30,7 @@ func fields(cs []streams.Change) []string {
 func TestApplyCreatesThenChangesNothing(t *testing.T) {
 	_, js := eventstest.Connect(t, eventstest.NewServer(t))
 	cfg := streams.StreamConfig{MaxBytes: 1 << 20, MaxMsgs: 1000, MaxAge: time.Hour}
-	res, err := streams.Apply(t.Context(), js, cfg, false)
+	res, err := streams.Apply(t.Context(), js, false, streams.Attempts(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,12 +64,12 @@ func TestApplyCreatesThenChangesNothing(t *testing.T) {
 		t.Fatalf("dead-letter config: %+v", c)
 	}
 
-	res, err = streams.Apply(t.Context(), js, cfg, false)
+	res, err = streams.Apply(t.Context(), js, false, streams.Attempts(cfg))
 	if err != nil || len(res.Created) != 0 || len(res.Changed) != 0 || len(res.Refused) != 0 {
 		t.Fatalf("second apply: %+v, %v; want nothing changed", res, err)
 	}
-	check, err := streams.Check(t.Context(), js, cfg)
-	if err != nil || len(check.Mismatches) != 0 || !check.DeadLetters || !check.ContentBucket || check.AckWait != streams.DefaultAckWait {
+	check, err := streams.Check(t.Context(), js, streams.Attempts(cfg))
+	if err != nil || len(check.Mismatches) != 0 || len(check.Missing) != 0 || !check.ContentBucket || check.AckWait["attempt-writer"] != streams.DefaultAckWait {
 		t.Fatalf("check after apply: %+v, %v", check, err)
 	}
 }
@@ -109,7 +110,7 @@ func TestApplyRefusesToLowerWhatIsKept(t *testing.T) {
 		"max_msgs below use":      {streams.StreamConfig{MaxAge: time.Hour, MaxBytes: 1 << 20, MaxMsgs: 9}, []string{"stream ATTEMPTS max_msgs"}},
 		"all three, and ack_wait": {streams.StreamConfig{MaxAge: time.Minute, Duplicates: time.Minute, MaxBytes: 100, MaxMsgs: 2, AckWait: time.Minute}, []string{"stream ATTEMPTS max_age", "stream ATTEMPTS max_bytes", "stream ATTEMPTS max_msgs"}},
 	} {
-		res, err := streams.Apply(t.Context(), js, tc.cfg, false)
+		res, err := streams.Apply(t.Context(), js, false, streams.Attempts(tc.cfg))
 		if !errors.Is(err, streams.ErrRefused) || !slices.Equal(fields(res.Refused), tc.refused) || len(res.Changed) != 0 {
 			t.Errorf("%s: %+v, %v; want refused %v and nothing changed", name, res, err, tc.refused)
 		}
@@ -127,7 +128,7 @@ func TestApplyRefusesToLowerWhatIsKept(t *testing.T) {
 	}
 
 	// Raising, or lowering MaxBytes while it still holds every event, needs no force.
-	res, err := streams.Apply(t.Context(), js, streams.StreamConfig{MaxAge: 2 * time.Hour, MaxBytes: int64(held.Bytes) + 1000, MaxMsgs: 2000}, false)
+	res, err := streams.Apply(t.Context(), js, false, streams.Attempts(streams.StreamConfig{MaxAge: 2 * time.Hour, MaxBytes: int64(held.Bytes) + 1000, MaxMsgs: 2000}))
 	if err != nil || !slices.Equal(fields(res.Changed), []string{"stream ATTEMPTS max_age", "stream ATTEMPTS max_bytes", "stream ATTEMPTS max_msgs"}) {
 		t.Fatalf("raising: %+v, %v", res, err)
 	}
@@ -136,7 +137,7 @@ func TestApplyRefusesToLowerWhatIsKept(t *testing.T) {
 	}
 
 	// Forced, a lower MaxAge is applied, and said so.
-	res, err = streams.Apply(t.Context(), js, streams.StreamConfig{MaxAge: time.Minute, Duplicates: time.Minute, MaxBytes: 1 << 20, MaxMsgs: 2000}, true)
+	res, err = streams.Apply(t.Context(), js, true, streams.Attempts(streams.StreamConfig{MaxAge: time.Minute, Duplicates: time.Minute, MaxBytes: 1 << 20, MaxMsgs: 2000}))
 	if err != nil || !res.Forced || !slices.Equal(fields(res.Refused), []string{"stream ATTEMPTS max_age"}) {
 		t.Fatalf("forced: %+v, %v", res, err)
 	}
@@ -150,7 +151,7 @@ func TestApplyRefusesToLowerWhatIsKept(t *testing.T) {
 func TestCheck(t *testing.T) {
 	_, js := eventstest.Connect(t, eventstest.NewServer(t))
 	cfg := streams.StreamConfig{}
-	if _, err := streams.Check(t.Context(), js, cfg); !errors.Is(err, streams.ErrNotApplied) {
+	if _, err := streams.Check(t.Context(), js, streams.Attempts(cfg)); !errors.Is(err, streams.ErrNotApplied) {
 		t.Fatalf("check of a missing stream: %v, want ErrNotApplied", err)
 	}
 	if _, err := eventlog.OpenLog(t.Context(), js, cfg); !errors.Is(err, streams.ErrNotApplied) {
@@ -164,13 +165,13 @@ func TestCheck(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := streams.Check(t.Context(), js, cfg); !errors.Is(err, streams.ErrNotApplied) {
+	if _, err := streams.Check(t.Context(), js, streams.Attempts(cfg)); !errors.Is(err, streams.ErrNotApplied) {
 		t.Fatalf("check without the consumer: %v, want ErrNotApplied", err)
 	}
 	if _, err := streams.EnsureConsumer(t.Context(), js, streams.StreamConfig{AckWait: 10 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
-	res, err := streams.Check(t.Context(), js, cfg)
+	res, err := streams.Check(t.Context(), js, streams.Attempts(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +190,7 @@ func TestCheck(t *testing.T) {
 	if fatal := res.Fatal(); len(fatal) != 1 || fatal[0].Field != "discard" || fatal[0].Was != "DiscardOld" {
 		t.Errorf("fatal mismatches: %+v, want the discard policy", fatal)
 	}
-	if res.AckWait != 10*time.Second || res.DeadLetters || res.ContentBucket {
+	if res.AckWait["attempt-writer"] != 10*time.Second || !slices.Equal(res.Missing, []string{"stream ATTEMPTS_DLQ"}) || res.ContentBucket {
 		t.Errorf("check: %+v", res)
 	}
 }
@@ -231,14 +232,14 @@ func TestApplyDropsTheConsumersOldFilter(t *testing.T) {
 		}
 	}
 
-	res, err := streams.Check(t.Context(), js, cfg)
+	res, err := streams.Check(t.Context(), js, streams.Attempts(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(res.Mismatches) != 1 || res.Mismatches[0].Field != "filter_subject" || res.Mismatches[0].Fatal {
 		t.Fatalf("check: %+v, want the old filter alone, not fatal", res.Mismatches)
 	}
-	applied, err := streams.Apply(t.Context(), js, cfg, false)
+	applied, err := streams.Apply(t.Context(), js, false, streams.Attempts(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +253,7 @@ func TestApplyDropsTheConsumersOldFilter(t *testing.T) {
 	if f := info.CachedInfo(); f.Config.FilterSubject != "" || f.AckFloor.Stream != 1 || f.NumPending != 2 {
 		t.Fatalf("after apply: filter %q, ack floor %d, pending %d; want none, 1, 2", f.Config.FilterSubject, f.AckFloor.Stream, f.NumPending)
 	}
-	if res, err := streams.Check(t.Context(), js, cfg); err != nil || len(res.Mismatches) != 0 {
+	if res, err := streams.Check(t.Context(), js, streams.Attempts(cfg)); err != nil || len(res.Mismatches) != 0 {
 		t.Fatalf("check after apply: %+v, %v", res.Mismatches, err)
 	}
 }
@@ -272,11 +273,15 @@ func TestStatus(t *testing.T) {
 		}
 	}
 	time.Sleep(20 * time.Millisecond) // an age to measure
-	st, err := streams.Status(t.Context(), js, streams.StreamConfig{MaxAge: 2 * time.Hour, MaxBytes: 1 << 20, MaxMsgs: 10})
+	st, err := streams.Status(t.Context(), js, streams.Attempts(streams.StreamConfig{MaxAge: 2 * time.Hour, MaxBytes: 1 << 20, MaxMsgs: 10}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := st.Stream
+	f, ok := st.Family("attempts")
+	if !ok || len(f.Streams) != 2 || len(f.Consumers) != 1 || len(f.Missing) != 0 {
+		t.Fatalf("attempts family: %+v", f)
+	}
+	s := f.Streams[0]
 	if s.Name != "ATTEMPTS" || s.Replicas != 1 || s.Storage != "File" || s.Retention != "Limits" || s.Discard != "DiscardNew" ||
 		s.MaxAge != time.Hour || !s.AllowAtomicPublish || s.FirstSeq != 1 || s.LastSeq != 4 {
 		t.Errorf("stream: %+v", s)
@@ -285,12 +290,12 @@ func TestStatus(t *testing.T) {
 		c.Bytes == 0 || c.Fill() != 0.4 || c.Full() {
 		t.Errorf("capacity: %+v fill %v", c, c.Fill())
 	}
-	if c := st.Consumer; c == nil || c.AckFloor != 0 || c.Lag != 4 || c.Pending != 4 || c.OldestUnacked <= 0 ||
+	if c := f.Consumers[0]; c.AckFloor != 0 || c.Lag != 4 || c.Pending != 4 || c.OldestUnacked <= 0 ||
 		c.OldestUnacked > time.Minute || c.MaxDeliver != -1 || c.AckWait != streams.DefaultAckWait {
-		t.Errorf("consumer: %+v", st.Consumer)
+		t.Errorf("consumer: %+v", f.Consumers[0])
 	}
-	if st.DeadLetters == nil || st.DeadLetters.Capacity.Messages != 0 || st.DeadLetters.Capacity.MaxBytes != streams.DefaultDeadLetterMaxBytes {
-		t.Errorf("dead letters: %+v", st.DeadLetters)
+	if dl := f.Streams[1]; dl.Name != "ATTEMPTS_DLQ" || dl.Capacity.Messages != 0 || dl.Capacity.MaxBytes != streams.DefaultDeadLetterMaxBytes {
+		t.Errorf("dead letters: %+v", dl)
 	}
 	if len(st.Mismatches) != 1 || st.Mismatches[0].Field != "max_age" || st.Mismatches[0].Was != "1h0m0s" || st.Mismatches[0].Now != "2h0m0s" {
 		t.Errorf("mismatches: %+v, want max_age 1h found, 2h configured", st.Mismatches)
@@ -359,5 +364,49 @@ func TestIsStreamFull(t *testing.T) {
 	}
 	if eventlog.IsStreamFull(errors.New("maximum bytes exceeded")) || eventlog.IsStreamFull(&jetstream.APIError{ErrorCode: 10077, Description: "no space left on device"}) {
 		t.Fatal("IsStreamFull took another error for a full stream")
+	}
+}
+
+// Apply, Check and Status cover every declared family: one apply creates
+// the streams and consumers of attempts and exams, status shows both, and
+// a process's check refuses a missing stream of either, naming its family.
+func TestEveryFamily(t *testing.T) {
+	_, js := eventstest.Connect(t, eventstest.NewServer(t))
+	families := streams.Declared(streams.StreamConfig{}, streams.ExamStreamConfig{})
+	res, err := streams.Apply(t.Context(), js, false, families...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"stream ATTEMPTS", "stream ATTEMPTS_DLQ", "stream EXAMS", "stream EXAM_TIMERS",
+		"consumer attempt-writer", "consumer exam-writer", "consumer exam-finalizer", "bucket quizstream_content"}
+	if !slices.Equal(res.Created, want) {
+		t.Fatalf("created %v, want %v", res.Created, want)
+	}
+	st, err := streams.Status(t.Context(), js, families...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"attempts", "exams"} {
+		f, ok := st.Family(name)
+		if !ok || len(f.Streams) != 2 || len(f.Missing) != 0 {
+			t.Errorf("status of %s: %+v", name, f)
+		}
+	}
+	if f, _ := st.Family("exams"); len(f.Consumers) != 2 || f.Consumers[0].Name != "exam-writer" || f.Consumers[1].Stream != "EXAM_TIMERS" {
+		t.Errorf("exams consumers: %+v", f.Consumers)
+	}
+	check, err := streams.Check(t.Context(), js, families...)
+	if err != nil || len(check.Mismatches) != 0 || check.AckWait["exam-finalizer"] != streams.DefaultFinalizerAckWait {
+		t.Fatalf("check: %+v, %v", check, err)
+	}
+	if err := js.DeleteStream(t.Context(), "EXAM_TIMERS"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := streams.Check(t.Context(), js, families...); !errors.Is(err, streams.ErrNotApplied) || !strings.Contains(err.Error(), "exams") {
+		t.Fatalf("check without EXAM_TIMERS: %v, want ErrNotApplied naming exams", err)
+	}
+	st, err = streams.Status(t.Context(), js, families...)
+	if f, _ := st.Family("exams"); err != nil || !slices.Equal(f.Missing, []string{"stream EXAM_TIMERS", "consumer exam-finalizer"}) {
+		t.Fatalf("status without EXAM_TIMERS: %+v, %v", f, err)
 	}
 }

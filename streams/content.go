@@ -27,7 +27,7 @@ var ErrNoContent = errors.New("no content snapshot in NATS")
 
 // applyContentBucket creates or updates the content bucket and reports
 // whether it created it.
-func applyContentBucket(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (bool, error) {
+func applyContentBucket(ctx context.Context, js jetstream.JetStream, replicas int) (bool, error) {
 	_, err := js.ObjectStore(ctx, ContentBucket)
 	created := errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound)
 	if err != nil && !created {
@@ -37,7 +37,7 @@ func applyContentBucket(ctx context.Context, js jetstream.JetStream, cfg StreamC
 		Bucket:      ContentBucket,
 		Description: "quizstream content snapshot, for API instances starting while PostgreSQL is down",
 		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
+		Replicas:    replicas,
 		MaxBytes:    256 << 20,
 	})
 	if err != nil {

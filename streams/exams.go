@@ -1,13 +1,9 @@
 package streams
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/quizstream/quizstream/events"
 )
 
 // Defaults of ExamStreamConfig, named once: the binary's settings use them too.
@@ -98,54 +94,6 @@ func (c *ExamStreamConfig) Validate() error {
 		return errors.New("events: ExamStreamConfig.Duplicates must not exceed MaxAge")
 	case c.Name == c.TimerName:
 		return errors.New("events: ExamStreamConfig.Name and TimerName must differ")
-	}
-	return nil
-}
-
-// ApplyExams creates the exams streams and their consumers as cfg says, or
-// updates them to it (idempotent): what `quizstream stream apply` does for
-// exams. It returns the first error, after which the objects before it
-// may have been changed.
-func ApplyExams(ctx context.Context, js jetstream.JetStream, cfg ExamStreamConfig) error {
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
-	// The events stream and both consumers are built as the attempts
-	// stream and its consumer are.
-	sessions := StreamConfig{Name: cfg.Name, Replicas: cfg.Replicas, Duplicates: cfg.Duplicates, MaxAge: cfg.MaxAge,
-		MaxBytes: cfg.MaxBytes, AckWait: cfg.AckWait, MaxAckPending: cfg.MaxAckPending}
-	for _, sc := range []jetstream.StreamConfig{
-		recordStream(sessions, "quizstream exam sessions: the system of record of starts, saves and finalizations", events.ExamSubjectPrefix),
-		{
-			Name:        cfg.TimerName,
-			Description: "quizstream exam timers: one message schedule per session, and what they fire",
-			Subjects:    []string{events.ExamTimerPrefix + ".>"},
-			Retention:   jetstream.LimitsPolicy,
-			// Message schedules need DiscardOld (the server refuses DiscardNew).
-			Discard:            jetstream.DiscardOld,
-			Storage:            jetstream.FileStorage,
-			Replicas:           cfg.Replicas,
-			MaxAge:             cfg.MaxAge,
-			MaxBytes:           cfg.TimerMaxBytes,
-			MaxMsgSize:         4 << 10, // a timer is a few hundred bytes
-			AllowMsgSchedules:  true,
-			AllowRollup:        true, // a schedule replaces the session's earlier one
-			AllowAtomicPublish: true,
-		},
-	} {
-		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
-			return fmt.Errorf("apply stream %s: %w", sc.Name, err)
-		}
-	}
-	for _, c := range []struct{ stream, durable, description, filter string }{
-		{cfg.Name, cfg.Writer, "quizstream workers: exam sessions to PostgreSQL", events.ExamSubjectPrefix + ".>"},
-		{cfg.TimerName, cfg.Finalizer, "quizstream workers: sessions finalized at their deadline", events.ExamTimerPrefix + ".due.*"},
-	} {
-		cc := durableConsumer(sessions, c.durable, c.description)
-		cc.FilterSubject = c.filter
-		if _, err := js.CreateOrUpdateConsumer(ctx, c.stream, cc); err != nil {
-			return fmt.Errorf("apply consumer %s: %w", cc.Durable, err)
-		}
 	}
 	return nil
 }

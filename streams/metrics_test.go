@@ -19,7 +19,7 @@ func TestStreamCollector(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(streams.NewStreamCollector(js, cfg))
+	reg.MustRegister(streams.NewStreamCollector(js, streams.Attempts(cfg)))
 	gather := func() map[string]float64 {
 		mfs, err := reg.Gather()
 		if err != nil {

@@ -36,7 +36,8 @@ import (
 
 // Stack is one test's installation: its own database (migrated, demo
 // content seeded) and its own JetStream server, with the streams, the
-// consumer and the content bucket applied (eventlog.NewLog).
+// consumer and the content bucket applied, and the exams family's
+// streams and consumers (streams.Apply of every declared family).
 // Its Store, DB and Log are the test's own, for arranging and checking;
 // every quizstream instance opens its own connections, as in production.
 type Stack struct {
@@ -83,7 +84,11 @@ func NewOn(t testing.TB, natsURL string, stream streams.StreamConfig) *Stack {
 	WaitFor(t, 30*time.Second, "JetStream to take the stream", func() bool {
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 		defer cancel()
-		lg, err = eventlog.NewLog(ctx, js, stream)
+		// Every family, as `quizstream stream apply` does.
+		if _, err = streams.Apply(ctx, js, true, streams.Declared(stream, streams.ExamStreamConfig{})...); err != nil {
+			return false
+		}
+		lg, err = eventlog.OpenLog(ctx, js, stream)
 		return err == nil
 	})
 	s := &Stack{DBURL: dbURL, Store: st, DB: storetest.DB(t, dbURL), NATSURL: natsURL, NC: nc, JS: js, Stream: stream, Log: lg}

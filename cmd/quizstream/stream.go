@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -55,30 +56,27 @@ func runStream(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	defer nc.Close()
+	families := streams.Declared(c.Stream, c.Exams)
 	if verb == "apply" {
-		res, err := streams.Apply(ctx, js, c.Stream, force)
+		res, err := streams.Apply(ctx, js, force, families...)
 		printApply(stdout, res)
-		if err != nil {
-			return err
-		}
-		exams := c.Exams
-		if exams.Replicas == 0 {
-			exams.Replicas = c.Stream.Replicas
-		}
-		if err := exams.Validate(); err != nil {
-			return err
-		}
-		if err := streams.ApplyExams(ctx, js, exams); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "exams streams %s and %s applied\n", exams.Name, exams.TimerName)
-		return nil
+		return err
 	}
-	st, err := streams.Status(ctx, js, c.Stream)
+	st, err := streams.Status(ctx, js, families...)
 	if err != nil {
 		return err
 	}
-	return printStatus(stdout, st)
+	if err := printStatus(stdout, st); err != nil {
+		return err
+	}
+	var missing []string
+	for _, f := range st.Families {
+		missing = append(missing, f.Missing...)
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%s: %w", strings.Join(missing, ", "), streams.ErrNotApplied)
+	}
+	return nil
 }
 
 func printApply(w io.Writer, res streams.ApplyResult) {
@@ -130,21 +128,22 @@ func printStatus(w io.Writer, st streams.StatusResult) error {
 			fmt.Fprintf(tw, "  leader\t%s\n", s.Leader)
 		}
 	}
-	stream(st.Stream)
-	if c := st.Consumer; c != nil {
-		fmt.Fprintf(tw, "consumer\t%s\n", c.Name)
-		fmt.Fprintf(tw, "  ack_wait, max_ack_pending, max_deliver\t%s, %d, %d\n", c.AckWait, c.MaxAckPending, c.MaxDeliver)
-		fmt.Fprintf(tw, "  ack floor\t%d\n", c.AckFloor)
-		fmt.Fprintf(tw, "  lag\t%d events not settled (%d undelivered, %d in workers' hands, %d redelivered)\n",
-			c.Lag, c.Pending, c.AckPending, c.Redelivered)
-		fmt.Fprintf(tw, "  oldest unsettled\t%s (of max_age %s)\n", c.OldestUnacked.Round(time.Millisecond), st.Stream.MaxAge)
-	} else {
-		fmt.Fprintf(tw, "consumer\tmissing: run quizstream stream apply\n")
-	}
-	if st.DeadLetters != nil {
-		stream(*st.DeadLetters)
-	} else {
-		fmt.Fprintf(tw, "dead letters\tmissing: run quizstream stream apply\n")
+	for _, f := range st.Families {
+		fmt.Fprintf(tw, "family\t%s\n", f.Name)
+		for _, ss := range f.Streams {
+			stream(ss)
+		}
+		for _, c := range f.Consumers {
+			fmt.Fprintf(tw, "consumer\t%s (of %s)\n", c.Name, c.Stream)
+			fmt.Fprintf(tw, "  ack_wait, max_ack_pending, max_deliver\t%s, %d, %d\n", c.AckWait, c.MaxAckPending, c.MaxDeliver)
+			fmt.Fprintf(tw, "  ack floor\t%d\n", c.AckFloor)
+			fmt.Fprintf(tw, "  lag\t%d events not settled (%d undelivered, %d in workers' hands, %d redelivered)\n",
+				c.Lag, c.Pending, c.AckPending, c.Redelivered)
+			fmt.Fprintf(tw, "  oldest unsettled\t%s (of max_age %s)\n", c.OldestUnacked.Round(time.Millisecond), c.MaxAge)
+		}
+		for _, m := range f.Missing {
+			fmt.Fprintf(tw, "%s\tmissing: run quizstream stream apply\n", m)
+		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
