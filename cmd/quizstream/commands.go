@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,65 +12,34 @@ import (
 	"github.com/quizstream/quizstream/app"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/store"
-	"github.com/quizstream/quizstream/worker"
 )
 
 func newLogger(c *config, stderr io.Writer) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
-		return nil, fmt.Errorf("LOG_LEVEL: %w", err)
+	var level slog.Level // info for a command without settings
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil && c.LogLevel != "" {
+		return nil, usageErr("LOG_LEVEL: %v", err)
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	switch c.LogFormat {
-	case "text":
+	case "text", "":
 		return slog.New(slog.NewTextHandler(stderr, opts)), nil
 	case "json":
 		return slog.New(slog.NewJSONHandler(stderr, opts)), nil
 	}
-	return nil, fmt.Errorf("LOG_FORMAT must be text or json, not %q", c.LogFormat)
+	return nil, usageErr("LOG_FORMAT must be text or json, not %q", c.LogFormat)
 }
 
-// setup parses the flags, builds the logger and logs the configuration.
-func setup(f *flags, c *config, args []string, command string, stderr io.Writer) (*slog.Logger, error) {
-	if err := f.parse(args); err != nil {
-		return nil, err
-	}
-	log, err := newLogger(c, stderr)
-	if err != nil {
-		return nil, err
-	}
-	f.logConfig(log, command)
-	return log, nil
-}
-
-func runMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var c config
-	f := newFlags("migrate", getenv, stderr)
-	f.common(&c)
-	f.database(&c)
-	log, err := setup(f, &c, args, "migrate", stderr)
-	if err != nil {
-		return err
-	}
+func runMigrate(ctx context.Context, c *config, in invocation) error {
 	st, err := store.Open(ctx, store.Config{URL: c.DatabaseURL})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	return app.Migrate(ctx, st, log)
+	return app.Migrate(ctx, st, in.log)
 }
 
-func runSeed(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var c config
-	f := newFlags("seed", getenv, stderr)
-	f.common(&c)
-	f.database(&c)
-	f.secretURL(&c.NATSURL, "NATS_URL", "", "NATS server URL(s); when set, running API instances are told to reload content")
-	f.natsAuth(&c)
-	log, err := setup(f, &c, args, "seed", stderr)
-	if err != nil {
-		return err
-	}
+func runSeed(ctx context.Context, c *config, in invocation) error {
+	log := in.log
 	st, err := store.Open(ctx, store.Config{URL: c.DatabaseURL})
 	if err != nil {
 		return err
@@ -102,71 +70,29 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 	return nil
 }
 
-func runAPI(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var c config
-	f := newFlags("api", getenv, stderr)
-	f.common(&c)
-	f.database(&c)
-	f.nats(&c, true)
-	f.metrics(&c, "127.0.0.1:9090")
-	f.stream(&c)
-	f.api(&c)
-	f.shutdown(&c)
-	log, err := setup(f, &c, args, "api", stderr)
-	if err != nil {
-		return err
-	}
-	if c.NATSURL == "" {
-		return errors.New("NATS_URL is required")
-	}
-	return serve(ctx, c.app(log, true, false, 0), stdout)
+func runAPI(ctx context.Context, c *config, in invocation) error {
+	return serve(ctx, c.app(in.log, true, false, 0), in.stdout)
 }
 
-func runWorker(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var c config
-	f := newFlags("worker", getenv, stderr)
-	f.common(&c)
-	f.database(&c)
-	f.nats(&c, true)
-	f.metrics(&c, "127.0.0.1:9091")
-	f.stream(&c)
-	f.worker(&c)
-	f.shutdown(&c)
-	f.int(&c.Workers, "WORKERS", worker.DefaultWriters, "concurrent batch writers in this process")
-	log, err := setup(f, &c, args, "worker", stderr)
-	if err != nil {
-		return err
-	}
-	if c.NATSURL == "" {
-		return errors.New("NATS_URL is required")
-	}
-	return serve(ctx, c.app(log, false, false, c.Workers), stdout)
+func runWorker(ctx context.Context, c *config, in invocation) error {
+	return serve(ctx, c.app(in.log, false, false, c.Workers), in.stdout)
 }
 
-func runDev(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var c config
-	f := newFlags("dev", getenv, stderr)
-	f.common(&c)
-	f.database(&c)
-	f.nats(&c, false)
-	f.metrics(&c, "127.0.0.1:9090")
-	f.stream(&c)
-	f.api(&c)
-	f.worker(&c)
-	f.shutdown(&c)
-	f.int(&c.Workers, "WORKERS", worker.DefaultWriters, "concurrent batch writers")
-	f.str(&c.DataDir, "DATA_DIR", ".quizstream", "folder of the embedded NATS server's file store")
-	f.int(&c.NATSPort, "NATS_PORT", -1, "port of the embedded NATS server; -1 picks a free one")
-	log, err := setup(f, &c, args, "dev", stderr)
-	if err != nil {
-		return err
-	}
+const devUsage = `usage: quizstream dev [flags]
+
+Runs everything in one process: the API, the workers, and (without
+NATS_URL) an embedded NATS server on NATS_PORT whose one user holds the
+NKey seed in NATS_NKEY_SEED_FILE; creates, migrates and seeds the database.
+`
+
+func runDev(ctx context.Context, c *config, in invocation) error {
+	log := in.log
 	if c.NATSURL == "" {
 		// The embedded server lets in one user, who holds the NKey seed
 		// kept under DATA_DIR (or at NATS_NKEY_SEED_FILE): no process
 		// without it can publish an event.
 		if a := c.NATSAuth; a.User != "" || a.Password != "" || a.Token != "" || a.CredsFile != "" {
-			return errors.New("dev: the embedded NATS server takes only NATS_NKEY_SEED_FILE; NATS_USER, NATS_PASSWORD, NATS_TOKEN and NATS_CREDS need NATS_URL")
+			return usageErr("dev: the embedded NATS server takes only NATS_NKEY_SEED_FILE; NATS_USER, NATS_PASSWORD, NATS_TOKEN and NATS_CREDS need NATS_URL")
 		}
 		ns, seedFile, err := events.StartDevServer(events.DevServer{DataDir: c.DataDir, SeedFile: c.NATSAuth.NKeySeedFile, Port: c.NATSPort})
 		if err != nil {
@@ -181,7 +107,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err := app.PrepareDatabase(ctx, c.DatabaseURL, log); err != nil {
 		return err
 	}
-	return serve(ctx, c.app(log, true, true, c.Workers), stdout)
+	return serve(ctx, c.app(log, true, true, c.Workers), in.stdout)
 }
 
 // serve runs one process as cfg says until ctx ends, printing the API's

@@ -8,33 +8,76 @@
 //	quizstream dlq      lists, shows and redrives dead letters
 //	quizstream replay   re-reads the stream to restore the database or rebuild progress
 //	quizstream stream   applies the stream settings (the one owner of them), or shows them
+//	quizstream version  prints the build's version, commit and Go version
 //
 // Configuration comes from environment variables, overridden by flags;
-// `quizstream <command> -h` lists them.
+// `quizstream <command> -h` lists them. Exit codes: 0 done, 1 failed,
+// 2 bad usage (flags, arguments, settings), 3 a replay rebuild found the
+// live projection differing from the stream (drift).
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
+
+	"github.com/quizstream/quizstream/app"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, errUsage) {
-			fmt.Fprintln(os.Stderr, "quizstream:", err)
-		}
-		os.Exit(1)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil && err != errUsage && !errors.Is(err, errHelp) { //nolint:errorlint // the bare errUsage follows its help
+		fmt.Fprintln(os.Stderr, "quizstream:", err)
 	}
+	os.Exit(exitCode(err))
 }
 
-var errUsage = errors.New("usage")
+// Exit codes, documented in README.md.
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+	exitDrift = 3
+)
+
+var (
+	// errUsage is a command line or setting that makes no sense: exit 2.
+	errUsage = errors.New("usage")
+	// errHelp is help asked for and printed: exit 0.
+	errHelp = errors.New("help")
+	// errDrift is a projection found differing from the stream: exit 3.
+	errDrift = errors.New("drift")
+)
+
+func exitCode(err error) int {
+	switch {
+	case err == nil, errors.Is(err, errHelp):
+		return exitOK
+	case errors.Is(err, errUsage):
+		return exitUsage
+	case errors.Is(err, errDrift):
+		return exitDrift
+	}
+	return exitError
+}
+
+// usageError is a usage error (exit 2) that says what is wrong.
+type usageError string
+
+func (e usageError) Error() string        { return string(e) }
+func (e usageError) Is(target error) bool { return target == errUsage } //nolint:errorlint // a sentinel
+
+func usageErr(format string, args ...any) error { return usageError(fmt.Sprintf(format, args...)) }
 
 const usage = `usage: quizstream <command> [flags]
 
@@ -47,39 +90,143 @@ commands:
   dlq       list, show and redrive dead letters (needs NATS_URL)
   replay    re-read the stream: restore attempts, --dry-run, or --rebuild progress (needs NATS_URL)
   stream    apply [--force] the stream settings, or show their status, fill and lag (needs NATS_URL)
+  version   print the version, commit and Go version of this build
 
-Run 'quizstream <command> -h' for its flags and environment variables.
+Run 'quizstream help <command>' or 'quizstream <command> -h' for its flags
+and environment variables. Exit codes: 0 done, 1 failed, 2 bad usage,
+3 drift found by a replay rebuild.
 `
+
+// command is one subcommand: its help, its settings and flags, and what it
+// does once they are parsed.
+type command struct {
+	help   string  // printed above the flags
+	groups []group // its settings
+	own    func(fs *flag.FlagSet, c *config)
+	verbs  []string // when set, the first argument is one of them
+	args   bool     // takes positional arguments
+	nats   bool     // needs NATS_URL
+	run    func(ctx context.Context, c *config, in invocation) error
+}
+
+// invocation is what a command runs with besides its configuration.
+type invocation struct {
+	verb           string
+	args           []string
+	log            *slog.Logger
+	stdout, stderr io.Writer
+}
+
+var commands map[string]*command // set in init: the commands refer to run's helpers
+
+func init() {
+	commands = map[string]*command{
+		"api": {help: "usage: quizstream api [flags]\n\nServes the HTTP API.\n", nats: true, run: runAPI,
+			groups: []group{common, database, natsRequired, metrics("127.0.0.1:9090"), stream, apiSettings, shutdown}},
+		"worker": {help: "usage: quizstream worker [flags]\n\nWrites the events of the streams to PostgreSQL.\n", nats: true, run: runWorker,
+			groups: []group{common, database, natsRequired, metrics("127.0.0.1:9091"), stream, workerSettings, shutdown}},
+		"migrate": {help: "usage: quizstream migrate [flags]\n\nApplies the database migrations.\n", run: runMigrate,
+			groups: []group{common, database}},
+		"seed": {help: "usage: quizstream seed [flags]\n\nLoads the demo content; idempotent.\n", run: runSeed,
+			groups: []group{common, database, natsSettings("NATS server URL(s); when set, running API instances are told to reload content")}},
+		"dev": {help: devUsage, run: runDev, groups: []group{common, database, natsSettings("NATS server URL(s), comma-separated; empty starts an embedded server"),
+			metrics("127.0.0.1:9090"), stream, apiSettings, workerSettings, shutdown, devSettings}},
+		"dlq": {help: dlqUsage, verbs: []string{"list", "show", "redrive"}, args: true, nats: true, run: runDLQ,
+			groups: []group{common, natsRequired}, own: dlqFlags},
+		"replay": {help: replayUsage, nats: true, run: runReplay,
+			groups: []group{common, database, natsRequired, replaySettings}, own: replayFlags},
+		"stream": {help: streamUsage, verbs: []string{"apply", "status"}, nats: true, run: runStream,
+			groups: []group{common, natsRequired, stream}, own: streamFlags},
+		"version": {help: "usage: quizstream version [--json]\n\nPrints the version, commit and Go version of this build.\n", run: runVersion,
+			own: func(fs *flag.FlagSet, c *config) { fs.BoolVar(&c.JSON, "json", false, "print it as JSON") }},
+	}
+}
 
 // run is the whole program, with its inputs passed in so that tests can
 // call it: it returns when the command is done or ctx is cancelled.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return errUsage
 	}
-	cmd, args := args[0], args[1:]
-	switch cmd {
-	case "api":
-		return runAPI(ctx, args, getenv, stdout, stderr)
-	case "worker":
-		return runWorker(ctx, args, getenv, stdout, stderr)
-	case "migrate":
-		return runMigrate(ctx, args, getenv, stdout, stderr)
-	case "seed":
-		return runSeed(ctx, args, getenv, stdout, stderr)
-	case "dev":
-		return runDev(ctx, args, getenv, stdout, stderr)
-	case "dlq":
-		return runDLQ(ctx, args, getenv, stdout, stderr)
-	case "replay":
-		return runReplay(ctx, args, getenv, stdout, stderr)
-	case "stream":
-		return runStream(ctx, args, getenv, stdout, stderr)
+	name, args := args[0], args[1:]
+	switch name {
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
+		if len(args) == 0 {
+			fmt.Fprint(stdout, usage)
+			return errHelp
+		}
+		return run(ctx, []string{args[0], "-h"}, stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "quizstream: unknown command %q\n\n%s", cmd, usage)
-	return errUsage
+	cmd := commands[name]
+	if cmd == nil {
+		fmt.Fprintf(stderr, "quizstream: unknown command %q\n\n%s", name, usage)
+		return errUsage
+	}
+	var c config
+	f, args, err := cmd.flags(name, &c, args, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	in := invocation{verb: f.verb, stdout: stdout, stderr: stderr}
+	// Positional arguments come before or after the flags.
+	for len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		in.args, args = append(in.args, args[0]), args[1:]
+	}
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	in.args = append(in.args, f.fs.Args()...)
+	switch {
+	case len(in.args) > 0 && !cmd.args:
+		return usageErr("unexpected arguments: %q", in.args)
+	case cmd.nats && c.NATSURL == "":
+		return usageErr("NATS_URL is required")
+	}
+	if in.log, err = newLogger(&c, stderr); err != nil {
+		return err
+	}
+	f.logConfig(in.log, f.fs.Name())
+	return cmd.run(ctx, &c, in)
+}
+
+// flags builds the command's flag set into c, after taking its verb off
+// args; a missing or unknown verb prints its help (to stdout for -h).
+func (cmd *command) flags(name string, c *config, args []string, stdout, stderr io.Writer) (*flags, []string, error) {
+	f := newFlags(name, cmd.help, c, stdout, stderr, cmd.groups...)
+	if cmd.own != nil {
+		cmd.own(f.fs, c)
+	}
+	if len(cmd.verbs) == 0 {
+		return f, args, nil
+	}
+	if len(args) == 0 || !slices.Contains(cmd.verbs, args[0]) {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+			f.help(stdout)
+			return f, nil, errHelp
+		}
+		f.help(stderr)
+		return f, nil, errUsage
+	}
+	f.fs.Init(f.fs.Name()+" "+args[0], flag.ContinueOnError)
+	f.verb = args[0]
+	return f, args[1:], nil
+}
+
+// runVersion prints what app.ReadBuildInfo says of this build.
+func runVersion(_ context.Context, c *config, in invocation) error {
+	b := app.ReadBuildInfo()
+	if c.JSON {
+		return printJSON(in.stdout, b)
+	}
+	_, err := fmt.Fprintf(in.stdout, "quizstream %s\ncommit %s\ngo %s\n", b.Version, b.Commit, b.Go)
+	return err
+}
+
+// printJSON prints v as indented JSON: the --json output of a command is
+// the value its tests check.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

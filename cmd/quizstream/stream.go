@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -22,41 +22,22 @@ const streamUsage = `usage: quizstream stream <apply [--force] | status> [flags]
             against the STREAM_* settings
 `
 
+func streamFlags(fs *flag.FlagSet, c *config) {
+	fs.BoolVar(&c.Force, "force", false, "with apply: apply even what lowers replicas or MaxAge, or shrinks a limit below what the stream holds")
+	fs.BoolVar(&c.JSON, "json", false, "with status: print the status as JSON")
+}
+
 // runStream is the one owner of the stream settings: api and worker
 // processes only check what they find.
-func runStream(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(stderr, streamUsage)
-		return errUsage
-	}
-	verb, args := args[0], args[1:]
-	if verb != "apply" && verb != "status" {
-		fmt.Fprint(stderr, streamUsage)
-		return errUsage
-	}
-	var c config
-	f := newFlags("stream "+verb, getenv, stderr)
-	f.common(&c)
-	f.nats(&c, true)
-	f.stream(&c)
-	force := false
-	if verb == "apply" {
-		f.fs.BoolVar(&force, "force", false, "apply even what lowers replicas or MaxAge, or shrinks a limit below what the stream holds")
-	}
-	log, err := setup(f, &c, args, "stream "+verb, stderr)
-	if err != nil {
-		return err
-	}
-	if c.NATSURL == "" {
-		return errors.New("NATS_URL is required")
-	}
-	nc, js, err := connectJetStream(c.NATSURL, c.NATSAuth, log)
+func runStream(ctx context.Context, c *config, in invocation) error {
+	verb, stdout := in.verb, in.stdout
+	nc, js, err := connectJetStream(c.NATSURL, c.NATSAuth, in.log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
 	if verb == "apply" {
-		res, err := events.Apply(ctx, js, c.Stream, force)
+		res, err := events.Apply(ctx, js, c.Stream, c.Force)
 		printApply(stdout, res)
 		if err != nil {
 			return err
@@ -77,6 +58,9 @@ func runStream(ctx context.Context, args []string, getenv func(string) string, s
 	st, err := events.Status(ctx, js, c.Stream)
 	if err != nil {
 		return err
+	}
+	if c.JSON {
+		return printJSON(stdout, st)
 	}
 	return printStatus(stdout, st)
 }
