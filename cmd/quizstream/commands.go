@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -71,11 +72,36 @@ func runSeed(ctx context.Context, c *config, in invocation) error {
 }
 
 func runAPI(ctx context.Context, c *config, in invocation) error {
+	if err := checkMigrated(ctx, c.DatabaseURL, in.log); err != nil {
+		return err
+	}
 	return serve(ctx, c.app(in.log, true, false, 0), in.stdout)
 }
 
 func runWorker(ctx context.Context, c *config, in invocation) error {
+	if err := checkMigrated(ctx, c.DatabaseURL, in.log); err != nil {
+		return err
+	}
 	return serve(ctx, c.app(in.log, false, false, c.Workers), in.stdout)
+}
+
+// checkMigrated refuses to start on a database whose schema is behind
+// this binary's, at once and saying what to run, rather than retrying
+// writes that cannot succeed; a database that cannot be reached now is
+// let be (an API serves without it, workers wait for it).
+func checkMigrated(ctx context.Context, url string, log *slog.Logger) error {
+	st, err := store.Open(ctx, store.Config{URL: url, ConnectTimeout: 2 * time.Second})
+	if err == nil {
+		defer st.Close()
+		var current, target int64
+		if current, target, err = st.SchemaVersions(ctx); err == nil && current < target {
+			return fmt.Errorf("%w: its schema is at version %d, this binary needs %d: run quizstream migrate", errNotMigrated, current, target)
+		}
+	}
+	if err != nil {
+		log.Warn("quizstream: database schema not checked", "err", err)
+	}
+	return nil
 }
 
 const devUsage = `usage: quizstream dev [flags]

@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/quizstream/quizstream/app"
+	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/events/eventstest"
+	"github.com/quizstream/quizstream/store/storetest"
 )
 
 // -h, --help and `help <command>` print the command's help to stdout and
@@ -45,7 +49,7 @@ func TestHelp(t *testing.T) {
 }
 
 // Exit codes: 0 done or help, 2 a bad command line or setting, 3 drift,
-// 1 any other failure.
+// 4 a database not migrated, 1 any other failure.
 func TestExitCodes(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -71,7 +75,7 @@ func TestExitCodes(t *testing.T) {
 	}
 	for err, want := range map[error]int{
 		nil: exitOK, errHelp: exitOK, errUsage: exitUsage, usageErr("x"): exitUsage,
-		fmt.Errorf("replay: %w", errDrift): exitDrift, errors.New("boom"): exitError,
+		fmt.Errorf("replay: %w", errDrift): exitDrift, fmt.Errorf("api: %w", errNotMigrated): exitNotMigrated, errors.New("boom"): exitError,
 	} {
 		if got := exitCode(err); got != want {
 			t.Errorf("exitCode(%v) = %d, want %d", err, got, want)
@@ -89,5 +93,27 @@ func TestVersion(t *testing.T) {
 	var got app.BuildInfo
 	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil || got != app.ReadBuildInfo() || got.Go == "" {
 		t.Fatalf("version --json: %+v, %v; want %+v", got, err, app.ReadBuildInfo())
+	}
+}
+
+// api and worker refuse at once a database whose schema is behind the
+// binary's (exit 4), and go on past the check on a migrated one.
+func TestNotMigrated(t *testing.T) {
+	t.Parallel()
+	ns := eventstest.NewServer(t)
+	empty, migrated := storetest.EmptyDatabase(t), storetest.NewDatabase(t)
+	for _, name := range []string{"api", "worker"} {
+		for db, want := range map[string]int{empty: exitNotMigrated, migrated: exitError} {
+			args := []string{name, "--database-url", db, "--nats-url", ns.ClientURL(), "--metrics-addr", "off", "--listen-addr", "127.0.0.1:0", "--log-level", "error"}
+			if name == "worker" {
+				args = slices.Delete(args, len(args)-4, len(args)-2) // no -listen-addr
+			}
+			var stdout, stderr bytes.Buffer
+			// Past the check, the stream is missing: the process refuses to start.
+			if err := run(t.Context(), args, &stdout, &stderr); exitCode(err) != want ||
+				(want == exitError && !errors.Is(err, events.ErrNotApplied)) {
+				t.Errorf("%s on the %s database: exit %d (%v), want %d", name, map[bool]string{true: "empty", false: "migrated"}[db == empty], exitCode(err), err, want)
+			}
+		}
 	}
 }

@@ -13,7 +13,8 @@
 // Configuration comes from environment variables, overridden by flags;
 // `quizstream <command> -h` lists them. Exit codes: 0 done, 1 failed,
 // 2 bad usage (flags, arguments, settings), 3 a replay rebuild found the
-// live projection differing from the stream (drift).
+// live projection differing from the stream (drift), 4 api or worker found
+// the database not migrated.
 package main
 
 import (
@@ -44,10 +45,11 @@ func main() {
 
 // Exit codes, documented in README.md.
 const (
-	exitOK    = 0
-	exitError = 1
-	exitUsage = 2
-	exitDrift = 3
+	exitOK          = 0
+	exitError       = 1
+	exitUsage       = 2
+	exitDrift       = 3
+	exitNotMigrated = 4
 )
 
 var (
@@ -57,6 +59,8 @@ var (
 	errHelp = errors.New("help")
 	// errDrift is a projection found differing from the stream: exit 3.
 	errDrift = errors.New("drift")
+	// errNotMigrated is a database whose schema is behind the binary's: exit 4.
+	errNotMigrated = errors.New("database not migrated")
 )
 
 func exitCode(err error) int {
@@ -67,6 +71,8 @@ func exitCode(err error) int {
 		return exitUsage
 	case errors.Is(err, errDrift):
 		return exitDrift
+	case errors.Is(err, errNotMigrated):
+		return exitNotMigrated
 	}
 	return exitError
 }
@@ -94,7 +100,7 @@ commands:
 
 Run 'quizstream help <command>' or 'quizstream <command> -h' for its flags
 and environment variables. Exit codes: 0 done, 1 failed, 2 bad usage,
-3 drift found by a replay rebuild.
+3 drift found by a replay rebuild, 4 the database is not migrated.
 `
 
 // command is one subcommand: its help, its settings and flags, and what it
