@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -107,8 +108,9 @@ func checkMigrated(ctx context.Context, url string, log *slog.Logger) error {
 const devUsage = `usage: quizstream dev [flags]
 
 Runs everything in one process: the API, the workers, and (without
-NATS_URL) an embedded NATS server on NATS_PORT whose one user holds the
-NKey seed in NATS_NKEY_SEED_FILE; creates, migrates and seeds the database.
+NATS_URL) an embedded NATS server on 127.0.0.1:NATS_PORT whose one user
+holds the NKey seed in NATS_NKEY_SEED_FILE; creates, migrates and seeds the
+database. Ctrl-C (SIGINT) or SIGTERM drains it and exits 0.
 `
 
 func runDev(ctx context.Context, c *config, in invocation) error {
@@ -129,6 +131,7 @@ func runDev(ctx context.Context, c *config, in invocation) error {
 		c.NATSURL, c.NATSAuth = ns.ClientURL(), app.NATSAuth{NKeySeedFile: seedFile}
 		log.Info("dev: embedded NATS server started", "url", c.NATSURL, "store_dir", ns.StoreDir(),
 			"sync", "always", "nats_nkey_seed_file", seedFile)
+		fmt.Fprintf(in.stdout, "quizstream NATS listening on %s (nats CLI: nats --server %s --nkey %s)\n", c.NATSURL, c.NATSURL, seedFile)
 	}
 	if err := app.PrepareDatabase(ctx, c.DatabaseURL, log); err != nil {
 		return err
@@ -137,9 +140,12 @@ func runDev(ctx context.Context, c *config, in invocation) error {
 }
 
 // serve runs one process as cfg says until ctx ends, printing the API's
-// address once it listens.
+// address once it listens. A signal while it starts is a clean stop too.
 func serve(ctx context.Context, cfg app.Config, stdout io.Writer) error {
 	a, err := app.New(ctx, cfg)
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}

@@ -299,7 +299,7 @@ func workerSettings(fs *flag.FlagSet, c *config) {
 
 func devSettings(fs *flag.FlagSet, c *config) {
 	fs.StringVar(&c.DataDir, "data-dir", ".quizstream", "folder of the embedded NATS server's file store")
-	fs.IntVar(&c.NATSPort, "nats-port", -1, "port of the embedded NATS server; -1 picks a free one")
+	fs.IntVar(&c.NATSPort, "nats-port", 4223, "port of the embedded NATS server (on 127.0.0.1; 4223 leaves 4222 to a system NATS); -1 picks a free one")
 }
 
 func replaySettings(fs *flag.FlagSet, c *config) {

@@ -80,7 +80,7 @@ var pinned = []struct{ flag, env, def, cmds string }{
 	{"worker-statement-timeout", "WORKER_STATEMENT_TIMEOUT", "30s", "worker,dev"},
 	{"workers", "WORKERS", "2", "worker,dev"},
 	{"data-dir", "DATA_DIR", ".quizstream", "dev"},
-	{"nats-port", "NATS_PORT", "-1", "dev"},
+	{"nats-port", "NATS_PORT", "4223", "dev"}, // -1 before: a new port on every start
 	{"all", "", "false", "dlq"},
 	{"limit", "", "100", "dlq"},
 	{"force", "", "false", "stream"},
