@@ -8,9 +8,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/quizstream/quizstream/app"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/store"
@@ -51,25 +48,12 @@ func runSeed(ctx context.Context, c *config, in invocation) error {
 	if err != nil || c.NATSURL == "" {
 		return err
 	}
-	nc, js, err := connectJetStream(c.NATSURL, c.NATSAuth, log)
+	nc, js, err := app.ConnectJetStream(c.NATSURL, c.NATSAuth, log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	// The copy an API instance starts from while PostgreSQL is down.
-	if saved, err := app.SaveContentCopy(ctx, st, js); err != nil {
-		log.Warn("seed: content copy in NATS not saved", "err", err)
-	} else if saved {
-		log.Info("seed: content copy in NATS saved", "bucket", events.ContentBucket)
-	}
-	if changed == 0 {
-		return nil
-	}
-	if err := events.Notify(nc, events.SubjectContentChanged, nil); err != nil {
-		return err
-	}
-	log.Info("seed: API instances told to reload content")
-	return nil
+	return app.AnnounceContent(ctx, st, nc, js, changed > 0, log)
 }
 
 func runAPI(ctx context.Context, c *config, in invocation) error {
@@ -104,14 +88,6 @@ func checkMigrated(ctx context.Context, url string, log *slog.Logger) error {
 	}
 	return nil
 }
-
-const devUsage = `usage: quizstream dev [flags]
-
-Runs everything in one process: the API, the workers, and (without
-NATS_URL) an embedded NATS server on 127.0.0.1:NATS_PORT whose one user
-holds the NKey seed in NATS_NKEY_SEED_FILE; creates, migrates and seeds the
-database. Ctrl-C (SIGINT) or SIGTERM drains it and exits 0.
-`
 
 func runDev(ctx context.Context, c *config, in invocation) error {
 	log := in.log
@@ -153,19 +129,4 @@ func serve(ctx context.Context, cfg app.Config, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "quizstream API listening on %s/api/v1/courses\n", u)
 	}
 	return a.Run(ctx)
-}
-
-// connectJetStream opens the NATS connection of an operator command; the
-// caller closes it.
-func connectJetStream(url string, auth app.NATSAuth, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := app.Connect(url, auth, log)
-	if err != nil {
-		return nil, nil, err
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		return nil, nil, fmt.Errorf("jetstream: %w", err)
-	}
-	return nc, js, nil
 }

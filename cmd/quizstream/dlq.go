@@ -7,16 +7,9 @@ import (
 	"strconv"
 	"text/tabwriter"
 
+	"github.com/quizstream/quizstream/app"
 	"github.com/quizstream/quizstream/events"
 )
-
-const dlqUsage = `usage: quizstream dlq <list | show SEQ | redrive SEQ... | redrive --all> [flags]
-
-  list        the dead letters: sequence, original sequence, subject, reason
-  show SEQ    one dead letter in full, its data included
-  redrive     publish dead letters again on their original subjects (after the
-              cause is fixed); workers store them, the primary key keeps it once
-`
 
 func dlqFlags(fs *flag.FlagSet, c *config) {
 	fs.BoolVar(&c.All, "all", false, "with redrive: every dead letter")
@@ -35,7 +28,7 @@ func runDLQ(ctx context.Context, c *config, in invocation) error {
 		}
 		seqs = append(seqs, n)
 	}
-	nc, js, err := connectJetStream(c.NATSURL, c.NATSAuth, in.log)
+	nc, js, err := app.ConnectJetStream(c.NATSURL, c.NATSAuth, in.log)
 	if err != nil {
 		return err
 	}

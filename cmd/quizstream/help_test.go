@@ -19,6 +19,9 @@ import (
 func TestHelp(t *testing.T) {
 	t.Parallel()
 	for name, cmd := range commands {
+		if helpText(name) == "" {
+			t.Errorf("%s: no help/%s.txt", name, name)
+		}
 		var want string
 		for _, args := range [][]string{{"help", name}, {name, "-h"}, {name, "--help"}, {name, "-help"}} {
 			var stdout, stderr bytes.Buffer

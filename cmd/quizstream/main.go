@@ -19,6 +19,7 @@ package main
 
 import (
 	"context"
+	"embed"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -85,28 +86,9 @@ func (e usageError) Is(target error) bool { return target == errUsage } //nolint
 
 func usageErr(format string, args ...any) error { return usageError(fmt.Sprintf(format, args...)) }
 
-const usage = `usage: quizstream <command> [flags]
-
-commands:
-  api       serve the HTTP API (needs NATS_URL)
-  worker    write attempts from the stream to PostgreSQL (needs NATS_URL)
-  migrate   apply the database migrations
-  seed      load the demo content (20 courses x 10 quizzes x 10 questions); idempotent
-  dev       everything in one process with an embedded NATS server
-  dlq       list, show and redrive dead letters (needs NATS_URL)
-  replay    re-read the stream: restore attempts, --dry-run, or --rebuild progress (needs NATS_URL)
-  stream    apply [--force] the stream settings, or show their status, fill and lag (needs NATS_URL)
-  version   print the version, commit and Go version of this build
-
-Run 'quizstream help <command>' or 'quizstream <command> -h' for its flags
-and environment variables. Exit codes: 0 done, 1 failed, 2 bad usage,
-3 drift found by a replay rebuild, 4 the database is not migrated.
-`
-
-// command is one subcommand: its help, its settings and flags, and what it
-// does once they are parsed.
+// command is one subcommand: its settings and flags, and what it does
+// once they are parsed; its help is help/<name>.txt.
 type command struct {
-	help   string  // printed above the flags
 	groups []group // its settings
 	own    func(fs *flag.FlagSet, c *config)
 	verbs  []string // when set, the first argument is one of them
@@ -127,23 +109,23 @@ var commands map[string]*command // set in init: the commands refer to run's hel
 
 func init() {
 	commands = map[string]*command{
-		"api": {help: "usage: quizstream api [flags]\n\nServes the HTTP API.\n", nats: true, run: runAPI,
+		"api": {nats: true, run: runAPI,
 			groups: []group{common, database, natsRequired, metrics("127.0.0.1:9090"), stream, apiSettings, shutdown}},
-		"worker": {help: "usage: quizstream worker [flags]\n\nWrites the events of the streams to PostgreSQL.\n", nats: true, run: runWorker,
+		"worker": {nats: true, run: runWorker,
 			groups: []group{common, database, natsRequired, metrics("127.0.0.1:9091"), stream, workerSettings, shutdown}},
-		"migrate": {help: "usage: quizstream migrate [flags]\n\nApplies the database migrations.\n", run: runMigrate,
+		"migrate": {run: runMigrate,
 			groups: []group{common, database}},
-		"seed": {help: "usage: quizstream seed [flags]\n\nLoads the demo content; idempotent.\n", run: runSeed,
+		"seed": {run: runSeed,
 			groups: []group{common, database, natsSettings("NATS server URL(s); when set, running API instances are told to reload content")}},
-		"dev": {help: devUsage, run: runDev, groups: []group{common, database, natsSettings("NATS server URL(s), comma-separated; empty starts an embedded server"),
+		"dev": {run: runDev, groups: []group{common, database, natsSettings("NATS server URL(s), comma-separated; empty starts an embedded server"),
 			metrics("127.0.0.1:9090"), stream, apiSettings, workerSettings, shutdown, devSettings}},
-		"dlq": {help: dlqUsage, verbs: []string{"list", "show", "redrive"}, args: true, nats: true, run: runDLQ,
+		"dlq": {verbs: []string{"list", "show", "redrive"}, args: true, nats: true, run: runDLQ,
 			groups: []group{common, natsRequired}, own: dlqFlags},
-		"replay": {help: replayUsage, nats: true, run: runReplay,
+		"replay": {nats: true, run: runReplay,
 			groups: []group{common, database, natsRequired, replaySettings}, own: replayFlags},
-		"stream": {help: streamUsage, verbs: []string{"apply", "status"}, nats: true, run: runStream,
+		"stream": {verbs: []string{"apply", "status"}, nats: true, run: runStream,
 			groups: []group{common, natsRequired, stream}, own: streamFlags},
-		"version": {help: "usage: quizstream version [--json]\n\nPrints the version, commit and Go version of this build.\n", run: runVersion,
+		"version": {run: runVersion,
 			own: func(fs *flag.FlagSet, c *config) { fs.BoolVar(&c.JSON, "json", false, "print it as JSON") }},
 	}
 }
@@ -152,21 +134,21 @@ func init() {
 // call it: it returns when the command is done or ctx is cancelled.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, helpText("quizstream"))
 		return errUsage
 	}
 	name, args := args[0], args[1:]
 	switch name {
 	case "help", "-h", "--help":
 		if len(args) == 0 {
-			fmt.Fprint(stdout, usage)
+			fmt.Fprint(stdout, helpText("quizstream"))
 			return errHelp
 		}
 		return run(ctx, []string{args[0], "-h"}, stdout, stderr)
 	}
 	cmd := commands[name]
 	if cmd == nil {
-		fmt.Fprintf(stderr, "quizstream: unknown command %q\n\n%s", name, usage)
+		fmt.Fprintf(stderr, "quizstream: unknown command %q\n\n%s", name, helpText("quizstream"))
 		return errUsage
 	}
 	var c config
@@ -199,7 +181,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // flags builds the command's flag set into c, after taking its verb off
 // args; a missing or unknown verb prints its help (to stdout for -h).
 func (cmd *command) flags(name string, c *config, args []string, stdout, stderr io.Writer) (*flags, []string, error) {
-	f := newFlags(name, cmd.help, c, stdout, stderr, cmd.groups...)
+	f := newFlags(name, helpText(name), c, stdout, stderr, cmd.groups...)
 	if cmd.own != nil {
 		cmd.own(f.fs, c)
 	}
@@ -217,6 +199,15 @@ func (cmd *command) flags(name string, c *config, args []string, stdout, stderr 
 	f.fs.Init(f.fs.Name()+" "+args[0], flag.ContinueOnError)
 	f.verb = args[0]
 	return f, args[1:], nil
+}
+
+//go:embed help/*.txt
+var helpFiles embed.FS
+
+// helpText is the help of a command, or of quizstream itself.
+func helpText(name string) string {
+	b, _ := helpFiles.ReadFile("help/" + name + ".txt") // each command has one: TestHelp
+	return string(b)
 }
 
 // runVersion prints what app.ReadBuildInfo says of this build.

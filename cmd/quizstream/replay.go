@@ -11,32 +11,11 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/quizstream/quizstream/app"
 	"github.com/quizstream/quizstream/progress"
 	"github.com/quizstream/quizstream/replay"
 	"github.com/quizstream/quizstream/store"
 )
-
-const replayUsage = `usage: quizstream replay [flags]
-
-Re-reads the attempts stream, from --from-seq (default 1) or --since, to
---until or the stream's last sequence when the replay starts.
-
-modes:
-  (default)           restore: store every event as a worker would (same
-                      writer, same transactions); idempotent, so replaying
-                      over a live database changes nothing
-  --dry-run           read, decode and validate every event (each batch is
-                      written in a transaction that is rolled back); counts
-                      what a restore would store, find stored, set aside
-  --exams             restore timed-exam sessions and answers from the exams
-                      stream (the attempts they became come with the
-                      attempts stream)
-  --rebuild progress  rebuild the progress projection into a shadow table and
-                      print how it differs from the live one; with --swap,
-                      replace the live table atomically, under an ACCESS
-                      EXCLUSIVE lock held for a scan of attempts (about 1s
-                      per million attempts; workers wait meanwhile)
-`
 
 // replayOptions are the flags of one replay: the replay's Config, and the
 // flags that choose its Mode and its range in time.
@@ -76,7 +55,7 @@ func runReplay(ctx context.Context, c *config, in invocation) error {
 		return err
 	}
 	defer st.Close()
-	nc, js, err := connectJetStream(c.NATSURL, c.NATSAuth, log)
+	nc, js, err := app.ConnectJetStream(c.NATSURL, c.NATSAuth, log)
 	if err != nil {
 		return err
 	}

@@ -8,19 +8,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/quizstream/quizstream/app"
 	"github.com/quizstream/quizstream/events"
 )
-
-const streamUsage = `usage: quizstream stream <apply [--force] | status> [flags]
-
-  apply     create or update the attempts stream, the dead-letter stream, the
-            workers' consumer and the content bucket from the STREAM_* settings;
-            refuses to lower replicas or STREAM_MAX_AGE, or to shrink
-            STREAM_MAX_BYTES or STREAM_MAX_MSGS below what the stream holds,
-            unless --force
-  status    the streams' settings, how full they are, and how far the workers lag,
-            against the STREAM_* settings
-`
 
 func streamFlags(fs *flag.FlagSet, c *config) {
 	fs.BoolVar(&c.Force, "force", false, "with apply: apply even what lowers replicas or MaxAge, or shrinks a limit below what the stream holds")
@@ -31,7 +21,7 @@ func streamFlags(fs *flag.FlagSet, c *config) {
 // processes only check what they find.
 func runStream(ctx context.Context, c *config, in invocation) error {
 	verb, stdout := in.verb, in.stdout
-	nc, js, err := connectJetStream(c.NATSURL, c.NATSAuth, in.log)
+	nc, js, err := app.ConnectJetStream(c.NATSURL, c.NATSAuth, in.log)
 	if err != nil {
 		return err
 	}
