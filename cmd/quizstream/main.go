@@ -29,6 +29,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/quizstream/quizstream/app"
@@ -105,29 +106,25 @@ type invocation struct {
 	stdout, stderr io.Writer
 }
 
-var commands map[string]*command // set in init: the commands refer to run's helpers
-
-func init() {
-	commands = map[string]*command{
-		"api": {nats: true, run: runAPI,
-			groups: []group{common, database, natsRequired, metrics("127.0.0.1:9090"), stream, apiSettings, shutdown}},
-		"worker": {nats: true, run: runWorker,
-			groups: []group{common, database, natsRequired, metrics("127.0.0.1:9091"), stream, workerSettings, shutdown}},
-		"migrate": {run: runMigrate,
-			groups: []group{common, database}},
-		"seed": {run: runSeed,
-			groups: []group{common, database, natsSettings("NATS server URL(s); when set, running API instances are told to reload content")}},
-		"dev": {run: runDev, groups: []group{common, database, natsSettings("NATS server URL(s), comma-separated; empty starts an embedded server"),
-			metrics("127.0.0.1:9090"), stream, apiSettings, workerSettings, shutdown, devSettings}},
-		"dlq": {verbs: []string{"list", "show", "redrive"}, args: true, nats: true, run: runDLQ,
-			groups: []group{common, natsRequired}, own: dlqFlags},
-		"replay": {nats: true, run: runReplay,
-			groups: []group{common, database, natsRequired, replaySettings}, own: replayFlags},
-		"stream": {verbs: []string{"apply", "status"}, nats: true, run: runStream,
-			groups: []group{common, natsRequired, stream}, own: streamFlags},
-		"version": {run: runVersion,
-			own: func(fs *flag.FlagSet, c *config) { fs.BoolVar(&c.JSON, "json", false, "print it as JSON") }},
-	}
+var commands = map[string]*command{
+	"api": {nats: true, run: runAPI,
+		groups: []group{common, database, natsRequired, metrics("127.0.0.1:9090"), stream, apiSettings, shutdown}},
+	"worker": {nats: true, run: runWorker,
+		groups: []group{common, database, natsRequired, metrics("127.0.0.1:9091"), stream, workerSettings, shutdown}},
+	"migrate": {run: runMigrate,
+		groups: []group{common, database}},
+	"seed": {run: runSeed,
+		groups: []group{common, database, natsSettings("NATS server URL(s); when set, running API instances are told to reload content")}},
+	"dev": {run: runDev, groups: []group{common, database, natsSettings("NATS server URL(s), comma-separated; empty starts an embedded server"),
+		metrics("127.0.0.1:9090"), stream, apiSettings, workerSettings, shutdown, devSettings}},
+	"dlq": {verbs: []string{"list", "show", "redrive"}, args: true, nats: true, run: runDLQ,
+		groups: []group{common, natsRequired}, own: dlqFlags},
+	"replay": {nats: true, run: runReplay,
+		groups: []group{common, database, natsRequired, replaySettings}, own: replayFlags},
+	"stream": {verbs: []string{"apply", "status"}, nats: true, run: runStream,
+		groups: []group{common, natsRequired, stream}, own: streamFlags},
+	"version": {run: runVersion,
+		own: func(fs *flag.FlagSet, c *config) { fs.BoolVar(&c.JSON, "json", false, "print it as JSON") }},
 }
 
 // run is the whole program, with its inputs passed in so that tests can
@@ -174,7 +171,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if in.log, err = newLogger(&c, stderr); err != nil {
 		return err
 	}
-	f.logConfig(in.log, f.fs.Name())
+	f.logConfig(in.log, strings.TrimPrefix(f.fs.Name(), "quizstream "))
 	return cmd.run(ctx, &c, in)
 }
 
