@@ -67,6 +67,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"dlq"}, exitUsage},
 		{[]string{"dlq", "list", "--nats-url="}, exitUsage},
 		{[]string{"stream", "purge"}, exitUsage},
+		{[]string{"stream", "status", "--force", "--nats-url", "nats://127.0.0.1:1"}, exitUsage},
 		{[]string{"dlq", "show", "x", "--nats-url", "nats://127.0.0.1:1"}, exitUsage},
 		{[]string{"dlq", "list", "--nats-url", "nats://127.0.0.1:1"}, exitError}, // no server there
 		{[]string{"version"}, exitOK},

@@ -21,6 +21,9 @@ func streamFlags(fs *flag.FlagSet, c *config) {
 // processes only check what they find.
 func runStream(ctx context.Context, c *config, in invocation) error {
 	verb, stdout := in.verb, in.stdout
+	if (verb == "status" && c.Force) || (verb == "apply" && c.JSON) {
+		return usageErr("stream: --force goes with apply, --json with status")
+	}
 	nc, js, err := app.ConnectJetStream(c.NATSURL, c.NATSAuth, in.log)
 	if err != nil {
 		return err
