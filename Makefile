@@ -7,9 +7,9 @@ PKGS := ./...
 # a run with "context deadline exceeded" as a duration ends (go.dev/issue/75804).
 FUZZTIME ?= 50000x
 
-## run: build and start the whole service (embedded NATS, migrations, demo content)
-run:
-	$(GO) run ./cmd/quizstream dev
+## run: build bin/quizstream and start the whole service (embedded NATS, migrations, demo content); ctrl-C stops it, exit 0
+run: build
+	bin/quizstream dev
 
 ## test: every test, against a real PostgreSQL and real JetStream servers
 test:
@@ -37,9 +37,9 @@ fuzz:
 audit:
 	bash .ci/audit
 
-## build: the quizstream binary, in bin/
+## build: the quizstream binary, in bin/ (its commit stamped where git can tell it: quizstream version)
 build:
-	$(GO) build -o bin/quizstream ./cmd/quizstream
+	$(GO) build -buildvcs=auto -o bin/quizstream ./cmd/quizstream
 
 ## lint: gofmt and go vet
 lint:

@@ -143,7 +143,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 			a.Close()
 		}
 	}()
-	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfoCollector())
 	// Lazy: an API starts, serves content and takes attempts while
 	// PostgreSQL is down; workers wait for it.
 	if a.Store, err = store.Open(ctx, store.Config{URL: cfg.DatabaseURL, ConnectTimeout: cfg.DatabaseConnectTimeout, Registerer: a.Registry, Lazy: true}); err != nil {

@@ -6,74 +6,39 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
+	"time"
 
 	"github.com/quizstream/quizstream/app"
-	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/natsserver"
 	"github.com/quizstream/quizstream/store"
-	"github.com/quizstream/quizstream/streams"
-	"github.com/quizstream/quizstream/worker"
 )
 
 func newLogger(c *config, stderr io.Writer) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
-		return nil, fmt.Errorf("LOG_LEVEL: %w", err)
+	var level slog.Level // info for a command without settings
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil && c.LogLevel != "" {
+		return nil, usageErr("LOG_LEVEL: %v", err)
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	switch c.LogFormat {
-	case "text":
+	case "text", "":
 		return slog.New(slog.NewTextHandler(stderr, opts)), nil
 	case "json":
 		return slog.New(slog.NewJSONHandler(stderr, opts)), nil
 	}
-	return nil, fmt.Errorf("LOG_FORMAT must be text or json, not %q", c.LogFormat)
+	return nil, usageErr("LOG_FORMAT must be text or json, not %q", c.LogFormat)
 }
 
-// setup parses the flags, builds the logger and logs the configuration.
-func setup(f *flags, c *config, args []string, command string, stderr io.Writer) (*slog.Logger, error) {
-	if err := f.parse(args); err != nil {
-		return nil, err
-	}
-	log, err := newLogger(c, stderr)
-	if err != nil {
-		return nil, err
-	}
-	f.logConfig(log, command)
-	return log, nil
-}
-
-func runMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var c config
-	f := newFlags("migrate", getenv, stderr)
-	f.common(&c)
-	f.database(&c)
-	log, err := setup(f, &c, args, "migrate", stderr)
-	if err != nil {
-		return err
-	}
+func runMigrate(ctx context.Context, c *config, in invocation) error {
 	st, err := store.Open(ctx, store.Config{URL: c.DatabaseURL})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	return app.Migrate(ctx, st, log)
+	return app.Migrate(ctx, st, in.log)
 }
 
-func runSeed(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var c config
-	f := newFlags("seed", getenv, stderr)
-	f.common(&c)
-	f.database(&c)
-	f.secretURL(&c.NATSURL, "NATS_URL", "", "NATS server URL(s); when set, running API instances are told to reload content")
-	f.natsAuth(&c)
-	log, err := setup(f, &c, args, "seed", stderr)
-	if err != nil {
-		return err
-	}
+func runSeed(ctx context.Context, c *config, in invocation) error {
+	log := in.log
 	st, err := store.Open(ctx, store.Config{URL: c.DatabaseURL})
 	if err != nil {
 		return err
@@ -83,92 +48,55 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil || c.NATSURL == "" {
 		return err
 	}
-	nc, js, err := connectJetStream(c.NATSURL, c.NATSAuth, log)
+	nc, js, err := app.ConnectJetStream(c.NATSURL, c.NATSAuth, log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	// The copy an API instance starts from while PostgreSQL is down.
-	if saved, err := app.SaveContentCopy(ctx, st, js); err != nil {
-		log.Warn("seed: content copy in NATS not saved", "err", err)
-	} else if saved {
-		log.Info("seed: content copy in NATS saved", "bucket", streams.ContentBucket)
-	}
-	if changed == 0 {
-		return nil
-	}
-	if err := events.Notify(nc, events.SubjectContentChanged, nil); err != nil {
+	return app.AnnounceContent(ctx, st, nc, js, changed > 0, log)
+}
+
+func runAPI(ctx context.Context, c *config, in invocation) error {
+	if err := checkMigrated(ctx, c.DatabaseURL, in.log); err != nil {
 		return err
 	}
-	log.Info("seed: API instances told to reload content")
+	return serve(ctx, c.app(in.log, true, false, 0), in.stdout)
+}
+
+func runWorker(ctx context.Context, c *config, in invocation) error {
+	if err := checkMigrated(ctx, c.DatabaseURL, in.log); err != nil {
+		return err
+	}
+	return serve(ctx, c.app(in.log, false, false, c.Workers), in.stdout)
+}
+
+// checkMigrated refuses to start on a database whose schema is behind
+// this binary's, at once and saying what to run, rather than retrying
+// writes that cannot succeed; a database that cannot be reached now is
+// let be (an API serves without it, workers wait for it).
+func checkMigrated(ctx context.Context, url string, log *slog.Logger) error {
+	st, err := store.Open(ctx, store.Config{URL: url, ConnectTimeout: 2 * time.Second})
+	if err == nil {
+		defer st.Close()
+		var current, target int64
+		if current, target, err = st.SchemaVersions(ctx); err == nil && current < target {
+			return fmt.Errorf("%w: its schema is at version %d, this binary needs %d: run quizstream migrate", errNotMigrated, current, target)
+		}
+	}
+	if err != nil {
+		log.Warn("quizstream: database schema not checked", "err", err)
+	}
 	return nil
 }
 
-func runAPI(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var c config
-	f := newFlags("api", getenv, stderr)
-	f.common(&c)
-	f.database(&c)
-	f.nats(&c, true)
-	f.metrics(&c, "127.0.0.1:9090")
-	f.stream(&c)
-	f.api(&c)
-	f.shutdown(&c)
-	log, err := setup(f, &c, args, "api", stderr)
-	if err != nil {
-		return err
-	}
-	if c.NATSURL == "" {
-		return errors.New("NATS_URL is required")
-	}
-	return serve(ctx, c.app(log, true, false, 0), stdout)
-}
-
-func runWorker(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var c config
-	f := newFlags("worker", getenv, stderr)
-	f.common(&c)
-	f.database(&c)
-	f.nats(&c, true)
-	f.metrics(&c, "127.0.0.1:9091")
-	f.stream(&c)
-	f.worker(&c)
-	f.shutdown(&c)
-	f.int(&c.Workers, "WORKERS", worker.DefaultWriters, "concurrent batch writers in this process")
-	log, err := setup(f, &c, args, "worker", stderr)
-	if err != nil {
-		return err
-	}
-	if c.NATSURL == "" {
-		return errors.New("NATS_URL is required")
-	}
-	return serve(ctx, c.app(log, false, false, c.Workers), stdout)
-}
-
-func runDev(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var c config
-	f := newFlags("dev", getenv, stderr)
-	f.common(&c)
-	f.database(&c)
-	f.nats(&c, false)
-	f.metrics(&c, "127.0.0.1:9090")
-	f.stream(&c)
-	f.api(&c)
-	f.worker(&c)
-	f.shutdown(&c)
-	f.int(&c.Workers, "WORKERS", worker.DefaultWriters, "concurrent batch writers")
-	f.str(&c.DataDir, "DATA_DIR", ".quizstream", "folder of the embedded NATS server's file store")
-	f.int(&c.NATSPort, "NATS_PORT", -1, "port of the embedded NATS server; -1 picks a free one")
-	log, err := setup(f, &c, args, "dev", stderr)
-	if err != nil {
-		return err
-	}
+func runDev(ctx context.Context, c *config, in invocation) error {
+	log := in.log
 	if c.NATSURL == "" {
 		// The embedded server lets in one user, who holds the NKey seed
 		// kept under DATA_DIR (or at NATS_NKEY_SEED_FILE): no process
 		// without it can publish an event.
 		if a := c.NATSAuth; a.User != "" || a.Password != "" || a.Token != "" || a.CredsFile != "" {
-			return errors.New("dev: the embedded NATS server takes only NATS_NKEY_SEED_FILE; NATS_USER, NATS_PASSWORD, NATS_TOKEN and NATS_CREDS need NATS_URL")
+			return usageErr("dev: the embedded NATS server takes only NATS_NKEY_SEED_FILE; NATS_USER, NATS_PASSWORD, NATS_TOKEN and NATS_CREDS need NATS_URL")
 		}
 		ns, seedFile, err := natsserver.StartDevServer(natsserver.DevServer{DataDir: c.DataDir, SeedFile: c.NATSAuth.NKeySeedFile, Port: c.NATSPort})
 		if err != nil {
@@ -179,17 +107,21 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		c.NATSURL, c.NATSAuth = ns.ClientURL(), app.NATSAuth{NKeySeedFile: seedFile}
 		log.Info("dev: embedded NATS server started", "url", c.NATSURL, "store_dir", ns.StoreDir(),
 			"sync", "always", "nats_nkey_seed_file", seedFile)
+		fmt.Fprintf(in.stdout, "quizstream NATS listening on %s (nats CLI: nats --server %s --nkey %s)\n", c.NATSURL, c.NATSURL, seedFile)
 	}
 	if err := app.PrepareDatabase(ctx, c.DatabaseURL, log); err != nil {
 		return err
 	}
-	return serve(ctx, c.app(log, true, true, c.Workers), stdout)
+	return serve(ctx, c.app(log, true, true, c.Workers), in.stdout)
 }
 
 // serve runs one process as cfg says until ctx ends, printing the API's
-// address once it listens.
+// address once it listens. A signal while it starts is a clean stop too.
 func serve(ctx context.Context, cfg app.Config, stdout io.Writer) error {
 	a, err := app.New(ctx, cfg)
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -197,19 +129,4 @@ func serve(ctx context.Context, cfg app.Config, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "quizstream API listening on %s/api/v1/courses\n", u)
 	}
 	return a.Run(ctx)
-}
-
-// connectJetStream opens the NATS connection of an operator command; the
-// caller closes it.
-func connectJetStream(url string, auth app.NATSAuth, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := app.Connect(url, auth, log)
-	if err != nil {
-		return nil, nil, err
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		return nil, nil, fmt.Errorf("jetstream: %w", err)
-	}
-	return nc, js, nil
 }

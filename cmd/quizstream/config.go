@@ -1,24 +1,27 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/peterbourgon/ff/v3"
 
 	"github.com/quizstream/quizstream/api"
 	"github.com/quizstream/quizstream/app"
 	"github.com/quizstream/quizstream/eventlog"
+	"github.com/quizstream/quizstream/replay"
 	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/worker"
 )
 
-// config is every setting of every command; each command registers the
-// groups it uses.
+// config is every setting and flag of every command; each command
+// registers the groups it uses.
 type config struct {
 	DatabaseURL string
 	NATSURL     string
@@ -41,134 +44,105 @@ type config struct {
 	DataDir  string
 	NATSPort int
 	Workers  int
+
+	// The flags of one command, which no variable sets.
+	JSON   bool          // dlq list, replay, stream status: print the result as JSON
+	Force  bool          // stream apply
+	DryRun bool          // content import
+	Out    string        // content export
+	All    bool          // dlq redrive
+	Limit  int           // dlq list
+	Replay replayOptions // replay
 }
 
-// flags binds settings to environment variables with flag overrides: a
-// flag beats its variable, which beats the default.
+// A group registers settings: a setting is a flag that its environment
+// variable sets too, the flag's name in upper case with underscores
+// (-publish-timeout, $PUBLISH_TIMEOUT; ff's rule).
+type group func(fs *flag.FlagSet, c *config)
+
+// flags is the flag set of one command: the settings of its groups, and
+// flags of its own that no variable sets.
 type flags struct {
-	fs     *flag.FlagSet
-	getenv func(string) string
-	errs   []error
-	shown  []func() slog.Attr
+	fs             *flag.FlagSet
+	env            map[string]bool // the flags that are settings
+	summary        string          // the command's help, above its flags
+	verb           string          // dlq, stream: the verb given
+	stdout, stderr io.Writer
 }
 
-func newFlags(name string, getenv func(string) string, stderr io.Writer) *flags {
-	fs := flag.NewFlagSet("quizstream "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return &flags{fs: fs, getenv: getenv}
-}
-
-func flagName(env string) string { return strings.ReplaceAll(strings.ToLower(env), "_", "-") }
-
-func (f *flags) env(env string, parse func(string) error) {
-	if v := f.getenv(env); v != "" {
-		if err := parse(v); err != nil {
-			f.errs = append(f.errs, fmt.Errorf("%s=%q: %w", env, v, err))
-		}
+func newFlags(name, summary string, c *config, stdout, stderr io.Writer, groups ...group) *flags {
+	f := &flags{fs: flag.NewFlagSet("quizstream "+name, flag.ContinueOnError), env: map[string]bool{},
+		summary: summary, stdout: stdout, stderr: stderr}
+	f.fs.SetOutput(io.Discard) // parse prints help and errors where they belong
+	for _, g := range groups {
+		g(f.fs, c)
 	}
-}
-
-func (f *flags) str(p *string, env, def, usage string) {
-	*p = def
-	f.env(env, func(v string) error { *p = v; return nil })
-	f.fs.StringVar(p, flagName(env), *p, usage+" ($"+env+")")
-	f.show(env, func() string { return *p })
-}
-
-func (f *flags) secretURL(p *string, env, def, usage string) {
-	*p = def
-	f.env(env, func(v string) error { *p = v; return nil })
-	f.fs.StringVar(p, flagName(env), *p, usage+" ($"+env+")")
-	f.show(env, func() string { return redact(*p) })
-}
-
-// secret is a setting whose value is never shown: the logged configuration
-// says only whether it is set.
-func (f *flags) secret(p *string, env, usage string) {
-	f.env(env, func(v string) error { *p = v; return nil })
-	f.fs.StringVar(p, flagName(env), *p, usage+" ($"+env+")")
-	f.show(env, func() string {
-		if *p == "" {
-			return ""
-		}
-		return "REDACTED"
+	f.fs.VisitAll(func(fl *flag.Flag) {
+		f.env[fl.Name] = true
+		fl.Usage += " ($" + envName(fl.Name) + ")"
 	})
+	return f
 }
 
-func (f *flags) int(p *int, env string, def int, usage string) {
-	*p = def
-	f.env(env, func(v string) (err error) { *p, err = strconv.Atoi(v); return err })
-	f.fs.IntVar(p, flagName(env), *p, usage+" ($"+env+")")
-	f.show(env, func() string { return strconv.Itoa(*p) })
-}
+func envName(flagName string) string { return strings.ToUpper(strings.ReplaceAll(flagName, "-", "_")) }
 
-func (f *flags) int64(p *int64, env string, def int64, usage string) {
-	*p = def
-	f.env(env, func(v string) (err error) { *p, err = strconv.ParseInt(v, 10, 64); return err })
-	f.fs.Int64Var(p, flagName(env), *p, usage+" ($"+env+")")
-	f.show(env, func() string { return strconv.FormatInt(*p, 10) })
-}
-
-func (f *flags) bool(p *bool, env string, def bool, usage string) {
-	*p = def
-	f.env(env, func(v string) (err error) { *p, err = strconv.ParseBool(v); return err })
-	f.fs.BoolVar(p, flagName(env), *p, usage+" ($"+env+")")
-	f.show(env, func() string { return strconv.FormatBool(*p) })
-}
-
-func (f *flags) float(p *float64, env string, def float64, usage string) {
-	*p = def
-	f.env(env, func(v string) (err error) { *p, err = strconv.ParseFloat(v, 64); return err })
-	f.fs.Float64Var(p, flagName(env), *p, usage+" ($"+env+")")
-	f.show(env, func() string { return strconv.FormatFloat(*p, 'g', -1, 64) })
-}
-
-// list binds a comma-separated list.
-func (f *flags) list(p *[]string, env, usage string) {
-	set := func(v string) error {
-		*p = nil
-		for _, x := range strings.Split(v, ",") {
-			if x = strings.TrimSpace(x); x != "" {
-				*p = append(*p, x)
-			}
-		}
-		return nil
-	}
-	f.env(env, set)
-	f.fs.Func(flagName(env), usage+" ($"+env+")", set)
-	f.show(env, func() string { return strings.Join(*p, ",") })
-}
-
-func (f *flags) dur(p *time.Duration, env string, def time.Duration, usage string) {
-	*p = def
-	f.env(env, func(v string) (err error) { *p, err = time.ParseDuration(v); return err })
-	f.fs.DurationVar(p, flagName(env), *p, usage+" ($"+env+")")
-	f.show(env, func() string { return p.String() })
-}
-
-func (f *flags) show(env string, value func() string) {
-	f.shown = append(f.shown, func() slog.Attr { return slog.String(strings.ToLower(env), value()) })
-}
-
+// parse sets the settings from the environment and then every flag from
+// args: a flag beats its variable, which beats the default. For -h or
+// --help it prints the command's help to stdout and returns errHelp; a bad
+// flag is errUsage, a bad variable an error that names it.
 func (f *flags) parse(args []string) error {
-	if err := f.fs.Parse(args); err != nil {
+	env := flag.NewFlagSet(f.fs.Name(), flag.ContinueOnError)
+	env.SetOutput(io.Discard)
+	f.fs.VisitAll(func(fl *flag.Flag) {
+		if f.env[fl.Name] {
+			env.Var(fl.Value, fl.Name, fl.Usage)
+		}
+	})
+	envErr := ff.Parse(env, nil, ff.WithEnvVars())
+	switch err := f.fs.Parse(args); {
+	case errors.Is(err, flag.ErrHelp):
+		f.help(f.stdout)
+		return errHelp
+	case err != nil:
+		fmt.Fprintf(f.stderr, "%s: %v\n", f.fs.Name(), err)
+		f.help(f.stderr)
 		return errUsage
-	}
-	if len(f.errs) > 0 {
-		return fmt.Errorf("bad environment: %v", f.errs)
-	}
-	if f.fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %q", f.fs.Args())
+	case envErr != nil:
+		return usageErr("bad environment: %v", envErr)
 	}
 	return nil
 }
 
-// logConfig logs the effective configuration, secrets redacted.
+// help prints the command's summary and its flags.
+func (f *flags) help(w io.Writer) {
+	fmt.Fprint(w, f.summary)
+	fmt.Fprintln(w, "\nflags (a setting's environment variable in parentheses; a flag beats its variable):")
+	f.fs.SetOutput(w)
+	f.fs.PrintDefaults()
+	f.fs.SetOutput(io.Discard)
+}
+
+// logConfig logs the effective settings, secrets redacted.
 func (f *flags) logConfig(log *slog.Logger, command string) {
-	attrs := []any{slog.String("command", command)}
-	for _, a := range f.shown {
-		attrs = append(attrs, a())
+	if len(f.env) == 0 {
+		return
 	}
+	attrs := []any{slog.String("command", command)}
+	f.fs.VisitAll(func(fl *flag.Flag) {
+		if !f.env[fl.Name] {
+			return
+		}
+		v := fl.Value.String()
+		switch env := envName(fl.Name); {
+		case env == "NATS_PASSWORD" || env == "NATS_TOKEN":
+			if v != "" {
+				v = "REDACTED"
+			}
+		case env == "DATABASE_URL" || env == "NATS_URL":
+			v = redact(v)
+		}
+		attrs = append(attrs, slog.String(strings.ToLower(envName(fl.Name)), v))
+	})
 	log.Info("quizstream: configuration", attrs...)
 }
 
@@ -206,111 +180,133 @@ func redact(raw string) string {
 // natsSchemes are the URL schemes of NATS servers, whose URL may carry a token.
 var natsSchemes = map[string]bool{"nats": true, "tls": true, "ws": true, "wss": true}
 
-const defaultDatabaseURL = "postgres://localhost:5432/quizstream?sslmode=disable"
+// list is a comma-separated list setting.
+type list []string
 
-func (f *flags) common(c *config) {
-	f.str(&c.LogLevel, "LOG_LEVEL", "info", "log level: debug, info, warn or error")
-	f.str(&c.LogFormat, "LOG_FORMAT", "text", "log format: text or json")
-}
+func (l *list) String() string { return strings.Join(*l, ",") }
 
-func (f *flags) database(c *config) {
-	f.secretURL(&c.DatabaseURL, "DATABASE_URL", defaultDatabaseURL, "PostgreSQL connection URL")
-}
-
-func (f *flags) nats(c *config, required bool) {
-	usage := "NATS server URL(s), comma-separated"
-	if !required {
-		usage += "; empty starts an embedded server"
+func (l *list) Set(v string) error {
+	*l = nil
+	for _, x := range strings.Split(v, ",") {
+		if x = strings.TrimSpace(x); x != "" {
+			*l = append(*l, x)
+		}
 	}
-	f.secretURL(&c.NATSURL, "NATS_URL", "", usage)
-	f.natsAuth(c)
+	return nil
 }
 
-// natsAuth binds the process's NATS identity: one of a user and password,
-// a token, a creds file or an NKey seed file.
-func (f *flags) natsAuth(c *config) {
-	a := &c.NATSAuth
-	f.str(&a.User, "NATS_USER", "", "NATS user (with NATS_PASSWORD)")
-	f.secret(&a.Password, "NATS_PASSWORD", "NATS password of NATS_USER")
-	f.secret(&a.Token, "NATS_TOKEN", "NATS authentication token")
-	f.str(&a.CredsFile, "NATS_CREDS", "", "NATS credentials file (user JWT and NKey seed)")
-	f.str(&a.NKeySeedFile, "NATS_NKEY_SEED_FILE", "", "file holding the NATS user's NKey seed; in dev without NATS_URL, the embedded server's one user (default DATA_DIR/nats-dev.nk, created when missing)")
+func common(fs *flag.FlagSet, c *config) {
+	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 }
 
-func (f *flags) metrics(c *config, def string) {
-	f.str(&c.MetricsAddr, "METRICS_ADDR", def, "operations listener for /metrics, /livez and /readyz; off disables it")
-	f.bool(&c.Profiling, "PPROF", false, "serve Go's profiles under /debug/pprof/ on the operations listener")
+func database(fs *flag.FlagSet, c *config) {
+	fs.StringVar(&c.DatabaseURL, "database-url", "postgres://localhost:5432/quizstream?sslmode=disable", "PostgreSQL connection URL")
 }
 
-func (f *flags) stream(c *config) {
+// natsSettings binds the server's URL, described by usage, and the process's NATS
+// identity: one of a user and password, a token, a creds file or an NKey
+// seed file.
+func natsSettings(usage string) group {
+	return func(fs *flag.FlagSet, c *config) {
+		a := &c.NATSAuth
+		fs.StringVar(&c.NATSURL, "nats-url", "", usage)
+		fs.StringVar(&a.User, "nats-user", "", "NATS user (with NATS_PASSWORD)")
+		fs.StringVar(&a.Password, "nats-password", "", "NATS password of NATS_USER")
+		fs.StringVar(&a.Token, "nats-token", "", "NATS authentication token")
+		fs.StringVar(&a.CredsFile, "nats-creds", "", "NATS credentials file (user JWT and NKey seed)")
+		fs.StringVar(&a.NKeySeedFile, "nats-nkey-seed-file", "", "file holding the NATS user's NKey seed; in dev without NATS_URL, the embedded server's one user (default DATA_DIR/nats-dev.nk, created when missing)")
+	}
+}
+
+var natsRequired = natsSettings("NATS server URL(s), comma-separated")
+
+func metrics(addr string) group {
+	return func(fs *flag.FlagSet, c *config) {
+		fs.StringVar(&c.MetricsAddr, "metrics-addr", addr, "operations listener for /metrics, /livez and /readyz; off disables it")
+		fs.BoolVar(&c.Profiling, "pprof", false, "serve Go's profiles under /debug/pprof/ on the operations listener")
+	}
+}
+
+func stream(fs *flag.FlagSet, c *config) {
 	s := &c.Stream
-	f.int(&s.Replicas, "STREAM_REPLICAS", streams.DefaultReplicas, "replicas of the attempts stream: 1 (server must sync always) or 3")
-	f.dur(&s.Duplicates, "STREAM_DUPLICATES", streams.DefaultDuplicates, "duplicate window of the attempts stream")
-	f.dur(&s.MaxAge, "STREAM_MAX_AGE", streams.DefaultMaxAge, "how long the attempts stream keeps events")
-	f.int64(&s.MaxBytes, "STREAM_MAX_BYTES", streams.DefaultMaxBytes, "how many bytes the attempts stream keeps; past it publishes fail")
-	f.int64(&s.MaxMsgs, "STREAM_MAX_MSGS", streams.DefaultMaxMsgs, "how many events the attempts stream keeps (each a subject in the server's memory); past it publishes fail")
-	f.dur(&s.AckWait, "ACK_WAIT", streams.DefaultAckWait, "how long a worker may hold a message before it is redelivered")
-	f.int64(&c.Exams.MaxBytes, "EXAMS_MAX_BYTES", streams.DefaultMaxBytes, "how many bytes the exams stream keeps; past it starts, saves and submits answer 503")
-	f.int64(&c.Exams.TimerMaxBytes, "EXAM_TIMERS_MAX_BYTES", streams.DefaultExamTimerMaxBytes, "how many bytes the exam timers stream keeps")
-	f.dur(&c.Exams.MaxAge, "EXAMS_MAX_AGE", streams.DefaultMaxAge, "how long exam events and timers are kept; above the longest time limit plus grace")
-	f.int(&s.MaxAckPending, "MAX_ACK_PENDING", streams.DefaultMaxAckPending, "unacknowledged messages across all workers (>= workers x batch size)")
+	fs.IntVar(&s.Replicas, "stream-replicas", streams.DefaultReplicas, "replicas of the attempts stream: 1 (server must sync always) or 3")
+	fs.DurationVar(&s.Duplicates, "stream-duplicates", streams.DefaultDuplicates, "duplicate window of the attempts stream")
+	fs.DurationVar(&s.MaxAge, "stream-max-age", streams.DefaultMaxAge, "how long the attempts stream keeps events")
+	fs.Int64Var(&s.MaxBytes, "stream-max-bytes", streams.DefaultMaxBytes, "how many bytes the attempts stream keeps; past it publishes fail")
+	fs.Int64Var(&s.MaxMsgs, "stream-max-msgs", streams.DefaultMaxMsgs, "how many events the attempts stream keeps (each a subject in the server's memory); past it publishes fail")
+	fs.DurationVar(&s.AckWait, "ack-wait", streams.DefaultAckWait, "how long a worker may hold a message before it is redelivered")
+	fs.Int64Var(&c.Exams.MaxBytes, "exams-max-bytes", streams.DefaultMaxBytes, "how many bytes the exams stream keeps; past it starts, saves and submits answer 503")
+	fs.Int64Var(&c.Exams.TimerMaxBytes, "exam-timers-max-bytes", streams.DefaultExamTimerMaxBytes, "how many bytes the exam timers stream keeps")
+	fs.DurationVar(&c.Exams.MaxAge, "exams-max-age", streams.DefaultMaxAge, "how long exam events and timers are kept; above the longest time limit plus grace")
+	fs.IntVar(&s.MaxAckPending, "max-ack-pending", streams.DefaultMaxAckPending, "unacknowledged messages across all workers (>= workers x batch size)")
 }
 
-func (f *flags) shutdown(c *config) {
-	f.dur(&c.ShutdownTimeout, "SHUTDOWN_TIMEOUT", worker.DefaultShutdownTimeout, "how long shutdown may take to finish the work in hand")
+func shutdown(fs *flag.FlagSet, c *config) {
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", worker.DefaultShutdownTimeout, "how long shutdown may take to finish the work in hand")
 }
 
-func (f *flags) api(c *config) {
+func apiSettings(fs *flag.FlagSet, c *config) {
 	a := &c.API
-	f.str(&c.ListenAddr, "LISTEN_ADDR", "127.0.0.1:8080", "public HTTP listen address")
-	f.dur(&a.PublishTimeout, "PUBLISH_TIMEOUT", api.DefaultPublishTimeout, "how long an attempt POST waits for the stream before answering 503")
-	f.dur(&a.TokenCacheTTL, "TOKEN_CACHE_TTL", api.DefaultTokenCacheTTL, "how long a token is trusted without asking PostgreSQL (bound on cross-instance logout)")
-	f.dur(&a.TokenLifetime, "TOKEN_LIFETIME", api.DefaultTokenLifetime, "how long a login token lives")
-	f.dur(&a.ContentReload, "CONTENT_RELOAD", api.DefaultContentReload, "how often content is reloaded from PostgreSQL; negative disables")
-	f.dur(&a.ContentMaxAge, "CONTENT_MAX_AGE", api.DefaultContentMaxAge, "Cache-Control max-age of content responses")
-	f.int64(&a.BodyLimit, "BODY_LIMIT", api.DefaultBodyLimit, "request body limit in bytes")
-	f.dur(&a.DrainDelay, "DRAIN_DELAY", 0, "at shutdown, how long /readyz fails before the listener closes")
-	f.limits(c)
-	f.dur(&a.Exams.Grace, "EXAM_GRACE", api.DefaultExamGrace, "grace_s of timed quizzes that set none: saves and submits that reach the API this long after the deadline count")
-	f.dur(&a.Exams.Settle, "EXAM_SETTLE", api.DefaultExamSettle, "how long after deadline + grace a session's timer fires")
-	f.int(&a.Exams.SessionCacheSize, "EXAM_SESSION_CACHE", api.DefaultSessionCacheSize, "exam sessions an API instance keeps in memory")
-	f.dur(&c.Publish.Window, "PUBLISH_BATCH_WINDOW", eventlog.DefaultBatchWindow, "longest an attempt waits for others to join its atomic batch")
-	f.int(&c.Publish.MaxMessages, "PUBLISH_BATCH_MAX", eventlog.DefaultBatchMaxMessages, "most attempts in one atomic batch (at most 1000)")
+	fs.StringVar(&c.ListenAddr, "listen-addr", "127.0.0.1:8080", "public HTTP listen address")
+	fs.DurationVar(&a.PublishTimeout, "publish-timeout", api.DefaultPublishTimeout, "how long an attempt POST waits for the stream before answering 503")
+	fs.DurationVar(&a.TokenCacheTTL, "token-cache-ttl", api.DefaultTokenCacheTTL, "how long a token is trusted without asking PostgreSQL (bound on cross-instance logout)")
+	fs.DurationVar(&a.TokenLifetime, "token-lifetime", api.DefaultTokenLifetime, "how long a login token lives")
+	fs.DurationVar(&a.ContentReload, "content-reload", api.DefaultContentReload, "how often content is reloaded from PostgreSQL; negative disables")
+	fs.DurationVar(&a.ContentMaxAge, "content-max-age", api.DefaultContentMaxAge, "Cache-Control max-age of content responses")
+	fs.Int64Var(&a.BodyLimit, "body-limit", api.DefaultBodyLimit, "request body limit in bytes")
+	fs.DurationVar(&a.DrainDelay, "drain-delay", 0, "at shutdown, how long /readyz fails before the listener closes")
+	limits(fs, c)
+	fs.DurationVar(&a.Exams.Grace, "exam-grace", api.DefaultExamGrace, "grace_s of timed quizzes that set none: saves and submits that reach the API this long after the deadline count")
+	fs.DurationVar(&a.Exams.Settle, "exam-settle", api.DefaultExamSettle, "how long after deadline + grace a session's timer fires")
+	fs.IntVar(&a.Exams.SessionCacheSize, "exam-session-cache", api.DefaultSessionCacheSize, "exam sessions an API instance keeps in memory")
+	fs.DurationVar(&c.Publish.Window, "publish-batch-window", eventlog.DefaultBatchWindow, "longest an attempt waits for others to join its atomic batch")
+	fs.IntVar(&c.Publish.MaxMessages, "publish-batch-max", eventlog.DefaultBatchMaxMessages, "most attempts in one atomic batch (at most 1000)")
 }
 
 // limits binds the API's protections against hostile and careless
 // traffic (docs/security.md); a negative rate or cap turns it off.
-func (f *flags) limits(c *config) {
+func limits(fs *flag.FlagSet, c *config) {
 	a := &c.API
-	f.dur(&a.ReadTimeout, "READ_TIMEOUT", api.DefaultReadTimeout, "longest a request, headers and body, may take to arrive (408 past it)")
-	f.dur(&a.WriteTimeout, "WRITE_TIMEOUT", api.DefaultWriteTimeout, "longest a request may take to be answered; above PUBLISH_TIMEOUT")
-	f.dur(&a.IdleTimeout, "IDLE_TIMEOUT", api.DefaultIdleTimeout, "how long an idle keep-alive connection is kept")
-	f.int(&a.MaxHeaderBytes, "MAX_HEADER_BYTES", api.DefaultMaxHeaderBytes, "request line and headers limit in bytes (431 past it)")
-	f.int(&a.MaxConnections, "MAX_CONNECTIONS", api.DefaultMaxConnections, "open connections of the public listener (503 past it)")
-	f.int(&a.MaxUnsettledPerStudent, "MAX_UNSETTLED_PER_STUDENT", api.DefaultMaxUnsettledPerStudent, "a student's attempts not yet stored before POSTs answer 503")
-	f.float(&a.AttemptRate, "ATTEMPT_RATE", api.DefaultAttemptRate, "attempt POSTs per second per student (429 past it, with ATTEMPT_BURST)")
-	f.int(&a.AttemptBurst, "ATTEMPT_BURST", api.DefaultAttemptBurst, "attempt POSTs a student may send at once")
-	f.float(&a.LoginRate, "LOGIN_RATE", api.DefaultLoginRate, "signups and logins per second per client address (429 past it, with LOGIN_BURST)")
-	f.int(&a.LoginBurst, "LOGIN_BURST", api.DefaultLoginBurst, "signups and logins a client address may send at once")
-	f.float(&a.TokenMissRate, "TOKEN_MISS_RATE", api.DefaultTokenMissRate, "lookups of unknown tokens per second per client address")
-	f.int(&a.TokenMissBurst, "TOKEN_MISS_BURST", api.DefaultTokenMissBurst, "lookups of unknown tokens a client address may cause at once")
-	f.list(&a.TrustedProxies, "TRUSTED_PROXIES", "addresses or CIDRs of proxies whose X-Forwarded-For is trusted; none by default")
-	f.int(&a.RateLimitKeys, "RATE_LIMIT_KEYS", api.DefaultRateLimitKeys, "students and addresses each rate limiter remembers")
-	f.int(&a.HashConcurrency, "HASH_CONCURRENCY", api.DefaultHashConcurrency(), "password hashes at once (each takes tens of MiB)")
-	f.dur(&a.HashWait, "HASH_WAIT", api.DefaultHashWait, "longest a signup or login waits to hash before answering 503")
-	f.dur(&a.TokenPurgeInterval, "TOKEN_PURGE_INTERVAL", api.DefaultTokenPurgeInterval, "how often expired tokens are deleted")
-	f.int(&a.TokenCacheSize, "TOKEN_CACHE_SIZE", api.DefaultTokenCacheSize, "tokens the in-process cache holds")
+	fs.DurationVar(&a.ReadTimeout, "read-timeout", api.DefaultReadTimeout, "longest a request, headers and body, may take to arrive (408 past it)")
+	fs.DurationVar(&a.WriteTimeout, "write-timeout", api.DefaultWriteTimeout, "longest a request may take to be answered; above PUBLISH_TIMEOUT")
+	fs.DurationVar(&a.IdleTimeout, "idle-timeout", api.DefaultIdleTimeout, "how long an idle keep-alive connection is kept")
+	fs.IntVar(&a.MaxHeaderBytes, "max-header-bytes", api.DefaultMaxHeaderBytes, "request line and headers limit in bytes (431 past it)")
+	fs.IntVar(&a.MaxConnections, "max-connections", api.DefaultMaxConnections, "open connections of the public listener (503 past it)")
+	fs.IntVar(&a.MaxUnsettledPerStudent, "max-unsettled-per-student", api.DefaultMaxUnsettledPerStudent, "a student's attempts not yet stored before POSTs answer 503")
+	fs.Float64Var(&a.AttemptRate, "attempt-rate", api.DefaultAttemptRate, "attempt POSTs per second per student (429 past it, with ATTEMPT_BURST)")
+	fs.IntVar(&a.AttemptBurst, "attempt-burst", api.DefaultAttemptBurst, "attempt POSTs a student may send at once")
+	fs.Float64Var(&a.LoginRate, "login-rate", api.DefaultLoginRate, "signups and logins per second per client address (429 past it, with LOGIN_BURST)")
+	fs.IntVar(&a.LoginBurst, "login-burst", api.DefaultLoginBurst, "signups and logins a client address may send at once")
+	fs.Float64Var(&a.TokenMissRate, "token-miss-rate", api.DefaultTokenMissRate, "lookups of unknown tokens per second per client address")
+	fs.IntVar(&a.TokenMissBurst, "token-miss-burst", api.DefaultTokenMissBurst, "lookups of unknown tokens a client address may cause at once")
+	fs.Var((*list)(&a.TrustedProxies), "trusted-proxies", "addresses or CIDRs of proxies whose X-Forwarded-For is trusted, comma-separated; none by default")
+	fs.IntVar(&a.RateLimitKeys, "rate-limit-keys", api.DefaultRateLimitKeys, "students and addresses each rate limiter remembers")
+	fs.IntVar(&a.HashConcurrency, "hash-concurrency", api.DefaultHashConcurrency(), "password hashes at once (each takes tens of MiB)")
+	fs.DurationVar(&a.HashWait, "hash-wait", api.DefaultHashWait, "longest a signup or login waits to hash before answering 503")
+	fs.DurationVar(&a.TokenPurgeInterval, "token-purge-interval", api.DefaultTokenPurgeInterval, "how often expired tokens are deleted")
+	fs.IntVar(&a.TokenCacheSize, "token-cache-size", api.DefaultTokenCacheSize, "tokens the in-process cache holds")
 }
 
-func (f *flags) worker(c *config) {
+func workerSettings(fs *flag.FlagSet, c *config) {
 	w := &c.Worker
-	f.int(&w.BatchSize, "BATCH_SIZE", worker.DefaultBatchSize, "messages per worker batch")
-	f.dur(&w.MaxWait, "BATCH_MAX_WAIT", worker.DefaultMaxWait, "how long a fetch waits to fill a batch")
-	f.int(&c.ExamWorker.Finalizers, "EXAM_FINALIZERS", worker.DefaultFinalizers, "sessions a worker process finalizes at once when their timers fire")
-	f.dur(&w.MaxBackoff, "MAX_BACKOFF", worker.DefaultMaxBackoff, "longest pause between retries of a failing database write")
-	f.dur(&w.StatementTimeout, "WORKER_STATEMENT_TIMEOUT", worker.DefaultStatementTimeout, "PostgreSQL statement_timeout of batch writes; negative leaves the server's")
-	f.dur(&w.MaxBatchHold, "MAX_BATCH_HOLD", worker.DefaultMaxBatchHold, "longest a batch is held (its write retried) before it is handed back for any worker")
-	f.dur(&w.DeadLetterTimeout, "DEAD_LETTER_TIMEOUT", worker.DefaultDeadLetterTimeout, "longest a dead-letter write is retried; past it the poison stays unacknowledged")
+	fs.IntVar(&c.Workers, "workers", worker.DefaultWriters, "concurrent batch writers in this process")
+	fs.IntVar(&w.BatchSize, "batch-size", worker.DefaultBatchSize, "messages per worker batch")
+	fs.DurationVar(&w.MaxWait, "batch-max-wait", worker.DefaultMaxWait, "how long a fetch waits to fill a batch")
+	fs.IntVar(&c.ExamWorker.Finalizers, "exam-finalizers", worker.DefaultFinalizers, "sessions a worker process finalizes at once when their timers fire")
+	fs.DurationVar(&w.MaxBackoff, "max-backoff", worker.DefaultMaxBackoff, "longest pause between retries of a failing database write")
+	fs.DurationVar(&w.StatementTimeout, "worker-statement-timeout", worker.DefaultStatementTimeout, "PostgreSQL statement_timeout of batch writes; negative leaves the server's")
+	fs.DurationVar(&w.MaxBatchHold, "max-batch-hold", worker.DefaultMaxBatchHold, "longest a batch is held (its write retried) before it is handed back for any worker")
+	fs.DurationVar(&w.DeadLetterTimeout, "dead-letter-timeout", worker.DefaultDeadLetterTimeout, "longest a dead-letter write is retried; past it the poison stays unacknowledged")
+}
+
+func devSettings(fs *flag.FlagSet, c *config) {
+	fs.StringVar(&c.DataDir, "data-dir", ".quizstream", "folder of the embedded NATS server's file store")
+	fs.IntVar(&c.NATSPort, "nats-port", 4223, "port of the embedded NATS server (on 127.0.0.1; 4223 leaves 4222 to a system NATS); -1 picks a free one")
+}
+
+func replaySettings(fs *flag.FlagSet, c *config) {
+	fs.IntVar(&c.Replay.cfg.BatchSize, "batch-size", replay.DefaultBatchSize, "events read and written per batch")
 }
 
 // app is the process's wiring configuration: what c says, with the

@@ -1,12 +1,199 @@
 package main
 
 import (
+	"errors"
+	"flag"
+	"io"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/quizstream/quizstream/api"
 )
 
+// pinned is every flag of every command as it was when the hand-written
+// binder was replaced by ff: its name, the variable that sets it (none for
+// a command's own flags), its default, and the commands that take it.
+var pinned = []struct{ flag, env, def, cmds string }{
+	{"ack-wait", "ACK_WAIT", "30s", "api,worker,dev,stream"},
+	{"attempt-burst", "ATTEMPT_BURST", "120", "api,dev"},
+	{"attempt-rate", "ATTEMPT_RATE", "2", "api,dev"},
+	{"body-limit", "BODY_LIMIT", "65536", "api,dev"},
+	{"content-max-age", "CONTENT_MAX_AGE", "1m0s", "api,dev"},
+	{"content-reload", "CONTENT_RELOAD", "1m0s", "api,dev"},
+	{"database-url", "DATABASE_URL", "postgres://localhost:5432/quizstream?sslmode=disable", "api,worker,migrate,seed,content,dev,replay"},
+	{"drain-delay", "DRAIN_DELAY", "0s", "api,dev"},
+	{"exam-grace", "EXAM_GRACE", "30s", "api,dev"},
+	{"exam-session-cache", "EXAM_SESSION_CACHE", "100000", "api,dev"},
+	{"exam-settle", "EXAM_SETTLE", "2s", "api,dev"},
+	{"exam-timers-max-bytes", "EXAM_TIMERS_MAX_BYTES", "1073741824", "api,worker,dev,stream"},
+	{"exams-max-age", "EXAMS_MAX_AGE", "168h0m0s", "api,worker,dev,stream"},
+	{"exams-max-bytes", "EXAMS_MAX_BYTES", "10737418240", "api,worker,dev,stream"},
+	{"hash-concurrency", "HASH_CONCURRENCY", strconv.Itoa(api.DefaultHashConcurrency()), "api,dev"},
+	{"hash-wait", "HASH_WAIT", "2s", "api,dev"},
+	{"idle-timeout", "IDLE_TIMEOUT", "1m0s", "api,dev"},
+	{"listen-addr", "LISTEN_ADDR", "127.0.0.1:8080", "api,dev"},
+	{"log-format", "LOG_FORMAT", "text", "api,worker,migrate,seed,content,dev,dlq,stream,replay"},
+	{"log-level", "LOG_LEVEL", "info", "api,worker,migrate,seed,content,dev,dlq,stream,replay"},
+	{"login-burst", "LOGIN_BURST", "100", "api,dev"},
+	{"login-rate", "LOGIN_RATE", "5", "api,dev"},
+	{"max-ack-pending", "MAX_ACK_PENDING", "20000", "api,worker,dev,stream"},
+	{"max-connections", "MAX_CONNECTIONS", "4096", "api,dev"},
+	{"max-header-bytes", "MAX_HEADER_BYTES", "16384", "api,dev"},
+	{"max-unsettled-per-student", "MAX_UNSETTLED_PER_STUDENT", "200", "api,dev"},
+	{"metrics-addr", "METRICS_ADDR", "127.0.0.1:9090", "api,dev"},
+	{"nats-creds", "NATS_CREDS", "", "api,worker,seed,content,dev,dlq,stream,replay"},
+	{"nats-nkey-seed-file", "NATS_NKEY_SEED_FILE", "", "api,worker,seed,content,dev,dlq,stream,replay"},
+	{"nats-password", "NATS_PASSWORD", "", "api,worker,seed,content,dev,dlq,stream,replay"},
+	{"nats-token", "NATS_TOKEN", "", "api,worker,seed,content,dev,dlq,stream,replay"},
+	{"nats-url", "NATS_URL", "", "api,worker,seed,content,dev,dlq,stream,replay"},
+	{"nats-user", "NATS_USER", "", "api,worker,seed,content,dev,dlq,stream,replay"},
+	{"pprof", "PPROF", "false", "api,worker,dev"},
+	{"publish-batch-max", "PUBLISH_BATCH_MAX", "500", "api,dev"},
+	{"publish-batch-window", "PUBLISH_BATCH_WINDOW", "1ms", "api,dev"},
+	{"publish-timeout", "PUBLISH_TIMEOUT", "5s", "api,dev"},
+	{"rate-limit-keys", "RATE_LIMIT_KEYS", "100000", "api,dev"},
+	{"read-timeout", "READ_TIMEOUT", "10s", "api,dev"},
+	{"shutdown-timeout", "SHUTDOWN_TIMEOUT", "10s", "api,worker,dev"},
+	{"stream-duplicates", "STREAM_DUPLICATES", "2m0s", "api,worker,dev,stream"},
+	{"stream-max-age", "STREAM_MAX_AGE", "168h0m0s", "api,worker,dev,stream"},
+	{"stream-max-bytes", "STREAM_MAX_BYTES", "10737418240", "api,worker,dev,stream"},
+	{"stream-max-msgs", "STREAM_MAX_MSGS", "6000000", "api,worker,dev,stream"},
+	{"stream-replicas", "STREAM_REPLICAS", "1", "api,worker,dev,stream"},
+	{"token-cache-size", "TOKEN_CACHE_SIZE", "100000", "api,dev"},
+	{"token-cache-ttl", "TOKEN_CACHE_TTL", "30s", "api,dev"},
+	{"token-lifetime", "TOKEN_LIFETIME", "720h0m0s", "api,dev"},
+	{"token-miss-burst", "TOKEN_MISS_BURST", "100", "api,dev"},
+	{"token-miss-rate", "TOKEN_MISS_RATE", "10", "api,dev"},
+	{"token-purge-interval", "TOKEN_PURGE_INTERVAL", "1h0m0s", "api,dev"},
+	{"trusted-proxies", "TRUSTED_PROXIES", "", "api,dev"},
+	{"write-timeout", "WRITE_TIMEOUT", "15s", "api,dev"},
+	{"batch-max-wait", "BATCH_MAX_WAIT", "100ms", "worker,dev"},
+	{"batch-size", "BATCH_SIZE", "500", "worker,dev,replay"},
+	{"dead-letter-timeout", "DEAD_LETTER_TIMEOUT", "10s", "worker,dev"},
+	{"exam-finalizers", "EXAM_FINALIZERS", "64", "worker,dev"},
+	{"max-backoff", "MAX_BACKOFF", "2s", "worker,dev"},
+	{"max-batch-hold", "MAX_BATCH_HOLD", "2m0s", "worker,dev"},
+	{"metrics-addr", "METRICS_ADDR", "127.0.0.1:9091", "worker"},
+	{"worker-statement-timeout", "WORKER_STATEMENT_TIMEOUT", "30s", "worker,dev"},
+	{"workers", "WORKERS", "2", "worker,dev"},
+	{"data-dir", "DATA_DIR", ".quizstream", "dev"},
+	{"nats-port", "NATS_PORT", "4223", "dev"}, // -1 before: a new port on every start
+	{"all", "", "false", "dlq"},
+	{"limit", "", "100", "dlq"},
+	{"force", "", "false", "stream"},
+	{"diff-rows", "", "10", "replay"},
+	{"dry-run", "", "false", "replay,content"},
+	{"exams", "", "false", "replay"},
+	{"from-seq", "", "1", "replay"},
+	{"keep-shadow", "", "false", "replay"},
+	{"lock-timeout", "", "30s", "replay"},
+	{"rebuild", "", "", "replay"},
+	{"since", "", "", "replay"},
+	{"swap", "", "false", "replay"},
+	{"until", "", "", "replay"},
+	// Added since.
+	{"json", "", "false", "dlq,replay,stream,version,content"},
+	{"o", "", "", "content"},
+}
+
+// The names, variables and defaults of every command's settings are
+// those pinned: the same flags, each set by its variable, with its default
+// when the variable is unset; and a command takes no other flag.
+func TestSettingsPinned(t *testing.T) { // not parallel: it sets the environment
+	for name := range commands {
+		want := map[string]bool{}
+		f := flagsOf(t, name, &config{})
+		for _, p := range pinned {
+			if !slices.Contains(strings.Split(p.cmds, ","), name) {
+				continue
+			}
+			want[p.flag] = true
+			fl := f.fs.Lookup(p.flag)
+			switch {
+			case fl == nil:
+				t.Errorf("%s: no -%s", name, p.flag)
+				continue
+			case f.env[p.flag] != (p.env != ""):
+				t.Errorf("%s -%s: set by a variable %v, want %v", name, p.flag, f.env[p.flag], p.env != "")
+			case p.env != "" && envName(p.flag) != p.env:
+				t.Errorf("%s -%s: variable %s, want %s", name, p.flag, envName(p.flag), p.env)
+			}
+			if p.env != "" {
+				t.Setenv(p.env, "") // unset: an empty variable is no setting
+			}
+			if fl.DefValue != p.def {
+				t.Errorf("%s -%s: default %q, want %q", name, p.flag, fl.DefValue, p.def)
+			}
+		}
+		f.fs.VisitAll(func(fl *flag.Flag) {
+			if !want[fl.Name] {
+				t.Errorf("%s: -%s is not pinned", name, fl.Name)
+			}
+		})
+		if err := f.parse(nil); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		f.fs.VisitAll(func(fl *flag.Flag) {
+			if fl.Value.String() != fl.DefValue {
+				t.Errorf("%s -%s: %q with no variable set, want the default %q", name, fl.Name, fl.Value.String(), fl.DefValue)
+			}
+		})
+	}
+}
+
+// Each setting is read from its variable; a flag beats it; a bad variable
+// is a usage error that names it.
+func TestSettingsFromEnvironment(t *testing.T) { // not parallel: it sets the environment
+	var c config
+	f := flagsOf(t, "dev", &c)
+	want := map[string]string{}
+	f.fs.VisitAll(func(fl *flag.Flag) {
+		var v string
+		var value any // a list is no flag.Getter
+		if g, ok := fl.Value.(flag.Getter); ok {
+			value = g.Get()
+		}
+		switch value.(type) {
+		case time.Duration:
+			v = "7m0s"
+		case int, int64, uint64:
+			v = "7"
+		case float64:
+			v = "0.7"
+		case bool:
+			v = strconv.FormatBool(fl.DefValue != "true")
+		default:
+			v = "x7," + fl.Name
+		}
+		t.Setenv(envName(fl.Name), v)
+		want[fl.Name] = v
+	})
+	if err := f.parse([]string{"-body-limit", "200", "-trusted-proxies", "10.0.0.1, 10.0.0.2"}); err != nil {
+		t.Fatal(err)
+	}
+	want["body-limit"], want["trusted-proxies"] = "200", "10.0.0.1,10.0.0.2"
+	f.fs.VisitAll(func(fl *flag.Flag) {
+		if got := fl.Value.String(); got != want[fl.Name] {
+			t.Errorf("-%s = %q, want %q (from $%s or the flag)", fl.Name, got, want[fl.Name], envName(fl.Name))
+		}
+	})
+	if c.API.PublishTimeout != 7*time.Minute || c.API.BodyLimit != 200 || c.API.AttemptRate != 0.7 || c.Worker.BatchSize != 7 ||
+		c.ListenAddr != "x7,listen-addr" || !slices.Equal(c.API.TrustedProxies, []string{"10.0.0.1", "10.0.0.2"}) {
+		t.Errorf("config: %+v", c)
+	}
+
+	t.Setenv("PUBLISH_TIMEOUT", "soon")
+	f = flagsOf(t, "api", &c)
+	if err := f.parse(nil); !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "PUBLISH_TIMEOUT") {
+		t.Fatalf("a bad variable: %v, want a usage error naming it", err)
+	}
+}
+
 func TestRedact(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"postgres://u:secret@h:5432/db?sslmode=disable": "postgres://u:REDACTED@h:5432/db?sslmode=disable",
 		"postgres://h/db?password=secret":               "postgres://h/db?password=REDACTED",
@@ -20,24 +207,14 @@ func TestRedact(t *testing.T) {
 	}
 }
 
-// A flag beats its variable, which beats the default; a bad variable is an
-// error that names it.
-func TestFlagsPrecedence(t *testing.T) {
-	env := map[string]string{"PUBLISH_TIMEOUT": "3s", "BODY_LIMIT": "100"}
-	var c config
-	var stderr strings.Builder
-	f := newFlags("api", func(k string) string { return env[k] }, &stderr)
-	f.api(&c)
-	if err := f.parse([]string{"-body-limit", "200"}); err != nil {
-		t.Fatal(err)
+// flagsOf returns the flag set of a command (of its first verb), as run
+// builds it, setting c.
+func flagsOf(t testing.TB, name string, c *config) *flags {
+	t.Helper()
+	cmd := commands[name]
+	f, _, err := cmd.flags(name, c, cmd.verbs[:min(1, len(cmd.verbs))], io.Discard, io.Discard)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
 	}
-	if c.API.PublishTimeout != 3*time.Second || c.API.BodyLimit != 200 || c.ListenAddr != "127.0.0.1:8080" {
-		t.Fatalf("config = %+v", c)
-	}
-	env["PUBLISH_TIMEOUT"] = "soon"
-	f = newFlags("api", func(k string) string { return env[k] }, &stderr)
-	f.api(&c)
-	if err := f.parse(nil); err == nil || !strings.Contains(err.Error(), "PUBLISH_TIMEOUT") {
-		t.Fatalf("bad variable: %v", err)
-	}
+	return f
 }

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 
@@ -15,71 +16,25 @@ import (
 	"github.com/quizstream/quizstream/store"
 )
 
-const contentUsage = `usage: quizstream content <import FILE | export [-o FILE]> [flags]
+func contentFlags(fs *flag.FlagSet, c *config) {
+	fs.BoolVar(&c.DryRun, "dry-run", false, "with import: only validate the file; connects to nothing")
+	fs.BoolVar(&c.JSON, "json", false, "with import: print the result (or a refused file's problems) as JSON")
+	fs.StringVar(&c.Out, "o", "", "with export: write the file here instead of stdout")
+}
 
-  import FILE  validate a content file (docs/content.md) as a whole, then write
-               it in one transaction: objects are inserted or updated by their
-               ids, so importing a file twice changes nothing; with NATS_URL,
-               saves the content copy and tells API instances to reload (as
-               seed does). FILE - reads stdin. --dry-run only validates.
-  export       write the database's content as a content file, to stdout or -o
-               FILE; importing it into an empty database and exporting again
-               gives the same bytes
-`
-
-// runContent imports and exports content files.
-func runContent(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		w := stdout
-		if len(args) == 0 {
-			w = stderr
+// runContent imports and exports content files (docs/content.md).
+func runContent(ctx context.Context, c *config, in invocation) error {
+	stdout := in.stdout
+	if in.verb == "export" {
+		if len(in.args) > 0 {
+			return usageErr("content export: unexpected arguments %q (the file goes after -o)", in.args)
 		}
-		fmt.Fprint(w, contentUsage)
-		if len(args) == 0 {
-			return errUsage
-		}
-		return nil
+		return contentExport(ctx, c, c.Out, stdout, in.log)
 	}
-	verb, args := args[0], args[1:]
-	if verb != "import" && verb != "export" {
-		fmt.Fprint(stderr, contentUsage)
-		return errUsage
+	if len(in.args) != 1 {
+		return usageErr("content import: give one FILE (- for stdin)")
 	}
-	var c config
-	f := newFlags("content "+verb, getenv, stderr)
-	f.fs.Usage = func() {
-		fmt.Fprint(f.fs.Output(), contentUsage+"\nflags:\n")
-		f.fs.PrintDefaults()
-	}
-	f.common(&c)
-	f.database(&c)
-	var dryRun, asJSON bool
-	var out string
-	if verb == "import" {
-		f.secretURL(&c.NATSURL, "NATS_URL", "", "NATS server URL(s); when set, the content copy is saved and running API instances are told to reload")
-		f.natsAuth(&c)
-		f.fs.BoolVar(&dryRun, "dry-run", false, "only validate the file; connects to nothing")
-		f.fs.BoolVar(&asJSON, "json", false, "print the result as JSON")
-	} else {
-		f.fs.StringVar(&out, "o", "", "write the file here instead of stdout")
-	}
-	positional, err := parseWithPositional(f, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if verb == "export" {
-		if len(positional) > 0 {
-			return fmt.Errorf("content export: unexpected arguments %q (the file goes after -o)", positional)
-		}
-		return contentExport(ctx, &c, out, stdout, stderr)
-	}
-	if len(positional) != 1 {
-		return errors.New("content import: give one FILE (- for stdin)")
-	}
-	data, err := readContentFile(positional[0])
+	data, err := readContentFile(in.args[0])
 	if err != nil {
 		return err
 	}
@@ -87,39 +42,34 @@ func runContent(ctx context.Context, args []string, getenv func(string) string, 
 	// the tools that build content files.
 	invalid := func(err error) error {
 		var inv *content.InvalidError
-		if asJSON && errors.As(err, &inv) {
+		if c.JSON && errors.As(err, &inv) {
 			if jerr := json.NewEncoder(stdout).Encode(inv); jerr != nil {
 				return jerr
 			}
 		}
 		return err
 	}
-	if dryRun {
+	if c.DryRun {
 		file, err := content.Parse(data)
 		if err != nil {
 			return invalid(err)
 		}
 		n := file.Count()
-		if asJSON {
+		if c.JSON {
 			return json.NewEncoder(stdout).Encode(content.Result{Counts: n})
 		}
 		fmt.Fprintf(stdout, "valid: %d courses, %d quizzes, %d questions, %d choices; nothing written (--dry-run)\n",
 			n.Courses, n.Quizzes, n.Questions, n.Choices)
 		return nil
 	}
-	log, err := newLogger(&c, stderr)
-	if err != nil {
-		return err
-	}
-	f.logConfig(log, "content import")
 	st, err := store.Open(ctx, store.Config{URL: c.DatabaseURL})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	ci := app.ContentImport{Store: st, Logger: log}
+	ci := app.ContentImport{Store: st, Logger: in.log}
 	if c.NATSURL != "" {
-		nc, js, err := connectJetStream(c.NATSURL, c.NATSAuth, log)
+		nc, js, err := app.ConnectJetStream(c.NATSURL, c.NATSAuth, in.log)
 		if err != nil {
 			return err
 		}
@@ -130,7 +80,7 @@ func runContent(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return invalid(err)
 	}
-	if asJSON {
+	if c.JSON {
 		return json.NewEncoder(stdout).Encode(res)
 	}
 	fmt.Fprintf(stdout, "imported %d courses, %d quizzes, %d questions, %d choices: %d rows changed\n",
@@ -142,29 +92,6 @@ func runContent(ctx context.Context, args []string, getenv func(string) string, 
 		fmt.Fprintln(stdout, "API instances told to reload content")
 	}
 	return nil
-}
-
-// parseWithPositional parses args whose flags may come before and after
-// the positional arguments, which it returns; flag.ErrHelp after -h.
-func parseWithPositional(f *flags, args []string) ([]string, error) {
-	var positional []string
-	for {
-		if err := f.fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, errUsage
-		}
-		args = f.fs.Args()
-		if len(args) == 0 {
-			break
-		}
-		positional, args = append(positional, args[0]), args[1:]
-	}
-	if len(f.errs) > 0 {
-		return nil, fmt.Errorf("bad environment: %v", f.errs)
-	}
-	return positional, nil
 }
 
 func readContentFile(name string) ([]byte, error) {
@@ -184,11 +111,7 @@ func readContentFile(name string) ([]byte, error) {
 
 // contentExport writes the database's content to out, or to stdout when
 // out is empty; a file is written whole or not at all.
-func contentExport(ctx context.Context, c *config, out string, stdout, stderr io.Writer) error {
-	log, err := newLogger(c, stderr)
-	if err != nil {
-		return err
-	}
+func contentExport(ctx context.Context, c *config, out string, stdout io.Writer, log *slog.Logger) error {
 	st, err := store.Open(ctx, store.Config{URL: c.DatabaseURL})
 	if err != nil {
 		return err

@@ -43,15 +43,14 @@ func TestContentCommands(t *testing.T) {
 	if err := os.WriteFile(file, []byte(`{"version": 1, "courses": [{"id": "x"}]}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	env := map[string]string{"DATABASE_URL": s.DBURL}
 	var stdout, stderr bytes.Buffer
-	err = run(t.Context(), []string{"content", "import", file}, func(k string) string { return env[k] }, &stdout, &stderr)
+	err = run(t.Context(), []string{"content", "import", file, "--database-url", s.DBURL}, &stdout, &stderr)
 	if err == nil || !strings.Contains(err.Error(), `courses[0].id: "x" is not a UUID`) || !strings.Contains(err.Error(), "courses[0].slug: missing") {
 		t.Fatalf("content import of a broken file: %v", err)
 	}
 	// --dry-run --json prints the problems as JSON, and fails.
 	stdout.Reset()
-	err = run(t.Context(), []string{"content", "import", "--dry-run", "--json", file}, func(string) string { return "" }, &stdout, &stderr)
+	err = run(t.Context(), []string{"content", "import", "--dry-run", "--json", file}, &stdout, &stderr)
 	var got content.InvalidError
 	if jerr := json.Unmarshal(stdout.Bytes(), &got); err == nil || jerr != nil || len(got.Problems) != 3 ||
 		got.Problems[0] != (content.Problem{Path: "courses[0].id", Message: `"x" is not a UUID (like 6f1c0d52-7d8e-4b8a-9d0e-1a2b3c4d5e6f)`}) {

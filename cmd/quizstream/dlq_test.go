@@ -2,7 +2,7 @@ package main
 
 import (
 	"bytes"
-	"strconv"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -20,12 +20,36 @@ import (
 // command returns an error.
 func runCommand(t testing.TB, s *apptest.Stack, args ...string) string {
 	t.Helper()
-	env := map[string]string{"DATABASE_URL": s.DBURL, "NATS_URL": s.NATSURL, "LOG_LEVEL": "warn"}
-	var stdout, stderr bytes.Buffer
-	if err := run(t.Context(), args, func(k string) string { return env[k] }, &stdout, &stderr); err != nil {
-		t.Fatalf("quizstream %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	stdout, stderr, err := runOn(t, s, args...)
+	if err != nil {
+		t.Fatalf("quizstream %s: %v\n%s", strings.Join(args, " "), err, stderr)
 	}
-	return stdout.String()
+	return stdout
+}
+
+// runOn runs the command line against the stack: the flags of its
+// database, NATS server and log level are added where the command takes
+// them.
+func runOn(t testing.TB, s *apptest.Stack, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	f := flagsOf(t, args[0], &config{})
+	for flag, v := range map[string]string{"database-url": s.DBURL, "nats-url": s.NATSURL, "log-level": "warn"} {
+		if f.fs.Lookup(flag) != nil {
+			args = append(args, "--"+flag, v)
+		}
+	}
+	var out, errOut bytes.Buffer
+	err = run(t.Context(), args, &out, &errOut)
+	return out.String(), errOut.String(), err
+}
+
+// runJSON runs a command with --json and decodes what it printed into v.
+func runJSON(t testing.TB, s *apptest.Stack, v any, args ...string) {
+	t.Helper()
+	out := runCommand(t, s, append(args, "--json")...)
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		t.Fatalf("quizstream %s --json: %v\n%s", strings.Join(args, " "), err, out)
+	}
 }
 
 // An operator lists and inspects what the workers set aside, fixes the
@@ -55,21 +79,22 @@ func TestDeadLetterCommands(t *testing.T) {
 	s.WaitDrained(t, 10*time.Second)
 	w.Stop()
 
-	list := runCommand(t, s, "dlq", "list")
-	if !strings.Contains(list, "no_perfect") || !strings.Contains(list, e.Subject()) || !strings.Contains(list, "1 dead letter(s)") {
-		t.Fatalf("dlq list:\n%s", list)
+	var list []streams.DeadLetter
+	runJSON(t, s, &list, "dlq", "list")
+	if len(list) != 1 || list[0].Seq != 1 || list[0].OriginalSeq != pub.Seq || list[0].OriginalSubject != e.Subject() ||
+		!strings.Contains(list[0].Reason, "no_perfect") {
+		t.Fatalf("dlq list: %+v", list)
 	}
-	show := runCommand(t, s, "dlq", "show", "1")
-	if !strings.Contains(show, "original_seq: "+strconv.FormatUint(pub.Seq, 10)) || !strings.Contains(show, e.AttemptID.String()) {
-		t.Fatalf("dlq show 1:\n%s", show)
+	var shown streams.DeadLetter
+	runJSON(t, s, &shown, "dlq", "show", "1")
+	if got, err := events.Decode(shown.Data); shown.OriginalSeq != pub.Seq || err != nil || got.AttemptID != e.AttemptID {
+		t.Fatalf("dlq show 1: %+v: %+v, %v", shown, got, err)
 	}
 
 	if _, err := s.DB.Exec(t.Context(), `ALTER TABLE attempts DROP CONSTRAINT no_perfect`); err != nil {
 		t.Fatal(err)
 	}
-	if out := runCommand(t, s, "dlq", "redrive", "--all"); !strings.Contains(out, "dead letter 1 republished") {
-		t.Fatalf("dlq redrive --all:\n%s", out)
-	}
+	runCommand(t, s, "dlq", "redrive", "--all")
 	s.StartWorker(t, worker.Config{})
 	s.WaitDrained(t, 10*time.Second)
 	var status string
@@ -77,7 +102,7 @@ func TestDeadLetterCommands(t *testing.T) {
 	if err := s.DB.QueryRow(t.Context(), `SELECT status, count(*) OVER () FROM attempts WHERE id = $1`, e.AttemptID).Scan(&status, &n); err != nil || status != "recorded" || n != 1 {
 		t.Fatalf("after the redrive: status %q, rows %d, %v", status, n, err)
 	}
-	if list := runCommand(t, s, "dlq", "list"); !strings.Contains(list, "0 dead letter(s)") {
-		t.Fatalf("dlq list after the redrive:\n%s", list)
+	if runJSON(t, s, &list, "dlq", "list"); len(list) != 0 {
+		t.Fatalf("dlq list after the redrive: %+v", list)
 	}
 }

@@ -11,149 +11,120 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/quizstream/quizstream/app"
 	"github.com/quizstream/quizstream/progress"
 	"github.com/quizstream/quizstream/replay"
 	"github.com/quizstream/quizstream/store"
 )
 
-const replayUsage = `usage: quizstream replay [flags]
-
-Re-reads the attempts stream, from --from-seq (default 1) or --since, to
---until or the stream's last sequence when the replay starts.
-
-modes:
-  (default)           restore: store every event as a worker would (same
-                      writer, same transactions); idempotent, so replaying
-                      over a live database changes nothing
-  --dry-run           read, decode and validate every event (each batch is
-                      written in a transaction that is rolled back); counts
-                      what a restore would store, find stored, set aside
-  --exams             restore timed-exam sessions and answers from the exams
-                      stream (the attempts they became come with the
-                      attempts stream)
-  --rebuild progress  rebuild the progress projection into a shadow table and
-                      print how it differs from the live one; with --swap,
-                      replace the live table atomically, under an ACCESS
-                      EXCLUSIVE lock held for a scan of attempts (about 1s
-                      per million attempts; workers wait meanwhile)
-
-flags:
-`
-
 // replayOptions are the flags of one replay: the replay's Config, and the
-// two flags that choose its Mode.
+// flags that choose its Mode and its range in time.
 type replayOptions struct {
-	cfg     replay.Config
-	rebuild string
-	dryRun  bool
-	exams   bool
+	cfg          replay.Config
+	rebuild      string
+	dryRun       bool
+	exams        bool
+	since, until string
+}
+
+func replayFlags(fs *flag.FlagSet, c *config) {
+	o := &c.Replay
+	fs.Uint64Var(&o.cfg.FromSeq, "from-seq", 1, "first stream sequence to read")
+	fs.StringVar(&o.since, "since", "", "read from the first event stored at or after this RFC 3339 time, instead of --from-seq")
+	fs.StringVar(&o.until, "until", "", "read up to the last event stored at or before this RFC 3339 time (default: the stream's last event when the replay starts)")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "validate and count, write nothing")
+	fs.BoolVar(&o.exams, "exams", false, "restore the timed-exam sessions and answers from the exams stream instead of attempts")
+	fs.StringVar(&o.rebuild, "rebuild", "", "rebuild a projection instead of restoring attempts; the only one is \"progress\"")
+	fs.BoolVar(&o.cfg.Swap, "swap", false, "with --rebuild: replace the live table with the rebuilt one")
+	fs.BoolVar(&o.cfg.KeepShadow, "keep-shadow", false, "with --rebuild and without --swap: keep the rebuilt table as progress_rebuild for inspection")
+	fs.IntVar(&o.cfg.DiffRows, "diff-rows", 10, "with --rebuild: how many differing rows to print")
+	fs.DurationVar(&o.cfg.LockTimeout, "lock-timeout", replay.DefaultLockTimeout, "with --swap: how long to wait for the lock on progress before giving up")
+	fs.BoolVar(&c.JSON, "json", false, "print the result as JSON (the progress meter goes to stderr)")
 }
 
 // runReplay re-reads the attempts stream to restore the database or
-// rebuild a projection, and prints what it did.
-func runReplay(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var c config
-	var o replayOptions
-	f := newFlags("replay", getenv, stderr)
-	f.common(&c)
-	f.database(&c)
-	f.nats(&c, true)
-	f.int(&o.cfg.BatchSize, "BATCH_SIZE", replay.DefaultBatchSize, "events read and written per batch")
-	f.fs.Uint64Var(&o.cfg.FromSeq, "from-seq", 1, "first stream sequence to read")
-	since := f.fs.String("since", "", "read from the first event stored at or after this RFC 3339 time, instead of --from-seq")
-	until := f.fs.String("until", "", "read up to the last event stored at or before this RFC 3339 time (default: the stream's last event when the replay starts)")
-	f.fs.BoolVar(&o.dryRun, "dry-run", false, "validate and count, write nothing")
-	f.fs.BoolVar(&o.exams, "exams", false, "restore the timed-exam sessions and answers from the exams stream instead of attempts")
-	f.fs.StringVar(&o.rebuild, "rebuild", "", "rebuild a projection instead of restoring attempts; the only one is \"progress\"")
-	f.fs.BoolVar(&o.cfg.Swap, "swap", false, "with --rebuild: replace the live table with the rebuilt one")
-	f.fs.BoolVar(&o.cfg.KeepShadow, "keep-shadow", false, "with --rebuild and without --swap: keep the rebuilt table as progress_rebuild for inspection")
-	f.fs.IntVar(&o.cfg.DiffRows, "diff-rows", 10, "with --rebuild: how many differing rows to print")
-	f.fs.DurationVar(&o.cfg.LockTimeout, "lock-timeout", replay.DefaultLockTimeout, "with --swap: how long to wait for the lock on progress before giving up")
-	f.fs.Usage = func() {
-		fmt.Fprint(stderr, replayUsage)
-		f.fs.PrintDefaults()
-	}
-	if err := f.parse(args); err != nil {
+// rebuild a projection, and prints what it did. A rebuild that finds the
+// live table differing and leaves it so returns errDrift.
+func runReplay(ctx context.Context, c *config, in invocation) error {
+	o, log := &c.Replay, in.log
+	if err := o.validate(); err != nil {
 		return err
 	}
-	if err := o.validate(f, *since, *until); err != nil {
-		return err
-	}
-	if c.NATSURL == "" {
-		return errors.New("replay: NATS_URL is required")
-	}
-	log, err := newLogger(&c, stderr)
-	if err != nil {
-		return err
-	}
-	f.logConfig(log, "replay")
-
 	st, err := store.Open(ctx, store.Config{URL: c.DatabaseURL})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	nc, js, err := connectJetStream(c.NATSURL, c.NATSAuth, log)
+	nc, js, err := app.ConnectJetStream(c.NATSURL, c.NATSAuth, log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
 	cfg := o.cfg
 	cfg.Store, cfg.JetStream, cfg.Stream, cfg.Logger = st, js, c.Stream, log
-	m := progress.New(stdout, log, "replay "+modeName(cfg.Mode), "events")
+	meterOut := in.stdout
+	if c.JSON {
+		meterOut = in.stderr
+	}
+	m := progress.New(meterOut, log, "replay "+modeName(cfg.Mode), "events")
 	cfg.Progress = m.Update
 	res, err := replay.Run(ctx, cfg)
 	m.Stop()
-	if res.Mode != "" {
-		printReplay(stdout, cfg, res, err)
+	switch {
+	case res.Mode == "":
+	case c.JSON:
+		err = errors.Join(err, printJSON(in.stdout, res))
+	default:
+		printReplay(in.stdout, cfg, res, err)
+	}
+	if err == nil && res.Diff != nil && res.Diff.Differs() && !res.Swapped {
+		return fmt.Errorf("%w: the live progress table differs from the one rebuilt from the stream (--swap replaces it)", errDrift)
 	}
 	return resumeHint(err, res)
 }
 
 // validate checks the flags against each other, parses the times and
-// sets the Mode.
-func (o *replayOptions) validate(f *flags, since, until string) error {
-	fromSeqSet := false
-	f.fs.Visit(func(fl *flag.Flag) { fromSeqSet = fromSeqSet || fl.Name == "from-seq" })
+// sets the Mode; its errors are usage errors.
+func (o *replayOptions) validate() error {
 	c := &o.cfg
 	var err error
-	if since != "" {
-		if c.Since, err = parseTime("--since", since); err != nil {
+	if o.since != "" {
+		if c.Since, err = parseTime("--since", o.since); err != nil {
 			return err
 		}
 	}
-	if until != "" {
-		if c.Until, err = parseTime("--until", until); err != nil {
+	if o.until != "" {
+		if c.Until, err = parseTime("--until", o.until); err != nil {
 			return err
 		}
 	}
 	switch {
 	case c.FromSeq == 0:
-		return errors.New("replay: --from-seq must be at least 1")
-	case fromSeqSet && since != "":
-		return errors.New("replay: --from-seq and --since are exclusive: choose where to start by sequence or by time")
-	case since != "" && until != "" && c.Until.Before(c.Since):
-		return fmt.Errorf("replay: --until %s is before --since %s", until, since)
+		return usageErr("replay: --from-seq must be at least 1")
+	case c.FromSeq != 1 && o.since != "":
+		return usageErr("replay: --from-seq and --since are exclusive: choose where to start by sequence or by time")
+	case o.since != "" && o.until != "" && c.Until.Before(c.Since):
+		return usageErr("replay: --until %s is before --since %s", o.until, o.since)
 	case c.BatchSize < 1 || c.BatchSize > replay.MaxBatchSize:
-		return fmt.Errorf("replay: --batch-size must be between 1 and %d, not %d", replay.MaxBatchSize, c.BatchSize)
+		return usageErr("replay: --batch-size must be between 1 and %d, not %d", replay.MaxBatchSize, c.BatchSize)
 	case o.rebuild != "" && o.rebuild != "progress":
-		return fmt.Errorf("replay: --rebuild %q: the only projection that can be rebuilt is progress", o.rebuild)
+		return usageErr("replay: --rebuild %q: the only projection that can be rebuilt is progress", o.rebuild)
 	case o.rebuild != "" && o.dryRun:
-		return errors.New("replay: --dry-run and --rebuild are exclusive: a rebuild without --swap already leaves the live table untouched")
+		return usageErr("replay: --dry-run and --rebuild are exclusive: a rebuild without --swap already leaves the live table untouched")
 	case c.Swap && o.rebuild == "":
-		return errors.New("replay: --swap needs --rebuild progress")
+		return usageErr("replay: --swap needs --rebuild progress")
 	case c.KeepShadow && o.rebuild == "":
-		return errors.New("replay: --keep-shadow needs --rebuild progress")
+		return usageErr("replay: --keep-shadow needs --rebuild progress")
 	case c.KeepShadow && c.Swap:
-		return errors.New("replay: --keep-shadow and --swap are exclusive: after a swap the shadow is the live table")
+		return usageErr("replay: --keep-shadow and --swap are exclusive: after a swap the shadow is the live table")
 	case c.DiffRows < 0:
-		return errors.New("replay: --diff-rows must not be negative")
+		return usageErr("replay: --diff-rows must not be negative")
 	case c.LockTimeout <= 0:
-		return errors.New("replay: --lock-timeout must be positive")
+		return usageErr("replay: --lock-timeout must be positive")
 	}
 	switch {
 	case o.exams && (o.rebuild != "" || o.dryRun):
-		return errors.New("replay: --exams restores; it goes with neither --rebuild nor --dry-run")
+		return usageErr("replay: --exams restores; it goes with neither --rebuild nor --dry-run")
 	case o.exams:
 		c.Mode = replay.RestoreExams
 	case o.rebuild != "":
@@ -169,7 +140,7 @@ func (o *replayOptions) validate(f *flags, since, until string) error {
 func parseTime(name, v string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, v)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("replay: %s %q is not an RFC 3339 time (like 2025-01-31T08:00:00Z): %w", name, v, err)
+		return time.Time{}, usageErr("replay: %s %q is not an RFC 3339 time (like 2025-01-31T08:00:00Z): %v", name, v, err)
 	}
 	return t, nil
 }

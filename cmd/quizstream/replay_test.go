@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -23,8 +24,8 @@ import (
 // the command adds: its flags, their way into replay.Config, and the
 // printing of the Result.
 
-// Bad flags are refused, with a message naming the problem, before any
-// connection is made.
+// Bad flags are refused as usage errors (exit 2), with a message naming
+// the problem, before any connection is made.
 func TestReplayFlags(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -44,16 +45,16 @@ func TestReplayFlags(t *testing.T) {
 		{[]string{"--rebuild", "progress", "--dry-run"}, "exclusive"},
 		{[]string{"--lock-timeout", "0s", "--rebuild", "progress", "--swap"}, "--lock-timeout must be positive"},
 		{[]string{"now"}, "unexpected arguments"},
-		{nil, "NATS_URL is required"},
+		{[]string{"--nats-url="}, "NATS_URL is required"},
 	} {
 		var stdout, stderr bytes.Buffer
-		err := run(t.Context(), append([]string{"replay"}, tc.args...), func(string) string { return "" }, &stdout, &stderr)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
+		args := append([]string{"replay", "--nats-url", "nats://127.0.0.1:1"}, tc.args...)
+		if err := run(t.Context(), args, &stdout, &stderr); !errors.Is(err, errUsage) || exitCode(err) != exitUsage || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("replay %v: error %v, want one containing %q", tc.args, err, tc.want)
 		}
 	}
 	var stdout, stderr bytes.Buffer
-	if err := run(t.Context(), []string{"replay", "--no-such-flag"}, func(string) string { return "" }, &stdout, &stderr); !errors.Is(err, errUsage) ||
+	if err := run(t.Context(), []string{"replay", "--no-such-flag"}, &stdout, &stderr); !errors.Is(err, errUsage) ||
 		!strings.Contains(stderr.String(), "flag provided but not defined") || !strings.Contains(stderr.String(), "--rebuild progress") {
 		t.Errorf("an unknown flag: %v\n%s", err, stderr.String())
 	}
@@ -105,7 +106,18 @@ func TestReplayCommand(t *testing.T) {
 	if _, err := db.Exec(t.Context(), `UPDATE progress SET attempts = attempts + 1`); err != nil {
 		t.Fatal(err)
 	}
-	runCommand(t, s, "replay", "--rebuild", "progress", "--swap", "--diff-rows", "1")
+	// A rebuild that finds drift and leaves it is exit code 3; --json
+	// prints the Result.
+	stdout, stderr, err := runOn(t, s, "replay", "--rebuild", "progress", "--json")
+	var res replay.Result
+	if jerr := json.Unmarshal([]byte(stdout), &res); !errors.Is(err, errDrift) || exitCode(err) != exitDrift || jerr != nil ||
+		res.Mode != replay.RebuildProgress || res.Read != 7 || res.Poison != 1 || res.Diff == nil || res.Diff.Changed == 0 || res.Swapped {
+		t.Fatalf("replay --rebuild progress --json on a drifted table: %v, %v, %+v\n%s", err, jerr, res, stderr)
+	}
+	runJSON(t, s, &res, "replay", "--rebuild", "progress", "--swap", "--diff-rows", "1")
+	if !res.Swapped || res.Diff == nil || res.Diff.Changed == 0 {
+		t.Fatalf("replay --rebuild progress --swap: %+v", res)
+	}
 	if n := count(storetest.ProgressDriftSQL("progress")); n != 0 {
 		t.Fatalf("after replay --rebuild progress --swap, progress differs from the attempts in %d rows", n)
 	}

@@ -2,63 +2,37 @@ package main
 
 import (
 	"context"
-	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/quizstream/quizstream/app"
 	"github.com/quizstream/quizstream/streams"
 )
 
-const streamUsage = `usage: quizstream stream <apply [--force] | status> [flags]
-
-  apply     create or update the attempts stream, the dead-letter stream, the
-            workers' consumer and the content bucket from the STREAM_* settings;
-            refuses to lower replicas or STREAM_MAX_AGE, or to shrink
-            STREAM_MAX_BYTES or STREAM_MAX_MSGS below what the stream holds,
-            unless --force
-  status    the streams' settings, how full they are, and how far the workers lag,
-            against the STREAM_* settings
-`
+func streamFlags(fs *flag.FlagSet, c *config) {
+	fs.BoolVar(&c.Force, "force", false, "with apply: apply even what lowers replicas or MaxAge, or shrinks a limit below what the stream holds")
+	fs.BoolVar(&c.JSON, "json", false, "with status: print the status as JSON")
+}
 
 // runStream is the one owner of the stream settings: api and worker
 // processes only check what they find.
-func runStream(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(stderr, streamUsage)
-		return errUsage
+func runStream(ctx context.Context, c *config, in invocation) error {
+	verb, stdout := in.verb, in.stdout
+	if (verb == "status" && c.Force) || (verb == "apply" && c.JSON) {
+		return usageErr("stream: --force goes with apply, --json with status")
 	}
-	verb, args := args[0], args[1:]
-	if verb != "apply" && verb != "status" {
-		fmt.Fprint(stderr, streamUsage)
-		return errUsage
-	}
-	var c config
-	f := newFlags("stream "+verb, getenv, stderr)
-	f.common(&c)
-	f.nats(&c, true)
-	f.stream(&c)
-	force := false
-	if verb == "apply" {
-		f.fs.BoolVar(&force, "force", false, "apply even what lowers replicas or MaxAge, or shrinks a limit below what the stream holds")
-	}
-	log, err := setup(f, &c, args, "stream "+verb, stderr)
-	if err != nil {
-		return err
-	}
-	if c.NATSURL == "" {
-		return errors.New("NATS_URL is required")
-	}
-	nc, js, err := connectJetStream(c.NATSURL, c.NATSAuth, log)
+	nc, js, err := app.ConnectJetStream(c.NATSURL, c.NATSAuth, in.log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
 	families := streams.Declared(c.Stream, c.Exams)
 	if verb == "apply" {
-		res, err := streams.Apply(ctx, js, force, families...)
+		res, err := streams.Apply(ctx, js, c.Force, families...)
 		printApply(stdout, res)
 		return err
 	}
@@ -66,7 +40,12 @@ func runStream(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	if err := printStatus(stdout, st); err != nil {
+	if c.JSON {
+		err = printJSON(stdout, st)
+	} else {
+		err = printStatus(stdout, st)
+	}
+	if err != nil {
 		return err
 	}
 	var missing []string

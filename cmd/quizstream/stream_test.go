@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -18,10 +19,14 @@ func TestStreamCommands(t *testing.T) {
 	t.Parallel()
 	ns := eventstest.NewServer(t)
 	_, js := eventstest.Connect(t, ns)
-	env := map[string]string{"NATS_URL": ns.ClientURL(), "LOG_LEVEL": "warn", "STREAM_MAX_AGE": "2h", "STREAM_MAX_MSGS": "1000"}
+	maxAgeFlag := "2h"
+	var stdout, stderr bytes.Buffer
 	stream := func(args ...string) error {
-		var stdout, stderr bytes.Buffer
-		err := run(t.Context(), append([]string{"stream"}, args...), func(k string) string { return env[k] }, &stdout, &stderr)
+		stdout.Reset()
+		stderr.Reset()
+		args = append([]string{"stream"}, append(args, "--nats-url", ns.ClientURL(), "--log-level", "warn",
+			"--stream-max-age", maxAgeFlag, "--stream-max-msgs", "1000")...)
+		err := run(t.Context(), args, &stdout, &stderr)
 		t.Logf("quizstream stream %v:\n%s%s", args, stdout.String(), stderr.String())
 		return err
 	}
@@ -41,15 +46,27 @@ func TestStreamCommands(t *testing.T) {
 	if err := stream("status"); err != nil {
 		t.Fatalf("status: %v", err)
 	}
-	env["STREAM_MAX_AGE"] = "1h"
+	maxAgeFlag = "1h"
 	if err := stream("apply"); !errors.Is(err, streams.ErrRefused) || maxAge() != 2*time.Hour {
 		t.Fatalf("apply of a shorter max_age: %v, max_age %s; want refused", err, maxAge())
 	}
 	if err := stream("apply", "--force"); err != nil || maxAge() != time.Hour {
 		t.Fatalf("apply --force: %v, max_age %s", err, maxAge())
 	}
-	if err := stream("status"); err != nil {
-		t.Fatalf("status: %v", err)
+	var st streams.StatusResult
+	if err := stream("status", "--json"); err != nil {
+		t.Fatalf("status --json: %v", err)
+	}
+	err := json.Unmarshal(stdout.Bytes(), &st)
+	attempts, _ := st.Family("attempts")
+	exams, _ := st.Family("exams")
+	if err != nil || len(attempts.Streams) != 2 || attempts.Streams[0].Name != streams.DefaultStreamName || attempts.Streams[0].MaxAge != time.Hour ||
+		len(attempts.Consumers) != 1 || len(exams.Streams) != 2 || len(exams.Consumers) != 2 || len(st.Mismatches) != 0 {
+		t.Fatalf("status --json: %v, %+v", err, st)
+	}
+	maxAgeFlag = "3h" // what status compares the stream with
+	if err := stream("status", "--json"); err != nil || json.Unmarshal(stdout.Bytes(), &st) != nil || len(st.Mismatches) == 0 {
+		t.Fatalf("status --json against other settings: %v, %+v", err, st)
 	}
 	if err := stream("purge"); !errors.Is(err, errUsage) {
 		t.Fatalf("an unknown verb: %v", err)

@@ -49,9 +49,24 @@ func NewDatabase(t testing.TB) string {
 	if templateErr != nil {
 		t.Fatalf("storetest: template database: %v", templateErr)
 	}
+	return createDatabase(t, ctx, "TEMPLATE "+templateName)
+}
+
+// EmptyDatabase creates a database without any table, as a new server
+// has one before `quizstream migrate`, drops it when t ends, and returns
+// its URL.
+func EmptyDatabase(t testing.TB) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return createDatabase(t, ctx, "")
+}
+
+func createDatabase(t testing.TB, ctx context.Context, options string) string {
+	t.Helper()
 	name := "quizstream_test_" + randomHex(6)
 	admin := connect(t, ctx, AdminURL())
-	if _, err := admin.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", name, templateName)); err != nil {
+	if _, err := admin.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s %s", name, options)); err != nil {
 		t.Fatalf("storetest: create database: %v", err)
 	}
 	admin.Close(ctx)
