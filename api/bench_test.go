@@ -176,6 +176,9 @@ func (l tailLog) Ping(ctx context.Context) error               { return l.Tail.P
 func (l tailLog) Attempt(ctx context.Context, s, a uuid.UUID) (eventlog.Published, error) {
 	return l.Tail.Attempt(ctx, s, a)
 }
+func (l tailLog) CountStudentAttempts(ctx context.Context, s uuid.UUID, after uint64, max int) (int, error) {
+	return l.Tail.CountStudentAttempts(ctx, s, after, max)
+}
 func (l tailLog) StudentAttempts(ctx context.Context, s uuid.UUID, after uint64, max int) ([]eventlog.Published, error) {
 	return l.Tail.StudentAttempts(ctx, s, after, max)
 }

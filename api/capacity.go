@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/quizstream/quizstream/health"
-	"github.com/quizstream/quizstream/streams"
 )
 
 // errEventLogFull is the 503 of an attempt the stream refused for being
@@ -18,23 +17,14 @@ import (
 var errEventLogFull = &Error{http.StatusServiceUnavailable, "unavailable",
 	"the event log is full and accepts no attempt until an operator makes room; the attempt was not stored, retry later"}
 
-// capacityReader is what the API's event log may tell of its fill.
-type capacityReader interface {
-	Capacity(ctx context.Context) (streams.Capacity, error)
-}
-
 // capacityCheck is the readiness check that takes an API instance out of
 // rotation while the stream is full, with the fill in the operations
 // listener's body: every attempt POST would be a 503 (docs/operations.md,
-// "When the stream fills"). An event log that cannot tell is not checked;
-// one that does not answer is the event_log check's to report.
+// "When the stream fills"). One that does not answer is the event_log
+// check's to report.
 func (s *Server) capacityCheck() health.Check {
 	return health.Check{Name: "event_log_capacity", Required: true, Probe: func(ctx context.Context) error {
-		cr, ok := s.events.(capacityReader)
-		if !ok {
-			return nil
-		}
-		c, err := cr.Capacity(ctx)
+		c, err := s.events.Capacity(ctx)
 		if err != nil || !c.Full() {
 			return nil
 		}

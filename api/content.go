@@ -156,7 +156,7 @@ func buildSnapshot(courses []store.Course) (*snapshot, error) {
 // when it changed. It reports whether it did.
 //
 // An instance with no snapshot yet whose PostgreSQL is unreachable loads
-// the copy kept in NATS instead (contentCopy), so that it starts, serves
+// the copy kept in NATS instead (Config.ContentCopy), so that it starts, serves
 // content and grades attempts through a database outage; the periodic
 // reload replaces it from PostgreSQL once the database answers. A snapshot
 // loaded from PostgreSQL is saved as that copy when it is new.
@@ -164,8 +164,8 @@ func (s *Server) loadContent(ctx context.Context) (bool, error) {
 	courses, err := s.store.LoadContent(ctx)
 	from := "postgres"
 	if err != nil {
-		cc, ok := s.events.(contentCopy)
-		if !ok || s.content.Load() != nil || !errors.Is(err, store.ErrUnavailable) {
+		cc := s.cfg.ContentCopy
+		if cc == nil || s.content.Load() != nil || !errors.Is(err, store.ErrUnavailable) {
 			return false, err
 		}
 		var cerr error
@@ -184,24 +184,14 @@ func (s *Server) loadContent(ctx context.Context) (bool, error) {
 	}
 	s.content.Store(snap)
 	s.log.Info("api: content snapshot loaded", "from", from, "courses", len(snap.order), "quizzes", len(snap.quizzes), "version", snap.version[:12])
-	if cc, ok := s.events.(contentCopy); ok && from == "postgres" {
+	if cc := s.cfg.ContentCopy; cc != nil && from == "postgres" {
 		saveContentCopy(ctx, cc, courses, s.log)
 	}
 	return true, nil
 }
 
-// contentCopy is the copy of the content kept outside PostgreSQL (in
-// NATS: streams.ContentSnapshots), which the API's event log may offer.
-type contentCopy interface {
-	// LoadContentSnapshot returns the copy and its version, or an error.
-	LoadContentSnapshot(ctx context.Context) (data []byte, version string, err error)
-	// SaveContentSnapshot keeps data as the copy, unless it is the copy
-	// already; it reports whether it wrote.
-	SaveContentSnapshot(ctx context.Context, data []byte) (bool, error)
-}
-
-func loadContentCopy(ctx context.Context, cc contentCopy) ([]store.Course, error) {
-	data, _, err := cc.LoadContentSnapshot(ctx)
+func loadContentCopy(ctx context.Context, cc ContentCopy) ([]store.Course, error) {
+	data, _, err := cc.Load(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -211,12 +201,12 @@ func loadContentCopy(ctx context.Context, cc contentCopy) ([]store.Course, error
 // saveContentCopy saves courses as the content copy; a failure is logged
 // only, since the copy matters only to an instance starting without
 // PostgreSQL.
-func saveContentCopy(ctx context.Context, cc contentCopy, courses []store.Course, log *slog.Logger) {
+func saveContentCopy(ctx context.Context, cc ContentCopy, courses []store.Course, log *slog.Logger) {
 	data, err := store.EncodeContent(courses)
 	if err == nil {
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		_, err = cc.SaveContentSnapshot(ctx, data)
+		_, err = cc.Save(ctx, data)
 	}
 	if err != nil && ctx.Err() == nil {
 		log.Warn("api: content copy in NATS not saved; an instance starting while PostgreSQL is down cannot serve", "err", err)

@@ -17,11 +17,11 @@ import (
 // since the attempt POST must not depend on PostgreSQL: without an answer
 // the attempt is published as before, and the stream's guard and
 // duplicate window are the only check (docs/operations.md, "Late
-// retries"). While the stream has removed no event (trimmedReader), it
+// retries"). While the stream has removed no event (EventLog.Trimmed), it
 // holds every original and its guard suffices: PostgreSQL is not asked.
 // It returns the stored row and true when there is one.
 func (s *Server) storedAttempt(ctx context.Context, ev events.AttemptSubmitted) (store.Attempt, bool) {
-	if tr, ok := s.events.(trimmedReader); ok && !tr.Trimmed(ctx) {
+	if !s.events.Trimmed(ctx) {
 		return store.Attempt{}, false
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RetryStatusTimeout)
@@ -34,11 +34,4 @@ func (s *Server) storedAttempt(ctx context.Context, ev events.AttemptSubmitted) 
 		s.log.Debug("api: late-retry lookup failed; publishing", "attempt_id", ev.AttemptID, "err", err)
 	}
 	return store.Attempt{}, false
-}
-
-// trimmedReader is what the API's event log may tell of its retention.
-type trimmedReader interface {
-	// Trimmed reports whether the stream has removed events, so that an
-	// original may be gone from it.
-	Trimmed(ctx context.Context) bool
 }

@@ -257,29 +257,13 @@ func (s *Server) checkUnsettled(ctx context.Context, student uuid.UUID) error {
 	// A count as this instance's view of the log has it once it has passed
 	// this instance's own publishes, without learning the log's position:
 	// a bound need not count another instance's last milliseconds.
-	n, err := s.countUnsettled(tail.WithPosition(ctx, s.published.Load()), student, floor, limit)
+	n, err := s.events.CountStudentAttempts(tail.WithPosition(ctx, s.published.Load()), student, floor, limit)
 	if err != nil || n < limit {
 		return nil
 	}
 	s.metrics.refused.WithLabelValues("unsettled").Inc()
 	return &Error{http.StatusServiceUnavailable, "unavailable",
 		"too many of your attempts are still being recorded; retry with the same Idempotency-Key shortly"}
-}
-
-// unsettledCounter is an EventLog that counts a student's events without
-// copying them (an tail.Tail).
-type unsettledCounter interface {
-	CountStudentAttempts(ctx context.Context, student uuid.UUID, after uint64, max int) (int, error)
-}
-
-// countUnsettled returns how many of a student's events above after the
-// log holds, up to max.
-func (s *Server) countUnsettled(ctx context.Context, student uuid.UUID, after uint64, max int) (int, error) {
-	if c, ok := s.events.(unsettledCounter); ok {
-		return c.CountStudentAttempts(ctx, student, after, max)
-	}
-	pending, err := s.events.StudentAttempts(ctx, student, after, max)
-	return len(pending), err
 }
 
 // handlerDeadline is how long a handler may take: a little less than

@@ -26,9 +26,12 @@ import (
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/health"
 	"github.com/quizstream/quizstream/store"
+	"github.com/quizstream/quizstream/streams"
 )
 
-// EventLog is what the API needs of the event log.
+// EventLog is everything the API needs of the event log, and the API
+// finds no other capability on it: a missing method fails at wiring (the
+// compiler, in app), never turns a feature off at run time.
 type EventLog interface {
 	// PublishAttempt returns once the log durably holds the attempt (or
 	// already held one with its id); an error means the outcome is unknown.
@@ -40,8 +43,28 @@ type EventLog interface {
 	Attempt(ctx context.Context, student, attempt uuid.UUID) (eventlog.Published, error)
 	// StudentAttempts returns up to max of a student's events above a sequence.
 	StudentAttempts(ctx context.Context, student uuid.UUID, after uint64, max int) ([]eventlog.Published, error)
+	// CountStudentAttempts counts up to max of them, without copying them:
+	// the unsettled-attempts limit.
+	CountStudentAttempts(ctx context.Context, student uuid.UUID, after uint64, max int) (int, error)
+	// Capacity returns what the stream holds against its limits: the
+	// readiness check that takes a full stream's instance out of rotation.
+	Capacity(ctx context.Context) (streams.Capacity, error)
+	// Trimmed reports whether the stream has removed events, so that a
+	// late retry's original may be gone from it and only PostgreSQL knows it.
+	Trimmed(ctx context.Context) bool
 	// Ping reports whether the log answers.
 	Ping(ctx context.Context) error
+}
+
+// ContentCopy is the copy of the content kept outside PostgreSQL (in
+// NATS: streams.ContentSnapshots), from which an instance starts while
+// PostgreSQL is down.
+type ContentCopy interface {
+	// Load returns the copy and its version, or an error.
+	Load(ctx context.Context) (data []byte, version string, err error)
+	// Save keeps data as the copy, unless it is the copy
+	// already; it reports whether it wrote.
+	Save(ctx context.Context, data []byte) (bool, error)
 }
 
 // Notices is how API instances tell each other to drop what they cache.
@@ -90,6 +113,10 @@ type Config struct {
 	// Store and Events are required.
 	Store  *store.Store
 	Events EventLog
+	// ContentCopy, when set, is where content is copied to and loaded from
+	// when PostgreSQL is down at start. Defaults to none: such an instance
+	// cannot start without PostgreSQL.
+	ContentCopy ContentCopy
 	// Notices, when set, carries content-changed and token-revoked notices
 	// between instances, so that they act at once rather than after
 	// ContentReload or TokenCacheTTL. Defaults to none.

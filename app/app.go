@@ -181,7 +181,8 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		a.Registry.MustRegister(eventlog.NewBatchCollector(a.Batcher))
 		a.log.Info("events: attempt publishes", "atomic_batches", a.Batcher.Batching(),
 			"window", pc.Window, "max_messages", pc.MaxMessages)
-		ac.Events = eventLog{publisher: a.Batcher, Tail: a.Tail, log: a.Log, content: streams.NewContentSnapshots(a.JS)}
+		ac.Events = eventLog{publisher: a.Batcher, Tail: a.Tail, log: a.Log}
+		ac.ContentCopy = streams.NewContentSnapshots(a.JS)
 		if a.API, err = api.NewServer(ctx, ac); err != nil {
 			return nil, err
 		}
@@ -363,27 +364,20 @@ func (a *App) Run(ctx context.Context) error {
 }
 
 // eventLog is the API's event log: attempts are published through the
-// publisher, and student reads answered from the tail; it tells the
-// stream's fill, and keeps the content copy for instances starting
-// without PostgreSQL.
+// publisher, student reads are answered from the tail, and the stream's
+// fill and retention come from the log. It holds every method of
+// api.EventLog, which the compiler checks here.
 type eventLog struct {
 	publisher
 	*tail.Tail
-	log     *eventlog.Log
-	content *streams.ContentSnapshots
+	log *eventlog.Log
 }
+
+var _ api.EventLog = eventLog{}
 
 func (e eventLog) Capacity(ctx context.Context) (streams.Capacity, error) { return e.log.Capacity(ctx) }
 
 func (e eventLog) Trimmed(ctx context.Context) bool { return e.log.Trimmed(ctx) }
-
-func (e eventLog) LoadContentSnapshot(ctx context.Context) ([]byte, string, error) {
-	return e.content.Load(ctx)
-}
-
-func (e eventLog) SaveContentSnapshot(ctx context.Context, data []byte) (bool, error) {
-	return e.content.Save(ctx, data)
-}
 
 // SaveContentCopy saves the content PostgreSQL holds as its copy in NATS
 // (the content bucket, which `quizstream stream apply` creates), from which

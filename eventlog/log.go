@@ -272,3 +272,10 @@ func (l *Log) LastSeq(ctx context.Context) (uint64, error) {
 func (l *Log) OrderedConsumer(ctx context.Context, cfg jetstream.OrderedConsumerConfig) (jetstream.Consumer, error) {
 	return l.js.OrderedConsumer(ctx, l.stream.CachedInfo().Config.Name, cfg)
 }
+
+// CountStudentAttempts counts up to max of a student's events above
+// after, reading them from the stream (StudentAttempts).
+func (l *Log) CountStudentAttempts(ctx context.Context, student uuid.UUID, after uint64, max int) (int, error) {
+	out, err := l.StudentAttempts(ctx, student, after, max)
+	return len(out), err
+}

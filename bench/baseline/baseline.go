@@ -27,6 +27,7 @@ import (
 	"github.com/quizstream/quizstream/eventlog"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/store"
+	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/worker"
 )
 
@@ -93,6 +94,18 @@ func (l *Log) Attempt(context.Context, uuid.UUID, uuid.UUID) (eventlog.Published
 func (l *Log) StudentAttempts(context.Context, uuid.UUID, uint64, int) ([]eventlog.Published, error) {
 	return nil, nil
 }
+
+// CountStudentAttempts returns 0: nothing is accepted and not yet stored.
+func (l *Log) CountStudentAttempts(context.Context, uuid.UUID, uint64, int) (int, error) {
+	return 0, nil
+}
+
+// Capacity returns no limit: there is no stream to fill.
+func (l *Log) Capacity(context.Context) (streams.Capacity, error) { return streams.Capacity{}, nil }
+
+// Trimmed returns true: PostgreSQL alone knows every attempt, so a keyed
+// retry is looked up there before it is inserted.
+func (l *Log) Trimmed(context.Context) bool { return true }
 
 // Ping returns nil: there is no log to be down.
 func (l *Log) Ping(context.Context) error { return nil }
