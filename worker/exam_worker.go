@@ -118,6 +118,9 @@ func NewExamWorker(ctx context.Context, exams *eventlog.ExamLog, st *store.Store
 
 // Run writes events and finalizes due sessions until ctx is cancelled,
 // then finishes what it holds (within ShutdownTimeout) and returns nil.
+// The session events go through the one worker loop every family runs
+// (Worker, with the ExamWriter as the family's projection); the fired
+// timers through the finalizer's loop.
 func (w *ExamWorker) Run(ctx context.Context) error {
 	w.log.Info("worker: exam loops started", "batch_size", w.cfg.BatchSize, "finalizers", w.cfg.Finalizers)
 	w.attempts = w.attemptsLog
@@ -129,65 +132,34 @@ func (w *ExamWorker) Run(ctx context.Context) error {
 	}
 	w.writer = NewExamWriter(w.store, ExamWriterConfig{Attempts: w.attempts, Logger: w.log})
 	w.writer.maxBackoff = w.cfg.MaxBackoff
+	events, err := NewFamily("exams", w.writerCons, w.writer, Config{BatchSize: w.cfg.BatchSize, MaxWait: w.cfg.MaxWait,
+		AckWait: w.cfg.AckWait, ShutdownTimeout: w.cfg.ShutdownTimeout, MaxBackoff: w.cfg.MaxBackoff,
+		Logger: w.cfg.Logger, Registerer: w.cfg.Registerer})
+	if err != nil {
+		return err
+	}
 	var wg sync.WaitGroup
-	wg.Go(func() { w.loop(ctx, w.writerCons, w.writeBatch) })
-	wg.Go(func() { w.loop(ctx, w.finalizerCons, w.finalizeBatch) })
+	wg.Go(func() { _ = events.Run(ctx) })
+	wg.Go(func() { w.loop(ctx) })
 	wg.Wait()
 	w.log.Info("worker: exam loops stopped")
 	return nil
 }
 
-// loop fetches batches from cons and hands them to handle until ctx ends.
-func (w *ExamWorker) loop(ctx context.Context, cons jetstream.Consumer, handle func(context.Context, []jetstream.Msg)) {
+// loop fetches fired timers and finalizes their sessions until ctx ends.
+func (w *ExamWorker) loop(ctx context.Context) {
 	for ctx.Err() == nil {
 		var msgs []jetstream.Msg
 		err := retry.Do(ctx, retry.Policy{Max: w.cfg.MaxBackoff}, retry.Always, func(err error, d time.Duration) {
-			w.log.Warn("worker: exam fetch failed", "err", err, "retry_in", d)
+			w.log.Warn("worker: exam timer fetch failed", "err", err, "retry_in", d)
 		}, func() (err error) {
-			msgs, err = fetch(cons, w.cfg.BatchSize, w.cfg.MaxWait)
+			msgs, err = fetch(w.finalizerCons, w.cfg.BatchSize, w.cfg.MaxWait)
 			return err
 		})
 		if err == nil && len(msgs) > 0 {
-			handle(ctx, msgs)
+			w.finalizeBatch(ctx, msgs)
 		}
 	}
-}
-
-// writeBatch stores a batch of session events and settles every message:
-// acked once committed (and the attempts of its finalized sessions
-// published), terminated as poison, or handed back when shutdown came first.
-func (w *ExamWorker) writeBatch(ctx context.Context, msgs []jetstream.Msg) {
-	hold, release := holding(ctx, w.cfg.ShutdownTimeout)
-	defer release()
-	var wg sync.WaitGroup
-	beat, stop := context.WithCancel(hold)
-	wg.Go(func() { heartbeat(beat, msgs, w.cfg.AckWait) })
-	out := w.writer.Write(hold, records(msgs))
-	stop()
-	wg.Wait()
-	settled := make([]bool, len(msgs))
-	for _, i := range out.Poison {
-		settled[i] = true
-		if err := msgs[i].TermWithReason("poison exam event"); err != nil {
-			w.log.Warn("worker: term failed; the message will be redelivered", "err", err)
-		}
-	}
-	for _, i := range out.Unsettled {
-		if !settled[i] {
-			settled[i] = true
-			_ = msgs[i].Nak()
-		}
-	}
-	for i, m := range msgs {
-		if !settled[i] {
-			if err := m.Ack(); err != nil {
-				w.log.Warn("worker: ack failed; the message will be redelivered", "err", err)
-			}
-		}
-	}
-	w.metrics.events.WithLabelValues("stored").Add(float64(out.Stored))
-	w.metrics.events.WithLabelValues("unchanged").Add(float64(out.Duplicates))
-	w.metrics.events.WithLabelValues("poison").Add(float64(len(out.Poison)))
 }
 
 // finalizeBatch finalizes the sessions of a batch of fired timers, at most
@@ -270,17 +242,12 @@ func (w *ExamWorker) finalize(ctx context.Context, m jetstream.Msg) {
 }
 
 type examMetrics struct {
-	events    *prometheus.CounterVec
 	finalized *prometheus.CounterVec
 	lateness  prometheus.Histogram
 }
 
 func newExamMetrics(reg prometheus.Registerer) (*examMetrics, error) {
 	m := &examMetrics{
-		events: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "quizstream_exam_events_total",
-			Help: "Session events settled by the exam writer, by result: stored (a row inserted or changed), unchanged (stored before, or a save superseded), poison.",
-		}, []string{"result"}),
 		finalized: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "quizstream_exam_timers_total",
 			Help: "Exam timers settled, by outcome: deadline (the session finalized by it), earlier (it had ended before), no_session, poison.",
@@ -295,9 +262,6 @@ func newExamMetrics(reg prometheus.Registerer) (*examMetrics, error) {
 		return m, nil
 	}
 	var err error
-	if m.events, err = register(reg, m.events); err != nil {
-		return nil, err
-	}
 	if m.finalized, err = register(reg, m.finalized); err != nil {
 		return nil, err
 	}

@@ -9,8 +9,8 @@ import (
 type metrics struct {
 	messages           *prometheus.CounterVec
 	retries            prometheus.Counter
-	batchSeconds       prometheus.Histogram
-	batchSize          prometheus.Histogram
+	batchSeconds       *prometheus.HistogramVec
+	batchSize          *prometheus.HistogramVec
 	deadLetterFailures prometheus.Counter
 	handedBack         *prometheus.CounterVec
 }
@@ -19,30 +19,30 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "quizstream_worker_messages_total",
-			Help: "Messages settled by the worker, by result: stored (new row), duplicate (stored before), poison (terminated), held (poison left unacknowledged: its dead letter could not be written), newer_schema (handed back for a newer worker).",
-		}, []string{"result"}),
+			Help: "Messages settled by the workers, by event family and result: stored (new row), duplicate (stored before, or superseded), poison (terminated), held (poison left unacknowledged: its dead letter could not be written), newer_schema (handed back for a newer worker).",
+		}, []string{"family", "result"}),
 		retries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "quizstream_worker_write_retries_total",
 			Help: "Batch writes retried after a failure.",
 		}),
-		batchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+		batchSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "quizstream_worker_batch_duration_seconds",
-			Help:    "Time from fetch to ack of one batch, retries included.",
+			Help:    "Time from fetch to ack of one batch, retries included, by event family.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
-		}),
-		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+		}, []string{"family"}),
+		batchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "quizstream_worker_batch_messages",
-			Help:    "Messages per fetched batch.",
+			Help:    "Messages per fetched batch, by event family.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 12),
-		}),
+		}, []string{"family"}),
 		deadLetterFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "quizstream_worker_dead_letter_failures_total",
 			Help: "Poison messages whose dead-letter copy could not be written (the dead-letter stream full or missing): left unacknowledged.",
 		}),
 		handedBack: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "quizstream_worker_batches_handed_back_total",
-			Help: "Batches handed back (Nak) unstored, by reason: hold (held past MAX_BATCH_HOLD), shutdown.",
-		}, []string{"reason"}),
+			Help: "Batches handed back (Nak) unstored, by event family and reason: hold (held past MAX_BATCH_HOLD), shutdown.",
+		}, []string{"family", "reason"}),
 	}
 	if reg == nil {
 		return m, nil

@@ -17,8 +17,8 @@ func TestMetricsShareOneRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatalf("second worker: %v", err)
 	}
-	a.messages.WithLabelValues("poison").Inc()
-	b.messages.WithLabelValues("poison").Inc()
+	a.messages.WithLabelValues("attempts", "poison").Inc()
+	b.messages.WithLabelValues("exams", "poison").Inc()
 	b.retries.Inc()
 	mfs, err := reg.Gather()
 	if err != nil {

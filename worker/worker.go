@@ -115,21 +115,32 @@ func (c *Config) defaults() {
 	}
 }
 
-// Worker writes attempts from a durable consumer into the store. Any number
-// of workers may share one consumer.
+// BatchWriter is an event family's projection as the worker loop runs it:
+// it writes a batch of records in one transaction and says what became of
+// each (Outcome). The attempts' Writer and the exams' ExamWriter are two.
+type BatchWriter interface {
+	Write(ctx context.Context, recs []Record) Outcome
+}
+
+// Worker runs the one fetch, decode, write, ack loop of every event
+// family: it writes batches from a durable consumer through the family's
+// BatchWriter, holds each batch (heartbeats, MaxBatchHold) while the write
+// is retried, and settles every message by the Outcome. Any number of
+// workers may share one consumer.
 type Worker struct {
+	family  string
 	cons    jetstream.Consumer
-	writer  *Writer
+	writer  BatchWriter
 	cfg     Config
 	log     *slog.Logger
 	metrics *metrics
 }
 
-// New returns a Worker on cons and st, dead-lettering poison to
+// New returns an attempts Worker on cons and st, dead-lettering poison to
 // deadLetters, or an error naming a bad Config field.
 func New(cons jetstream.Consumer, st *store.Store, deadLetters *streams.DeadLetters, cfg Config) (*Worker, error) {
-	if cons == nil || st == nil {
-		return nil, errors.New("worker: consumer and store are required")
+	if st == nil {
+		return nil, errors.New("worker: the store is required")
 	}
 	cfg.defaults()
 	m, err := newMetrics(cfg.Registerer)
@@ -139,7 +150,25 @@ func New(cons jetstream.Consumer, st *store.Store, deadLetters *streams.DeadLett
 	wr := NewWriter(st.WithStatementTimeout(cfg.StatementTimeout), WriterConfig{
 		DeadLetters: deadLetters, Tombstones: true, DeadLetterTimeout: cfg.DeadLetterTimeout, Logger: cfg.Logger})
 	wr.maxBackoff, wr.metrics = cfg.MaxBackoff, m
-	return &Worker{cons: cons, writer: wr, cfg: cfg, log: cfg.Logger, metrics: m}, nil
+	return newWorker("attempts", cons, wr, cfg, m)
+}
+
+// NewFamily returns a Worker of the event family named family, writing
+// from cons through writer, or an error naming a bad Config field.
+func NewFamily(family string, cons jetstream.Consumer, writer BatchWriter, cfg Config) (*Worker, error) {
+	cfg.defaults()
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return newWorker(family, cons, writer, cfg, m)
+}
+
+func newWorker(family string, cons jetstream.Consumer, writer BatchWriter, cfg Config, m *metrics) (*Worker, error) {
+	if cons == nil || writer == nil {
+		return nil, errors.New("worker: consumer and writer are required")
+	}
+	return &Worker{family: family, cons: cons, writer: writer, cfg: cfg, log: cfg.Logger.With("family", family), metrics: m}, nil
 }
 
 // Run fetches and stores batches until ctx is cancelled, then finishes the
@@ -223,20 +252,20 @@ func (w *Worker) handle(ctx context.Context, msgs []jetstream.Msg) {
 	}
 	switch {
 	case len(out.Unsettled) > 0 && heldOut:
-		w.metrics.handedBack.WithLabelValues("hold").Inc()
+		w.metrics.handedBack.WithLabelValues(w.family, "hold").Inc()
 		w.log.Error("worker: batch held past MAX_BATCH_HOLD; handed back for any worker", "messages", len(out.Unsettled),
 			"max_batch_hold", w.cfg.MaxBatchHold)
 	case len(out.Unsettled) > 0:
-		w.metrics.handedBack.WithLabelValues("shutdown").Inc()
+		w.metrics.handedBack.WithLabelValues(w.family, "shutdown").Inc()
 		w.log.Warn("worker: batch abandoned at shutdown; left for redelivery", "messages", len(out.Unsettled))
 	}
-	w.metrics.messages.WithLabelValues("stored").Add(float64(out.Stored))
-	w.metrics.messages.WithLabelValues("duplicate").Add(float64(out.Duplicates))
-	w.metrics.messages.WithLabelValues("poison").Add(float64(len(out.Poison)))
-	w.metrics.messages.WithLabelValues("held").Add(float64(len(out.Held)))
-	w.metrics.messages.WithLabelValues("newer_schema").Add(float64(len(out.Newer)))
-	w.metrics.batchSeconds.Observe(time.Since(start).Seconds())
-	w.metrics.batchSize.Observe(float64(len(msgs)))
+	w.metrics.messages.WithLabelValues(w.family, "stored").Add(float64(out.Stored))
+	w.metrics.messages.WithLabelValues(w.family, "duplicate").Add(float64(out.Duplicates))
+	w.metrics.messages.WithLabelValues(w.family, "poison").Add(float64(len(out.Poison)))
+	w.metrics.messages.WithLabelValues(w.family, "held").Add(float64(len(out.Held)))
+	w.metrics.messages.WithLabelValues(w.family, "newer_schema").Add(float64(len(out.Newer)))
+	w.metrics.batchSeconds.WithLabelValues(w.family).Observe(time.Since(start).Seconds())
+	w.metrics.batchSize.WithLabelValues(w.family).Observe(float64(len(msgs)))
 	w.log.Debug("worker: batch settled", "messages", len(msgs), "stored", out.Stored, "poison", len(out.Poison))
 }
 
