@@ -107,32 +107,7 @@ func (s *Store) insertAttempts(ctx context.Context, batch []Attempt, commit bool
 		}
 		// Rows are inserted in id order and progress rows upserted in
 		// (student, quiz) order, so that concurrent workers never deadlock.
-		err := tx.QueryRow(ctx, `
-			WITH ins AS (
-				INSERT INTO attempts (id, student_id, quiz_id, course_id, idempotency_key, answers,
-					answers_hash, score, max_score, status, submitted_at, stream_seq)
-				SELECT DISTINCT ON (id) id, student_id, quiz_id, course_id, idempotency_key, answers,
-					answers_hash, score, max_score, status, submitted_at, stream_seq
-				FROM attempts_staging ORDER BY id, status = 'recorded' DESC, stream_seq
-				-- A stored attempt is never changed, except that a failed
-				-- tombstone becomes recorded when its redriven event is stored.
-				ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, answers = EXCLUDED.answers,
-					score = EXCLUDED.score, max_score = EXCLUDED.max_score,
-					stream_seq = EXCLUDED.stream_seq, recorded_at = now()
-				WHERE attempts.status = 'failed' AND EXCLUDED.status = 'recorded'
-				RETURNING student_id, quiz_id, course_id, score, status
-			), prog AS (
-				INSERT INTO progress AS p (student_id, quiz_id, course_id, attempts, best_score)
-				SELECT student_id, quiz_id, min(course_id::text)::uuid, count(*), max(score)
-				FROM ins WHERE status = 'recorded'
-				GROUP BY student_id, quiz_id
-				ORDER BY student_id, quiz_id
-				ON CONFLICT (student_id, quiz_id) DO UPDATE
-				SET attempts = p.attempts + EXCLUDED.attempts,
-				    best_score = greatest(p.best_score, EXCLUDED.best_score)
-				RETURNING 1
-			)
-			SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM prog)`).
+		err := tx.QueryRow(ctx, insertAttemptsSQL).
 			Scan(&res.Inserted, &res.ProgressRows)
 		if err == nil && !commit {
 			return errRollback
@@ -218,3 +193,24 @@ func (s *Store) GetProgress(ctx context.Context, studentID uuid.UUID) ([]Progres
 	})
 	return out, wrap("get progress", err)
 }
+
+// insertAttemptsSQL moves the staged batch into attempts and folds the
+// rows it inserted (recorded ones) into the progress projection, with the
+// projection's one statement (foldProgressSQL) that replay's rebuild runs
+// too.
+var insertAttemptsSQL = `
+	WITH ins AS (
+		INSERT INTO attempts (id, student_id, quiz_id, course_id, idempotency_key, answers,
+			answers_hash, score, max_score, status, submitted_at, stream_seq)
+		SELECT DISTINCT ON (id) id, student_id, quiz_id, course_id, idempotency_key, answers,
+			answers_hash, score, max_score, status, submitted_at, stream_seq
+		FROM attempts_staging ORDER BY id, status = 'recorded' DESC, stream_seq
+		-- A stored attempt is never changed, except that a failed
+		-- tombstone becomes recorded when its redriven event is stored.
+		ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, answers = EXCLUDED.answers,
+			score = EXCLUDED.score, max_score = EXCLUDED.max_score,
+			stream_seq = EXCLUDED.stream_seq, recorded_at = now()
+		WHERE attempts.status = 'failed' AND EXCLUDED.status = 'recorded'
+		RETURNING student_id, quiz_id, course_id, score, status
+	), prog AS (` + foldProgressSQL("progress", "ins WHERE status = 'recorded'") + `)
+	SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM prog)`
