@@ -1,0 +1,33 @@
+# One image for every role: api, worker, migrate, seed, stream apply, dlq,
+# replay. The role is the command: `docker run quizstream api`.
+#
+#   docker build --build-arg VERSION=$(git describe --tags --always) \
+#                --build-arg COMMIT=$(git rev-parse HEAD) -t quizstream .
+
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+# Modules first, so that a code change reuses the downloaded dependencies.
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+ARG VERSION=dev
+ARG COMMIT=unknown
+# A static binary (no cgo), so the final image needs no libc. The version
+# and commit are stamped into package main (what `quizstream version` and
+# quizstream_build_info report); the Go version and module data come from
+# the binary's build info.
+RUN CGO_ENABLED=0 GOOS=linux go build -trimpath \
+      -ldflags "-s -w -X main.version=${VERSION} -X main.commit=${COMMIT}" \
+      -o /out/quizstream ./cmd/quizstream
+
+# distroless/static: CA certificates, tzdata, /etc/passwd with the
+# nonroot user (65532), and nothing else: no shell.
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/quizstream /usr/local/bin/quizstream
+USER 65532:65532
+# The public API and the operations listener (/metrics, /livez, /readyz).
+# The binary's defaults listen on loopback only: deploy/ sets LISTEN_ADDR
+# and METRICS_ADDR to 0.0.0.0.
+EXPOSE 8080 9090
+ENTRYPOINT ["/usr/local/bin/quizstream"]
+CMD ["api"]
