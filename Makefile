@@ -1,7 +1,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: run test test-faults fuzz audit build lint bench clean
+.PHONY: run test test-faults fuzz audit build lint bench clean deploy-rules
 
 # A count of executions, not a duration: go1.26's fuzz coordinator can fail
 # a run with "context deadline exceeded" as a duration ends (go.dev/issue/75804).
@@ -50,6 +50,10 @@ lint:
 ## bench: the production-like stack against the baseline, about 9 minutes; writes bench/results/<date>.md and .json
 bench:
 	$(GO) run ./bench/cmd/stackbench
+
+## deploy-rules: promtool check and test of the alert rules (installs promtool when missing and root)
+deploy-rules:
+	bash .ci/rules
 
 clean:
 	rm -rf bin .quizstream
