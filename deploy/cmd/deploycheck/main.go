@@ -8,15 +8,17 @@
 // port of its own, named volumes become folders, and the database is a
 // fresh one on the local PostgreSQL (dropped at the end). It then checks
 // that the streams are R3 on three current servers, runs a short load
-// against both APIs (bench/load, the verification included), stops the
-// api and worker processes with SIGTERM within their stop_grace_period,
-// and reports. `make deploy-check`; -h lists the flags.
+// against both APIs (bench/load, the verification included) during which
+// it SIGKILLs the NATS server leading the attempts stream and starts it
+// again (-kill-leader), stops the api and worker processes with SIGTERM
+// within their stop_grace_period, and reports. `make deploy-check`; -h lists the flags.
 package main
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -60,6 +62,7 @@ type options struct {
 	timeout  time.Duration
 	adminURL string
 	keep     bool
+	kill     bool
 }
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
@@ -72,6 +75,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&o.adminURL, "admin-url", envOr("QUIZSTREAM_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"),
 		"a PostgreSQL server URL whose role may create databases ($QUIZSTREAM_TEST_DATABASE_URL)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work folder (logs, NATS stores)")
+	fs.BoolVar(&o.kill, "kill-leader", true, "SIGKILL the attempts stream's leader a quarter into the measured load and start it again 5 s later (the fault suite's cluster case)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -381,6 +385,9 @@ func slicesContains(xs []string, x string) bool {
 type proc struct {
 	name  string
 	svc   deploy.Service
+	bin   string
+	args  []string
+	env   map[string]string
 	cmd   *exec.Cmd
 	log   string
 	done  chan struct{}
@@ -408,7 +415,7 @@ func (c *check) spawn(name string, bin string, args []string, env map[string]str
 		f.Close()
 		return nil, err
 	}
-	p := &proc{name: name, svc: c.compose.Services[name], cmd: cmd, log: logPath, done: make(chan struct{})}
+	p := &proc{name: name, svc: c.compose.Services[name], bin: bin, args: args, env: env, cmd: cmd, log: logPath, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		p.ended = time.Now()
@@ -586,29 +593,16 @@ func waitOK(ctx context.Context, p *proc, u string) error {
 // checkStreams connects as the api processes do and checks that the
 // attempts stream is R3 with every replica current.
 func (c *check) checkStreams(ctx context.Context) error {
-	var api deploy.Service
-	for _, p := range c.procs {
-		if deploy.Role(p.svc.Command) == "api" {
-			api = p.svc
-			break
-		}
-	}
-	nc, err := nats.Connect(c.rewrite("", api.Environment["NATS_URL"]),
-		nats.UserInfo(api.Environment["NATS_USER"], api.Environment["NATS_PASSWORD"]))
-	if err != nil {
-		return fmt.Errorf("nats: %w", err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
+	js, close, err := c.jetStream()
 	if err != nil {
 		return err
 	}
+	defer close()
 	for _, name := range []string{"ATTEMPTS", "ATTEMPTS_DLQ", "EXAMS", "EXAM_TIMERS"} {
-		st, err := js.Stream(ctx, name)
+		info, err := streamInfo(ctx, js, name)
 		if err != nil {
 			return fmt.Errorf("stream %s: %w", name, err)
 		}
-		info := st.CachedInfo()
 		current := 0
 		if info.Cluster != nil {
 			for _, r := range info.Cluster.Replicas {
@@ -625,9 +619,46 @@ func (c *check) checkStreams(ctx context.Context) error {
 	return nil
 }
 
+// jetStream connects as the api processes do; close closes the connection.
+func (c *check) jetStream() (_ jetstream.JetStream, close func(), _ error) {
+	var api deploy.Service
+	for _, s := range c.compose.Services {
+		if deploy.Role(s.Command) == "api" {
+			api = s
+		}
+	}
+	nc, err := nats.Connect(c.rewrite("", api.Environment["NATS_URL"]),
+		nats.UserInfo(api.Environment["NATS_USER"], api.Environment["NATS_PASSWORD"]),
+		nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		return nil, nil, fmt.Errorf("nats: %w", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return js, nc.Close, nil
+}
+
 // loadTest runs the load tool against every API process at once, each
 // run verifying that its 202s are stored exactly once.
-func (c *check) loadTest(ctx context.Context) error {
+func (c *check) loadTest(ctx context.Context) (err error) {
+	// The load's own bound, under the check's: signups, the run, the
+	// verification, with room.
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute+c.opts.duration+time.Minute)
+	defer cancel()
+	defer func() {
+		if err != nil && c.opts.keep {
+			// Where were they? Go prints every goroutine's stack on SIGQUIT.
+			for _, p := range c.procs {
+				if p.svc.Quizstream() {
+					p.cmd.Process.Signal(syscall.SIGQUIT)
+				}
+			}
+			c.say("api and worker goroutines dumped into their logs (SIGQUIT)")
+		}
+	}()
 	var apis []string
 	for _, p := range c.procs {
 		if deploy.Role(p.svc.Command) == "api" {
@@ -640,18 +671,43 @@ func (c *check) loadTest(ctx context.Context) error {
 		err  error
 	}
 	results := make([]outcome, len(apis))
+	measuring := make(chan struct{})
+	var once sync.Once
 	var wg sync.WaitGroup
 	for i, name := range apis {
 		base := "http://" + c.rewrite(name, c.compose.Services[name].Environment["LISTEN_ADDR"])
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var last time.Time
 			res, err := load.Run(ctx, load.Config{URL: base, Users: c.opts.users, ThinkTime: c.opts.think,
-				WarmUp: 3 * time.Second, Duration: c.opts.duration, VerifyTimeout: time.Minute})
+				WarmUp: 3 * time.Second, Duration: c.opts.duration, VerifyTimeout: time.Minute,
+				OnPhase: func(phase string) {
+					if phase == "measure" {
+						once.Do(func() { close(measuring) })
+					}
+				},
+				Progress: func(p load.Progress) {
+					if time.Since(last) >= 5*time.Second {
+						last = time.Now()
+						c.say("%s %s", name, p)
+					}
+				}})
 			results[i] = outcome{name, res, err}
 		}()
 	}
 	c.say("load: %d students on each of %s for %s (think %s), then every 202 read back", c.opts.users, strings.Join(apis, ", "), c.opts.duration, c.opts.think)
+	var killErr error
+	if c.opts.kill {
+		select {
+		case <-measuring:
+			killErr = c.killLeader(ctx, c.opts.duration/4)
+		case <-ctx.Done():
+		}
+	}
+	if killErr != nil {
+		return killErr // the deferred cancel ends the load
+	}
 	wg.Wait()
 	var errs []error
 	for _, o := range results {
@@ -669,6 +725,80 @@ func (c *check) loadTest(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// streamInfo asks for the named stream's info, for at most 2 s: a request
+// made while the connection reconnects can go unanswered.
+func streamInfo(ctx context.Context, js jetstream.JetStream, name string) (*jetstream.StreamInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return st.CachedInfo(), nil
+}
+
+// killLeader waits, then SIGKILLs the NATS server leading the attempts
+// stream (a crash: no clean shutdown), starts it again 5 s later on the
+// same store, and waits until it is a current replica again.
+func (c *check) killLeader(ctx context.Context, after time.Duration) error {
+	select {
+	case <-time.After(after):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	js, close, err := c.jetStream()
+	if err != nil {
+		return err
+	}
+	defer close()
+	info, err := streamInfo(ctx, js, "ATTEMPTS")
+	if err != nil || info.Cluster == nil {
+		return fmt.Errorf("stream ATTEMPTS: %v", err)
+	}
+	leader := info.Cluster.Leader
+	var victim *proc
+	var at int
+	for i, p := range c.procs {
+		if p.name == leader {
+			victim, at = p, i
+		}
+	}
+	if victim == nil {
+		return fmt.Errorf("the leader %q is none of the nats services", leader)
+	}
+	victim.cmd.Process.Kill()
+	<-victim.done
+	killed := time.Now()
+	c.say("%s: SIGKILLed under load (it led ATTEMPTS); starting it again in 5 s", leader)
+	time.Sleep(5 * time.Second)
+	p, err := c.spawn(victim.name, victim.bin, victim.args, victim.env)
+	if err != nil {
+		return err
+	}
+	c.procs[at] = p
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		info, err := streamInfo(ctx, js, "ATTEMPTS")
+		if err == nil && info.Cluster != nil {
+			for _, r := range info.Cluster.Replicas {
+				if r.Name == leader && r.Current && !r.Offline {
+					c.say("%s: back, a current replica of ATTEMPTS %s after the kill (leader now %s)", leader, time.Since(killed).Round(100*time.Millisecond), info.Cluster.Leader)
+					return nil
+				}
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			var cluster any = err
+			if err == nil {
+				cluster = info.Cluster
+			}
+			b, _ := json.Marshal(cluster)
+			return fmt.Errorf("%s: not a current replica again within 60 s of its restart: ATTEMPTS cluster %s (%v)\n%s", leader, b, err, p.tail())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // stopServing sends SIGTERM to the api and worker processes, as compose
