@@ -18,11 +18,16 @@ ARG COMMIT=unknown
 # the binary's build info.
 RUN CGO_ENABLED=0 GOOS=linux go build -trimpath \
       -ldflags "-s -w -X main.version=${VERSION} -X main.commit=${COMMIT}" \
-      -o /out/quizstream ./cmd/quizstream
+      -o /out/quizstream ./cmd/quizstream \
+ && echo 'quizstream:x:65532:65532::/nonexistent:/sbin/nologin' > /out/passwd \
+ && echo 'quizstream:x:65532:' > /out/group
 
-# distroless/static: CA certificates, tzdata, /etc/passwd with the
-# nonroot user (65532), and nothing else: no shell.
-FROM gcr.io/distroless/static-debian12:nonroot
+# Nothing but the binary, CA certificates (for TLS to PostgreSQL and NATS)
+# and a non-root user: no shell, no package manager.
+FROM scratch
+COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+COPY --from=build /out/passwd /etc/passwd
+COPY --from=build /out/group /etc/group
 COPY --from=build /out/quizstream /usr/local/bin/quizstream
 USER 65532:65532
 # The public API and the operations listener (/metrics, /livez, /readyz).
