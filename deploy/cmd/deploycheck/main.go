@@ -132,6 +132,7 @@ type check struct {
 	bins           map[string]string
 	addrs          map[string]string // "service:port" in compose -> loopback address here
 	dbName, dbURL  string
+	keys           int // keys the load was answered 202 for, every API
 	procs          []*proc
 	mu             sync.Mutex
 }
@@ -171,6 +172,9 @@ func (c *check) run(ctx context.Context) error {
 		return err
 	}
 	if err := c.loadTest(ctx); err != nil {
+		return err
+	}
+	if err := c.scrapeAll(ctx, c.keys); err != nil {
 		return err
 	}
 	return c.stopServing()
@@ -720,6 +724,7 @@ func (c *check) loadTest(ctx context.Context) (err error) {
 		c.say("load on %s: %d requests, %.0f/s, p50 %.1f ms, p99 %.1f ms, errors %d, 503 %d, 429 %d; %d keys answered 202, %d read back recorded once, check ok: %v",
 			o.name, t.Requests, t.RPS, t.Latency.P50, t.Latency.P99, t.Errors, t.Unavailable, t.RateLimited,
 			v.Keys, v.Recorded, v.OK)
+		c.keys += v.Keys
 		if !v.OK || t.Errors > 0 {
 			errs = append(errs, fmt.Errorf("load on %s: errors %d, verification %+v", o.name, t.Errors, *v))
 		}
@@ -799,6 +804,69 @@ func (c *check) killLeader(ctx context.Context, after time.Duration) error {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// scrapeAll reads /metrics where Prometheus would (each api and worker's
+// METRICS_ADDR): every process must read the stream, and the workers
+// together must have stored exactly the keys the load was answered 202
+// for (re-sends are duplicates, not stored).
+func (c *check) scrapeAll(ctx context.Context, keys int) error {
+	hc := &http.Client{Timeout: 5 * time.Second}
+	var stored float64
+	var parts []string
+	for _, p := range c.procs {
+		if !p.svc.Quizstream() {
+			continue
+		}
+		u := "http://" + c.rewrite(p.name, p.svc.Environment["METRICS_ADDR"]) + "/metrics"
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p.name, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", p.name, err)
+		}
+		m := samples(string(body))
+		if m["quizstream_stream_up"] != 1 {
+			return fmt.Errorf("%s: quizstream_stream_up is %v at %s", p.name, m["quizstream_stream_up"], u)
+		}
+		if deploy.Role(p.svc.Command) == "worker" {
+			n := m[`quizstream_worker_messages_total{result="stored"}`]
+			stored += n
+			parts = append(parts, fmt.Sprintf("%s %.0f", p.name, n))
+		}
+	}
+	if int(stored) != keys {
+		return fmt.Errorf("the workers' metrics count %.0f attempts stored, the load was answered 202 for %d keys", stored, keys)
+	}
+	c.say("metrics: every api and worker serves /metrics on its METRICS_ADDR with the stream up; attempts stored: %s", strings.Join(parts, ", "))
+	return nil
+}
+
+// samples reads Prometheus's text format: series (name and labels as
+// written) to value.
+func samples(text string) map[string]float64 {
+	out := map[string]float64{}
+	for _, line := range strings.Split(text, "\n") {
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		var v float64
+		if _, err := fmt.Sscan(line[i+1:], &v); err == nil {
+			out[line[:i]] = v
+		}
+	}
+	return out
 }
 
 // stopServing sends SIGTERM to the api and worker processes, as compose
