@@ -1,7 +1,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: run test test-faults fuzz audit build lint bench clean
+.PHONY: run test test-faults fuzz audit build lint bench clean deploy-rules deploy-check
 
 # A count of executions, not a duration: go1.26's fuzz coordinator can fail
 # a run with "context deadline exceeded" as a duration ends (go.dev/issue/75804).
@@ -50,6 +50,14 @@ lint:
 ## bench: the production-like stack against the baseline, about 12 minutes; writes bench/results/<date>.md and .json
 bench:
 	$(GO) run ./bench/cmd/stackbench
+
+## deploy-rules: promtool check and test of the alert rules (installs promtool when missing and root)
+deploy-rules:
+	bash .ci/rules
+
+## deploy-check: compose.yaml's process set on this machine (3 clustered nats-servers, migrate, stream apply at R3, 2 api, 2 worker) under a short load, the stream leader killed and restarted
+deploy-check:
+	$(GO) run ./deploy/cmd/deploycheck
 
 clean:
 	rm -rf bin .quizstream

@@ -11,6 +11,11 @@ import (
 // it: go build -ldflags "-X github.com/quizstream/quizstream/app.version=v1.2.3".
 var version string
 
+// commit overrides the VCS revision of the build info, for builds made
+// without the repository's history (a container build):
+// -X github.com/quizstream/quizstream/app.commit=abc123.
+var commit string
+
 // BuildInfo says which build of quizstream runs.
 type BuildInfo struct {
 	// Version is the module's version ("(devel)" for a build from a work
@@ -46,6 +51,9 @@ func ReadBuildInfo() BuildInfo {
 	}
 	if version != "" {
 		b.Version = version
+	}
+	if commit != "" {
+		b.Commit = commit
 	}
 	return b
 }

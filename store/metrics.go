@@ -57,6 +57,32 @@ func registerMetrics(reg prometheus.Registerer, q *queryCounter, pool *pgxpool.P
 			Name: "quizstream_store_pool_empty_acquires_total",
 			Help: "Acquires that had to wait for a connection.",
 		}, stat(func(s *pgxpool.Stat) float64 { return float64(s.EmptyAcquireCount()) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "quizstream_store_pool_idle_connections",
+			Help: "Pool connections open and idle.",
+		}, stat(func(s *pgxpool.Stat) float64 { return float64(s.IdleConns()) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "quizstream_store_pool_max_connections",
+			Help: "Most connections the pool opens (Config.MaxConns).",
+		}, stat(func(s *pgxpool.Stat) float64 { return float64(s.MaxConns()) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "quizstream_store_pool_acquires_total",
+			Help: "Connections acquired from the pool.",
+		}, stat(func(s *pgxpool.Stat) float64 { return float64(s.AcquireCount()) })),
+		// A sum rather than a histogram, since pgxpool keeps only the sum:
+		// rate(acquire_seconds_total) / rate(acquires_total) is the mean wait.
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "quizstream_store_pool_acquire_seconds_total",
+			Help: "Time spent acquiring connections from the pool, summed over every acquire.",
+		}, stat(func(s *pgxpool.Stat) float64 { return s.AcquireDuration().Seconds() })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "quizstream_store_pool_empty_acquire_wait_seconds_total",
+			Help: "Time spent waiting by acquires that found no idle connection.",
+		}, stat(func(s *pgxpool.Stat) float64 { return s.EmptyAcquireWaitTime().Seconds() })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "quizstream_store_pool_canceled_acquires_total",
+			Help: "Acquires given up because their context ended first.",
+		}, stat(func(s *pgxpool.Stat) float64 { return float64(s.CanceledAcquireCount()) })),
 	} {
 		if err := reg.Register(c); err != nil {
 			return err

@@ -99,7 +99,8 @@ func (c *StreamCollector) collect(ctx context.Context, ch chan<- prometheus.Metr
 		gauge(ch, c.maxMessages, float64(max(si.Config.MaxMsgs, 0)), f.Name, name)
 		gauge(ch, c.maxBytes, float64(max(si.Config.MaxBytes, 0)), f.Name, name)
 		gauge(ch, c.fill, capacity.Fill(), f.Name, name)
-		gauge(ch, c.full, boolGauge(capacity.Full()), f.Name, name)
+		// A stream that discards its oldest (the timers) never refuses.
+		gauge(ch, c.full, boolGauge(capacity.Full() && si.Config.Discard == jetstream.DiscardNew), f.Name, name)
 	}
 	for _, co := range f.Consumers {
 		si := found[co.Stream]
