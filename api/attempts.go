@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/quizstream/quizstream/eventlog"
 	"github.com/quizstream/quizstream/events"
@@ -234,36 +235,54 @@ func attemptFromEvent(e events.AttemptSubmitted, status string) attemptJSON {
 	}
 }
 
-// ackFloor returns the consumer's ack floor as it was at most
+// ackFloor returns the attempts consumer's ack floor as it was at most
 // AckFloorMaxAge ago. Student reads take it before they query PostgreSQL:
 // every event at or below it was settled before the query began, so the
 // query sees it, and every event above it is read from the stream itself.
 // That makes a 202 visible at once, on any instance. An older floor is only
 // lower, which costs a longer look at the stream, never a missed attempt.
 func (s *Server) ackFloor(ctx context.Context) (uint64, error) {
-	if f := s.floor.Load(); f != nil && time.Since(f.at) < s.cfg.AckFloorMaxAge {
-		return f.seq, nil
-	}
-	// One lookup at a time, however many reads find the reading old.
-	v, err, _ := s.floorLookups.Do("", func() (any, error) {
-		at := time.Now() // before the read: the floor is at least this recent
-		seq, err := s.events.AckFloor(context.WithoutCancel(ctx))
-		if err == nil {
-			s.floor.Store(&floorReading{seq: seq, at: at})
-		}
-		return seq, err
-	})
+	seq, err := s.floor.get(ctx, s.events.AckFloor, s.cfg.AckFloorMaxAge)
 	if err != nil {
 		s.log.Debug("api: reading the ack floor failed", "err", err)
 		return 0, unavailable("the event log")
 	}
-	return v.(uint64), nil
+	return seq, nil
+}
+
+// floorCache is one consumer's ack floor, as read at most some age ago:
+// every family's student reads take theirs from one.
+type floorCache struct {
+	last atomic.Pointer[floorReading]
+	// lookups shares one lookup between the reads that find the reading
+	// too old at once: one at a time, however many reads arrive.
+	lookups singleflight.Group
 }
 
 // floorReading is an ack floor and when it was read.
 type floorReading struct {
 	seq uint64
 	at  time.Time
+}
+
+// get returns the floor read at most maxAge ago, reading it with read
+// when the reading is older, or read's error.
+func (f *floorCache) get(ctx context.Context, read func(context.Context) (uint64, error), maxAge time.Duration) (uint64, error) {
+	if r := f.last.Load(); r != nil && time.Since(r.at) < maxAge {
+		return r.seq, nil
+	}
+	v, err, _ := f.lookups.Do("", func() (any, error) {
+		at := time.Now() // before the read: the floor is at least this recent
+		seq, err := read(context.WithoutCancel(ctx))
+		if err == nil {
+			f.last.Store(&floorReading{seq: seq, at: at})
+		}
+		return seq, err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return v.(uint64), nil
 }
 
 func (s *Server) getAttempt(c echo.Context) error {

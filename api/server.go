@@ -20,7 +20,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/quizstream/quizstream/eventlog"
 	"github.com/quizstream/quizstream/events"
@@ -298,8 +297,7 @@ type Server struct {
 	dummyHash     string
 	cacheControl  string
 	ready         *health.Readiness
-	floor         atomic.Pointer[floorReading]
-	floorLookups  singleflight.Group
+	floor         floorCache // the attempts consumer's
 	// published is the highest stream sequence this instance's attempt
 	// POSTs were answered with: the position its own limit checks wait for.
 	published atomic.Uint64

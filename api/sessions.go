@@ -8,14 +8,12 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/labstack/echo/v4"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/quizstream/quizstream/eventlog"
 	"github.com/quizstream/quizstream/events"
@@ -131,10 +129,7 @@ type exams struct {
 	// locks makes this instance's saves and submits of one session take
 	// turns: they would only lose each other's compare-and-set.
 	locks sessionLocks
-	floor atomic.Pointer[floorReading]
-	// floorLookups shares one ack floor lookup between the reads that find
-	// the reading too old at once.
-	floorLookups singleflight.Group
+	floor floorCache // the exam writers' consumer's
 }
 
 // sessionRoutes registers the session endpoints on the /api/v1 group.
@@ -439,21 +434,11 @@ func (x *exams) submit(c echo.Context) error {
 
 // ackFloor is Server.ackFloor for the exam writers' consumer.
 func (x *exams) ackFloor(ctx context.Context) (uint64, error) {
-	if f := x.floor.Load(); f != nil && time.Since(f.at) < x.s.cfg.AckFloorMaxAge {
-		return f.seq, nil
-	}
-	v, err, _ := x.floorLookups.Do("", func() (any, error) {
-		at := time.Now()
-		seq, err := x.log.AckFloor(context.WithoutCancel(ctx))
-		if err == nil {
-			x.floor.Store(&floorReading{seq: seq, at: at})
-		}
-		return seq, err
-	})
+	seq, err := x.floor.get(ctx, x.log.AckFloor, x.s.cfg.AckFloorMaxAge)
 	if err != nil {
 		return 0, x.unavailableLog("ack floor", err)
 	}
-	return v.(uint64), nil
+	return seq, nil
 }
 
 // get answers one of the student's sessions, read as attempts are: the ack

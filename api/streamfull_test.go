@@ -74,7 +74,12 @@ func TestStreamFull(t *testing.T) {
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(resp.Body)
 		for _, line := range strings.Split(string(body), "\n") {
-			if v, ok := strings.CutPrefix(line, name+" "); ok {
+			// A stream metric's series of the attempts stream, or name itself.
+			v, ok := strings.CutPrefix(line, name+`{family="attempts",stream="ATTEMPTS"} `)
+			if !ok {
+				v, ok = strings.CutPrefix(line, name+" ")
+			}
+			if ok {
 				var f float64
 				if err := json.Unmarshal([]byte(v), &f); err == nil {
 					return f

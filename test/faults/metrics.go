@@ -31,9 +31,9 @@ func BatchSeconds(t testing.TB, ops string) (sum, count float64) {
 		name, value, _ := strings.Cut(strings.TrimSpace(line), " ")
 		v, _ := strconv.ParseFloat(value, 64)
 		switch name {
-		case "quizstream_worker_batch_duration_seconds_sum":
+		case `quizstream_worker_batch_duration_seconds_sum{family="attempts"}`:
 			sum = v
-		case "quizstream_worker_batch_duration_seconds_count":
+		case `quizstream_worker_batch_duration_seconds_count{family="attempts"}`:
 			count = v
 		}
 	}

@@ -294,7 +294,8 @@ func runTool(ctx context.Context, bin string, env []string, args ...string) erro
 	return nil
 }
 
-// scrape returns the unlabelled samples of the named metrics from a
+// scrape returns the samples of the named metrics, each summed over its
+// labels (the event families), from a
 // Prometheus text endpoint; a metric it does not find is absent.
 func scrape(url string, names ...string) map[string]float64 {
 	out := map[string]float64{}
@@ -314,11 +315,16 @@ func scrape(url string, names ...string) map[string]float64 {
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(line)
-		if len(f) < 2 || !want[f[0]] {
+		if len(f) < 2 {
+			continue
+		}
+		// A name's series summed over its labels (event families).
+		name, _, _ := strings.Cut(f[0], "{")
+		if !want[name] {
 			continue
 		}
 		if v, err := strconv.ParseFloat(f[1], 64); err == nil {
-			out[f[0]] = v
+			out[name] += v
 		}
 	}
 	return out

@@ -833,11 +833,13 @@ func (c *check) scrapeAll(ctx context.Context, keys int) error {
 			return fmt.Errorf("%s: %w", p.name, err)
 		}
 		m := samples(string(body))
-		if m["quizstream_stream_up"] != 1 {
-			return fmt.Errorf("%s: quizstream_stream_up is %v at %s", p.name, m["quizstream_stream_up"], u)
+		for _, family := range []string{"attempts", "exams"} {
+			if up := m[`quizstream_stream_up{family="`+family+`"}`]; up != 1 {
+				return fmt.Errorf("%s: quizstream_stream_up of %s is %v at %s", p.name, family, up, u)
+			}
 		}
 		if deploy.Role(p.svc.Command) == "worker" {
-			n := m[`quizstream_worker_messages_total{result="stored"}`]
+			n := m[`quizstream_worker_messages_total{family="attempts",result="stored"}`]
 			stored += n
 			parts = append(parts, fmt.Sprintf("%s %.0f", p.name, n))
 		}
