@@ -107,20 +107,20 @@ func publishCeiling(ctx context.Context, natsURL string, d time.Duration, concur
 	return out, nil
 }
 
-// eventsBench runs the Go benchmarks of package events, when it has any
+// eventsBench runs the Go benchmarks of package eventlog, when it has any
 // (the coalescing publisher's), and returns their result lines; none when
 // the package has no benchmark.
 func eventsBench(ctx context.Context, root string) ([]string, error) {
-	list := exec.CommandContext(ctx, "go", "test", "-list", "^Benchmark", "./events")
+	list := exec.CommandContext(ctx, "go", "test", "-list", "^Benchmark", "./eventlog")
 	list.Dir = root
 	b, err := list.Output()
 	if err != nil {
-		return nil, fmt.Errorf("list the events benchmarks: %w", err)
+		return nil, fmt.Errorf("list the eventlog benchmarks: %w", err)
 	}
 	if !strings.Contains(string(b), "Benchmark") {
 		return nil, nil
 	}
-	cmd := exec.CommandContext(ctx, "go", "test", "./events", "-run", "^$", "-bench", ".", "-timeout", "10m")
+	cmd := exec.CommandContext(ctx, "go", "test", "./eventlog", "-run", "^$", "-bench", ".", "-timeout", "10m")
 	cmd.Dir = root
 	b, err = cmd.CombinedOutput()
 	var lines []string
@@ -132,7 +132,7 @@ func eventsBench(ctx context.Context, root string) ([]string, error) {
 		}
 	}
 	if err != nil {
-		return lines, fmt.Errorf("go test -bench ./events: %v\n%s", err, b)
+		return lines, fmt.Errorf("go test -bench ./eventlog: %v\n%s", err, b)
 	}
 	return lines, nil
 }

@@ -16,7 +16,7 @@
 // phase (backlog.go: -backlog attempts published with no worker running,
 // drained by a `quizstream worker` started afterwards, against the same
 // rows written with COPY + INSERT ... ON CONFLICT, issue 8's target;
-// `-only backlog` runs it alone); and the events package's Go benchmarks
+// `-only backlog` runs it alone); and the eventlog package's Go benchmarks
 // when it has some. Traffic goes to 127.0.0.1 only. It prints a progress
 // line a second on stderr.
 package main
@@ -106,7 +106,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.DurationVar(&o.P99Limit, "p99", 50*time.Millisecond, "the open model's bound on every task's p99")
 	fs.DurationVar(&o.CeilingDuration, "ceiling-duration", 3*time.Second, "time of each concurrency of the publish ceiling")
 	fs.BoolVar(&o.SkipBaseline, "skip-baseline", false, "measure quizstream only")
-	fs.BoolVar(&o.SkipEventsBench, "skip-events-bench", false, "do not run the events package's Go benchmarks")
+	fs.BoolVar(&o.SkipEventsBench, "skip-events-bench", false, "do not run the eventlog package's Go benchmarks")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the temporary directory (binaries, server logs, NATS store)")
 	fs.IntVar(&o.Backlog, "backlog", 1000000, "attempts of the backlog phase (published with no worker running, then drained by one, against COPY + INSERT ... ON CONFLICT of the same rows); 0 skips it")
 	fs.Func("backlog-worker-env", "a setting of the backlog phase's worker on top of its defaults, NAME=value (repeatable), e.g. WORKERS=2", func(v string) error {
@@ -290,12 +290,12 @@ func (b *bench) run(ctx context.Context) (err error) {
 		b.rep.Backlog = b.backlog(ctx, "quizstream_bench_"+suffix, b.o.Backlog)
 	}
 	if !b.o.SkipEventsBench && ctx.Err() == nil {
-		b.say("go test ./events -run '^$' -bench . (the coalescing publisher's benchmarks, if any)")
+		b.say("go test ./eventlog -run '^$' -bench . (the coalescing publisher's benchmarks, if any)")
 		b.rep.EventsBench, err = eventsBench(ctx, root)
 		if err != nil {
 			b.rep.EventsBenchError = err.Error()
 		} else if b.rep.EventsBench == nil {
-			b.rep.EventsBenchError = "package events has no benchmark yet"
+			b.rep.EventsBenchError = "package eventlog has no benchmark yet"
 		}
 	}
 	return b.finish(ctx, root)

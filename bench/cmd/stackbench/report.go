@@ -455,12 +455,12 @@ func (r *report) writeMarkdown(w io.Writer) error {
 	p("\n")
 	switch {
 	case len(r.EventsBench) > 0:
-		p("`go test ./events -run '^$' -bench .` (the coalescing publisher):\n\n```\n%s\n```\n", strings.Join(r.EventsBench, "\n"))
+		p("`go test ./eventlog -run '^$' -bench .` (the coalescing publisher):\n\n```\n%s\n```\n", strings.Join(r.EventsBench, "\n"))
 		if r.EventsBenchError != "" {
 			p("\n%s\n", r.EventsBenchError)
 		}
 	case r.EventsBenchError != "":
-		p("`go test ./events -bench`: %s.\n", r.EventsBenchError)
+		p("`go test ./eventlog -bench`: %s.\n", r.EventsBenchError)
 	}
 	if r.Backlog != nil {
 		p("\n")
