@@ -152,10 +152,10 @@ func recordStream(cfg StreamConfig, description, prefix string) jetstream.Stream
 		MaxAge:     cfg.MaxAge,
 		MaxBytes:   cfg.MaxBytes,
 		MaxMsgSize: maxMsgSize,
-		// Lets a Batcher publish concurrent attempts in one atomic batch
-		// (and the exams publisher concurrent events, exam_batch.go):
-		// a few syncs per batch rather than one per message. Servers before
-		// 2.12 ignore it, and a Batcher then publishes one attempt at a time.
+		// Lets a family's eventlog.Publisher publish concurrent events in
+		// one atomic batch: a few syncs per batch rather than one per
+		// message. Servers before 2.12 ignore it, and a Publisher then
+		// publishes one message at a time.
 		AllowAtomicPublish: true,
 	}
 }
