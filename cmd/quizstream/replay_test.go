@@ -205,7 +205,7 @@ progress swapped: the rebuilt table is live (2 attempt(s) stored meanwhile count
 `,
 	}} {
 		var b bytes.Buffer
-		printReplay(&b, tc.cfg, tc.res, tc.err)
+		tc.res.WriteText(&b, tc.cfg, tc.err)
 		if b.String() != tc.want {
 			t.Errorf("%s: printed\n%s\nwant\n%s", tc.name, b.String(), tc.want)
 		}

@@ -4,10 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"strings"
-	"text/tabwriter"
-	"time"
 
 	"github.com/quizstream/quizstream/app"
 	"github.com/quizstream/quizstream/streams"
@@ -33,7 +30,7 @@ func runStream(ctx context.Context, c *config, in invocation) error {
 	families := streams.Declared(c.Stream, c.Exams)
 	if verb == "apply" {
 		res, err := streams.Apply(ctx, js, c.Force, families...)
-		printApply(stdout, res)
+		res.WriteText(stdout)
 		return err
 	}
 	st, err := streams.Status(ctx, js, families...)
@@ -43,7 +40,7 @@ func runStream(ctx context.Context, c *config, in invocation) error {
 	if c.JSON {
 		err = printJSON(stdout, st)
 	} else {
-		err = printStatus(stdout, st)
+		err = st.WriteText(stdout)
 	}
 	if err != nil {
 		return err
@@ -56,95 +53,4 @@ func runStream(ctx context.Context, c *config, in invocation) error {
 		return fmt.Errorf("%s: %w", strings.Join(missing, ", "), streams.ErrNotApplied)
 	}
 	return nil
-}
-
-func printApply(w io.Writer, res streams.ApplyResult) {
-	for _, o := range res.Created {
-		fmt.Fprintf(w, "created %s\n", o)
-	}
-	for _, ch := range res.Changed {
-		fmt.Fprintf(w, "changed %s %s: %s -> %s\n", ch.Object, ch.Field, ch.Was, ch.Now)
-	}
-	verb := "refused"
-	if res.Forced {
-		verb = "forced"
-	}
-	for _, ch := range res.Refused {
-		fmt.Fprintf(w, "%s %s %s: %s -> %s: %s\n", verb, ch.Object, ch.Field, ch.Was, ch.Now, ch.Reason)
-	}
-	if len(res.Created)+len(res.Changed)+len(res.Refused) == 0 {
-		fmt.Fprintln(w, "nothing to change")
-	}
-}
-
-// printStatus prints st; it returns the error of writing its table.
-func printStatus(w io.Writer, st streams.StatusResult) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	stream := func(s streams.StreamStatus) {
-		c := s.Capacity
-		fmt.Fprintf(tw, "stream\t%s\n", s.Name)
-		fmt.Fprintf(tw, "  replicas, storage\t%d, %s\n", s.Replicas, s.Storage)
-		fmt.Fprintf(tw, "  retention, discard\t%s, %s\n", s.Retention, s.Discard)
-		maxAge := s.MaxAge.String()
-		if s.MaxAge <= 0 {
-			maxAge = "unlimited"
-		}
-		fmt.Fprintf(tw, "  max_age, duplicates\t%s, %s\n", maxAge, s.Duplicates)
-		fmt.Fprintf(tw, "  atomic batches\t%t\n", s.AllowAtomicPublish)
-		fmt.Fprintf(tw, "  bytes\t%d of %s\n", c.Bytes, limit(c.MaxBytes))
-		fmt.Fprintf(tw, "  messages\t%d of %s\n", c.Messages, limit(c.MaxMessages))
-		fmt.Fprintf(tw, "  subjects\t%d\n", c.Subjects)
-		full := ""
-		if c.Full() {
-			full = "  FULL: publishes are refused"
-		}
-		fmt.Fprintf(tw, "  fill\t%.1f%%%s\n", 100*c.Fill(), full)
-		fmt.Fprintf(tw, "  sequences\t%d to %d\n", s.FirstSeq, s.LastSeq)
-		if !s.FirstTime.IsZero() {
-			fmt.Fprintf(tw, "  oldest event\t%s (%s ago)\n", s.FirstTime.UTC().Format(time.RFC3339), time.Since(s.FirstTime).Round(time.Second))
-		}
-		if s.Leader != "" && s.Replicas > 1 {
-			fmt.Fprintf(tw, "  leader\t%s\n", s.Leader)
-		}
-	}
-	for _, f := range st.Families {
-		fmt.Fprintf(tw, "family\t%s\n", f.Name)
-		for _, ss := range f.Streams {
-			stream(ss)
-		}
-		for _, c := range f.Consumers {
-			fmt.Fprintf(tw, "consumer\t%s (of %s)\n", c.Name, c.Stream)
-			fmt.Fprintf(tw, "  ack_wait, max_ack_pending, max_deliver\t%s, %d, %d\n", c.AckWait, c.MaxAckPending, c.MaxDeliver)
-			fmt.Fprintf(tw, "  ack floor\t%d\n", c.AckFloor)
-			fmt.Fprintf(tw, "  lag\t%d events not settled (%d undelivered, %d in workers' hands, %d redelivered)\n",
-				c.Lag, c.Pending, c.AckPending, c.Redelivered)
-			fmt.Fprintf(tw, "  oldest unsettled\t%s (of max_age %s)\n", c.OldestUnacked.Round(time.Millisecond), c.MaxAge)
-		}
-		for _, m := range f.Missing {
-			fmt.Fprintf(tw, "%s\tmissing: run quizstream stream apply\n", m)
-		}
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if len(st.Mismatches) == 0 {
-		fmt.Fprintln(w, "settings: as configured")
-		return nil
-	}
-	fmt.Fprintln(w, "settings that differ (found -> configured):")
-	for _, m := range st.Mismatches {
-		kind := "warn"
-		if m.Fatal {
-			kind = "FATAL: api and worker refuse to start"
-		}
-		fmt.Fprintf(w, "  %s %s: %s -> %s (%s)\n", m.Object, m.Field, m.Was, m.Now, kind)
-	}
-	return nil
-}
-
-func limit(n int64) string {
-	if n <= 0 {
-		return "unlimited"
-	}
-	return fmt.Sprint(n)
 }
