@@ -12,7 +12,6 @@ import (
 
 	"github.com/quizstream/quizstream/eventlog"
 	"github.com/quizstream/quizstream/events"
-	"github.com/quizstream/quizstream/retry"
 	"github.com/quizstream/quizstream/store"
 	"github.com/quizstream/quizstream/streams"
 )
@@ -132,34 +131,18 @@ func (w *ExamWorker) Run(ctx context.Context) error {
 	}
 	w.writer = NewExamWriter(w.store, ExamWriterConfig{Attempts: w.attempts, Logger: w.log})
 	w.writer.maxBackoff = w.cfg.MaxBackoff
-	events, err := NewFamily("exams", w.writerCons, w.writer, Config{BatchSize: w.cfg.BatchSize, MaxWait: w.cfg.MaxWait,
-		AckWait: w.cfg.AckWait, ShutdownTimeout: w.cfg.ShutdownTimeout, MaxBackoff: w.cfg.MaxBackoff,
-		Logger: w.cfg.Logger, Registerer: w.cfg.Registerer})
+	loop := Config{BatchSize: w.cfg.BatchSize, MaxWait: w.cfg.MaxWait, AckWait: w.cfg.AckWait,
+		ShutdownTimeout: w.cfg.ShutdownTimeout, MaxBackoff: w.cfg.MaxBackoff, Logger: w.cfg.Logger, Registerer: w.cfg.Registerer}
+	events, err := NewFamily("exams", w.writerCons, w.writer, loop)
 	if err != nil {
 		return err
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = events.Run(ctx) })
-	wg.Go(func() { w.loop(ctx) })
+	wg.Go(func() { fetchLoop(ctx, w.finalizerCons, loop, w.log.With("loop", "exam timers"), w.finalizeBatch) })
 	wg.Wait()
 	w.log.Info("worker: exam loops stopped")
 	return nil
-}
-
-// loop fetches fired timers and finalizes their sessions until ctx ends.
-func (w *ExamWorker) loop(ctx context.Context) {
-	for ctx.Err() == nil {
-		var msgs []jetstream.Msg
-		err := retry.Do(ctx, retry.Policy{Max: w.cfg.MaxBackoff}, retry.Always, func(err error, d time.Duration) {
-			w.log.Warn("worker: exam timer fetch failed", "err", err, "retry_in", d)
-		}, func() (err error) {
-			msgs, err = fetch(w.finalizerCons, w.cfg.BatchSize, w.cfg.MaxWait)
-			return err
-		})
-		if err == nil && len(msgs) > 0 {
-			w.finalizeBatch(ctx, msgs)
-		}
-	}
 }
 
 // finalizeBatch finalizes the sessions of a batch of fired timers, at most

@@ -176,20 +176,26 @@ func newWorker(family string, cons jetstream.Consumer, writer BatchWriter, cfg C
 func (w *Worker) Run(ctx context.Context) error {
 	w.log.Info("worker: started", "batch_size", w.cfg.BatchSize, "max_wait", w.cfg.MaxWait,
 		"statement_timeout", w.cfg.StatementTimeout, "max_batch_hold", w.cfg.MaxBatchHold)
+	fetchLoop(ctx, w.cons, w.cfg, w.log, w.handle)
+	w.log.Info("worker: stopped")
+	return nil
+}
+
+// fetchLoop fetches batches from cons, a fetch that fails retried with
+// backoff, and hands each to handle, until ctx ends.
+func fetchLoop(ctx context.Context, cons jetstream.Consumer, cfg Config, log *slog.Logger, handle func(context.Context, []jetstream.Msg)) {
 	for ctx.Err() == nil {
 		var msgs []jetstream.Msg
-		err := retry.Do(ctx, retry.Policy{Max: w.cfg.MaxBackoff}, retry.Always, func(err error, d time.Duration) {
-			w.log.Warn("worker: fetch failed", "err", err, "retry_in", d)
+		err := retry.Do(ctx, retry.Policy{Max: cfg.MaxBackoff}, retry.Always, func(err error, d time.Duration) {
+			log.Warn("worker: fetch failed", "err", err, "retry_in", d)
 		}, func() (err error) {
-			msgs, err = fetch(w.cons, w.cfg.BatchSize, w.cfg.MaxWait)
+			msgs, err = fetch(cons, cfg.BatchSize, cfg.MaxWait)
 			return err
 		})
 		if err == nil && len(msgs) > 0 {
-			w.handle(ctx, msgs)
+			handle(ctx, msgs)
 		}
 	}
-	w.log.Info("worker: stopped")
-	return nil
 }
 
 // handle stores a fetched batch and settles every message: acked once the
