@@ -164,7 +164,7 @@ func (s *Server) submitAttempt(c echo.Context) error {
 			if row.QuizID != ev.QuizID || !bytes.Equal(row.AnswersHash, ev.AnswersHash) {
 				return errKeyReused
 			}
-			return writeBody(c, http.StatusAccepted, func(b []byte) []byte { return appendAttempt(b, attemptFromRow(row)) })
+			return writeJSON(c, http.StatusAccepted, attemptFromRow(row))
 		}
 	}
 
@@ -194,7 +194,7 @@ func (s *Server) submitAttempt(c echo.Context) error {
 	}
 	e := pub.Event
 	s.givePosition(c, pub.Seq)
-	return writeBody(c, http.StatusAccepted, func(b []byte) []byte { return appendAttempt(b, attemptFromEvent(e, status)) })
+	return writeJSON(c, http.StatusAccepted, attemptFromEvent(e, status))
 }
 
 // retryStatus is the status "as it is now" of an attempt a retry found in
@@ -277,7 +277,7 @@ func (s *Server) getAttempt(c echo.Context) error {
 	}
 	a, err := s.store.GetAttempt(ctx, student, id)
 	if err == nil {
-		return writeBody(c, http.StatusOK, func(b []byte) []byte { return appendAttempt(b, attemptFromRow(a)) })
+		return writeJSON(c, http.StatusOK, attemptFromRow(a))
 	}
 	if !errors.Is(err, store.ErrNotFound) {
 		return err
@@ -290,10 +290,10 @@ func (s *Server) getAttempt(c echo.Context) error {
 		s.log.Warn("api: reading an attempt from the event log failed", "err", err)
 		return unavailable("the event log")
 	case pub.Seq > floor:
-		return writeBody(c, http.StatusOK, func(b []byte) []byte { return appendAttempt(b, attemptFromEvent(pub.Event, statusAccepted)) })
+		return writeJSON(c, http.StatusOK, attemptFromEvent(pub.Event, statusAccepted))
 	}
 	// Settled before the query, yet not stored: a worker set it aside.
-	return writeBody(c, http.StatusOK, func(b []byte) []byte { return appendAttempt(b, attemptFromEvent(pub.Event, statusFailed)) })
+	return writeJSON(c, http.StatusOK, attemptFromEvent(pub.Event, statusFailed))
 }
 
 const (
@@ -333,7 +333,7 @@ func (s *Server) listAttempts(c echo.Context) error {
 		id, err := uuid.Parse(v)
 		if err != nil || id == uuid.Nil { // the nil UUID would mean "every quiz" to the store
 			// A filter naming no quiz matches nothing.
-			return writeBody(c, http.StatusOK, func(b []byte) []byte { return appendAttemptPage(b, nil, nil) })
+			return writeJSON(c, http.StatusOK, attemptPage{})
 		}
 		p.QuizID = id
 	}
@@ -396,7 +396,7 @@ func (s *Server) listAttempts(c echo.Context) error {
 		cur := encodeCursor(store.Cursor{SubmittedAt: last.SubmittedAt, ID: last.AttemptID})
 		next = &cur
 	}
-	return writeBody(c, http.StatusOK, func(b []byte) []byte { return appendAttemptPage(b, out, next) })
+	return writeJSON(c, http.StatusOK, attemptPage{out, next})
 }
 
 // A cursor is opaque to clients: base64url of "<unix microseconds>.<attempt id>".

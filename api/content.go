@@ -21,9 +21,8 @@ import (
 
 // resource is a response body serialized once, with its strong ETag.
 type resource struct {
-	body   []byte
-	etag   string
-	length string // len(body), formatted once
+	body []byte
+	etag string
 }
 
 func newResource(v any) (resource, error) {
@@ -32,7 +31,7 @@ func newResource(v any) (resource, error) {
 		return resource{}, err
 	}
 	sum := sha256.Sum256(b)
-	return resource{body: b, etag: `"` + base64.RawURLEncoding.EncodeToString(sum[:18]) + `"`, length: strconv.Itoa(len(b))}, nil
+	return resource{body: b, etag: `"` + base64.RawURLEncoding.EncodeToString(sum[:18]) + `"`}, nil
 }
 
 // quizKey is what grading needs of a quiz.
@@ -254,9 +253,8 @@ func (s *Server) serveResource(c echo.Context, r resource) error {
 	if etagMatches(c.Request().Header.Get("If-None-Match"), r.etag) {
 		return c.NoContent(http.StatusNotModified)
 	}
-	// Known length: no chunked encoding, and HEAD tells the size too.
-	h.Set(echo.HeaderContentLength, r.length)
-	return c.JSONBlob(http.StatusOK, r.body)
+	// Known length (writeJSON): no chunked encoding, and HEAD tells the size too.
+	return writeJSON(c, http.StatusOK, r.body)
 }
 
 // etagMatches applies If-None-Match's weak comparison (RFC 9110 13.1.2).

@@ -41,7 +41,13 @@ func (s *Server) routes() *echo.Echo {
 	get(v1, "/attempts", s.listAttempts, auth)
 	get(v1, "/attempts/:attempt_id", s.getAttempt, auth)
 	get(v1, "/student-progress", s.getProgress, auth)
-	s.sessionRoutes(v1, auth) // timed exams: api/sessions.go
+
+	x := s.newExams() // timed exams: api/sessions.go
+	v1.POST("/quizzes/:quiz_id/sessions", x.start, auth, s.limitAttempts)
+	get(v1, "/sessions", x.list, auth)
+	get(v1, "/sessions/:session_id", x.get, auth)
+	v1.PUT("/sessions/:session_id/answers/:question_id", x.save, auth, s.limitAttempts)
+	v1.POST("/sessions/:session_id/submit", x.submit, auth, s.limitAttempts)
 	return e
 }
 
