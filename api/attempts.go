@@ -304,6 +304,20 @@ const (
 	maxPending = 1000
 )
 
+// pageLimit parses a limit parameter: a whole number of at least 1,
+// clamped to maxPageSize however large it is. It returns an
+// invalid-request error for anything else.
+func pageLimit(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if errors.Is(err, strconv.ErrRange) && n > 0 {
+		return maxPageSize, nil // beyond int: still a larger value, clamped
+	}
+	if err != nil || n < 1 {
+		return 0, invalid("limit must be a whole number of at least 1")
+	}
+	return min(n, maxPageSize), nil
+}
+
 // before reports whether a sorts before b in the HTTP contract's order: submitted_at
 // descending, then attempt_id descending.
 func before(a, b attemptJSON) bool {
@@ -316,11 +330,11 @@ func before(a, b attemptJSON) bool {
 func (s *Server) listAttempts(c echo.Context) error {
 	p := store.ListAttemptsParams{StudentID: session(c).Student.ID, Limit: defaultPageSize}
 	if v := c.QueryParam("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return invalid("limit must be a whole number of at least 1")
+		n, err := pageLimit(v)
+		if err != nil {
+			return err
 		}
-		p.Limit = min(n, maxPageSize)
+		p.Limit = n
 	}
 	if v := c.QueryParam("cursor"); v != "" {
 		cur, err := decodeCursor(v)
