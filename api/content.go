@@ -1,6 +1,8 @@
 package api
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -19,11 +21,19 @@ import (
 	"github.com/quizstream/quizstream/store"
 )
 
-// resource is a response body serialized once, with its strong ETag.
+// resource is a response body serialized once, with its strong ETag, and
+// its gzip variant (RFC 9110 8.4) compressed once, with an ETag of its
+// own: a different representation must not share the identity's ETag.
 type resource struct {
-	body []byte
-	etag string
+	body   []byte
+	etag   string
+	gz     []byte // nil when compressing does not pay
+	gzETag string
 }
+
+// minGzip is the smallest body worth compressing: below it gzip's framing
+// eats the saving.
+const minGzip = 512
 
 func newResource(v any) (resource, error) {
 	b, err := json.Marshal(v)
@@ -31,7 +41,25 @@ func newResource(v any) (resource, error) {
 		return resource{}, err
 	}
 	sum := sha256.Sum256(b)
-	return resource{body: b, etag: `"` + base64.RawURLEncoding.EncodeToString(sum[:18]) + `"`}, nil
+	tag := base64.RawURLEncoding.EncodeToString(sum[:18])
+	r := resource{body: b, etag: `"` + tag + `"`}
+	if len(b) >= minGzip {
+		var buf bytes.Buffer
+		zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+		if err != nil {
+			return resource{}, err
+		}
+		if _, err := zw.Write(b); err != nil {
+			return resource{}, fmt.Errorf("gzip: %w", err)
+		}
+		if err := zw.Close(); err != nil {
+			return resource{}, fmt.Errorf("gzip: %w", err)
+		}
+		if buf.Len() < len(b) {
+			r.gz, r.gzETag = buf.Bytes(), `"`+tag+`.gz"`
+		}
+	}
+	return r, nil
 }
 
 // quizKey is what grading needs of a quiz.
@@ -244,17 +272,55 @@ func (s *Server) reloadContent(ctx context.Context) {
 	}
 }
 
-// serveResource answers with a precomputed body, or 304 when the client
-// already holds it.
+// serveResource answers with a precomputed body, gzipped when the client
+// accepts it and that pays, or 304 when the client already holds the
+// representation it would get.
 func (s *Server) serveResource(c echo.Context, r resource) error {
 	h := c.Response().Header()
-	h.Set("ETag", r.etag)
+	body, etag := r.body, r.etag
+	if r.gz != nil && acceptsGzip(c.Request().Header.Get("Accept-Encoding")) {
+		body, etag = r.gz, r.gzETag
+		h.Set(echo.HeaderContentEncoding, "gzip")
+	}
+	// Caches key the variants apart (RFC 9110 12.5.5).
+	h.Set(echo.HeaderVary, "Accept-Encoding")
+	h.Set("ETag", etag)
 	h.Set("Cache-Control", s.cacheControl)
-	if etagMatches(c.Request().Header.Get("If-None-Match"), r.etag) {
+	if etagMatches(c.Request().Header.Get("If-None-Match"), etag) {
+		h.Del(echo.HeaderContentEncoding)
 		return c.NoContent(http.StatusNotModified)
 	}
-	// Known length (writeJSON): no chunked encoding, and HEAD tells the size too.
-	return writeJSON(c, http.StatusOK, r.body)
+	return writeJSON(c, http.StatusOK, body)
+}
+
+// acceptsGzip reports whether an Accept-Encoding header admits gzip
+// (RFC 9110 12.5.3): named, or covered by "*", with a q above zero.
+func acceptsGzip(header string) bool {
+	if header == "" {
+		return false
+	}
+	gzip, star := -1.0, -1.0
+	for _, part := range strings.Split(header, ",") {
+		coding, params, _ := strings.Cut(part, ";")
+		q := 1.0
+		for _, p := range strings.Split(params, ";") {
+			if k, v, ok := strings.Cut(strings.TrimSpace(p), "="); ok && strings.EqualFold(k, "q") {
+				if f, err := strconv.ParseFloat(v, 64); err == nil {
+					q = f
+				}
+			}
+		}
+		switch strings.ToLower(strings.TrimSpace(coding)) {
+		case "gzip", "x-gzip":
+			gzip = q
+		case "*":
+			star = q
+		}
+	}
+	if gzip >= 0 {
+		return gzip > 0
+	}
+	return star > 0
 }
 
 // etagMatches applies If-None-Match's weak comparison (RFC 9110 13.1.2).

@@ -15,7 +15,7 @@ func (s *Server) routes() *echo.Echo {
 	// The client address is the peer's, unless TrustedProxies says whose
 	// X-Forwarded-For to believe.
 	e.IPExtractor = ipExtractor(s.cfg.TrustedProxies)
-	e.Use(s.instrument, middleware.RecoverWithConfig(middleware.RecoverConfig{
+	e.Use(s.accessLog(), s.instrument, middleware.RecoverWithConfig(middleware.RecoverConfig{
 		// To the API's log, not Echo's own logger on stdout.
 		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
 			s.log.Error("api: handler panicked", "route", c.Path(), "err", err, "stack", string(stack))
@@ -27,27 +27,29 @@ func (s *Server) routes() *echo.Echo {
 	get(e, "/readyz", s.readyz)
 
 	v1 := e.Group("/api/v1")
+	// A response with a token or a student's data is never stored by a
+	// cache (noStore); the bearer routes all carry one.
 	auth := s.authenticate
-	v1.POST("/signup", s.signup, s.limitLogins)
-	v1.POST("/login", s.login, s.limitLogins)
-	get(v1, "/user", s.getUser, auth)
-	v1.POST("/logout", s.logout, auth)
+	v1.POST("/signup", s.signup, noStore, s.limitLogins)
+	v1.POST("/login", s.login, noStore, s.limitLogins)
+	get(v1, "/user", s.getUser, noStore, auth)
+	v1.POST("/logout", s.logout, noStore, auth)
 
 	get(v1, "/courses", s.listCourses)
 	get(v1, "/courses/:course_id", s.getCourse)
 	get(v1, "/quizzes/:quiz_id", s.getQuiz)
 
-	v1.POST("/quizzes/:quiz_id/attempts", s.submitAttempt, auth, s.limitAttempts)
-	get(v1, "/attempts", s.listAttempts, auth)
-	get(v1, "/attempts/:attempt_id", s.getAttempt, auth)
-	get(v1, "/student-progress", s.getProgress, auth)
+	v1.POST("/quizzes/:quiz_id/attempts", s.submitAttempt, noStore, auth, s.limitAttempts)
+	get(v1, "/attempts", s.listAttempts, noStore, auth)
+	get(v1, "/attempts/:attempt_id", s.getAttempt, noStore, auth)
+	get(v1, "/student-progress", s.getProgress, noStore, auth)
 
 	x := s.newExams() // timed exams: api/sessions.go
-	v1.POST("/quizzes/:quiz_id/sessions", x.start, auth, s.limitAttempts)
-	get(v1, "/sessions", x.list, auth)
-	get(v1, "/sessions/:session_id", x.get, auth)
-	v1.PUT("/sessions/:session_id/answers/:question_id", x.save, auth, s.limitAttempts)
-	v1.POST("/sessions/:session_id/submit", x.submit, auth, s.limitAttempts)
+	v1.POST("/quizzes/:quiz_id/sessions", x.start, noStore, auth, s.limitAttempts)
+	get(v1, "/sessions", x.list, noStore, auth)
+	get(v1, "/sessions/:session_id", x.get, noStore, auth)
+	v1.PUT("/sessions/:session_id/answers/:question_id", x.save, noStore, auth, s.limitAttempts)
+	v1.POST("/sessions/:session_id/submit", x.submit, noStore, auth, s.limitAttempts)
 	return e
 }
 
@@ -61,4 +63,13 @@ type router interface {
 func get(r router, path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) {
 	r.Add(http.MethodGet, path, h, m...)
 	r.Add(http.MethodHead, path, h, m...)
+}
+
+// noStore marks every answer of a route, errors included, as one no cache
+// may keep (RFC 9111 5.2.2.5): it carries a token or a student's data.
+func noStore(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
+		return next(c)
+	}
 }

@@ -195,6 +195,14 @@ type Config struct {
 	// PostgreSQL; negative disables it. Defaults to 1 hour.
 	TokenPurgeInterval time.Duration
 
+	// AccessLogLevel is the level of the access log's lines, one a
+	// request (api/accesslog.go); AccessLogOff turns it off. Defaults to
+	// slog.LevelDebug: logged when the logger logs debug.
+	AccessLogLevel slog.Leveler
+	// AccessLogSample is the share of requests the access log logs, from 0
+	// to 1. Negative logs none. Defaults to 1, every request.
+	AccessLogSample float64
+
 	// Exams configures timed exams (api/sessions.go): the exams log, the
 	// grace, the clock. Its zero value answers the session endpoints 503.
 	Exams ExamConfig
@@ -248,6 +256,17 @@ func (c *Config) defaults() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.AccessLogLevel == nil {
+		c.AccessLogLevel = slog.LevelDebug
+	}
+	switch {
+	case c.AccessLogSample > 1:
+		return fmt.Errorf("api: Config.AccessLogSample %v is above 1", c.AccessLogSample)
+	case c.AccessLogSample == 0:
+		c.AccessLogSample = 1
+	case c.AccessLogSample < 0:
+		c.AccessLogSample = 0
 	}
 	return c.limitDefaults()
 }

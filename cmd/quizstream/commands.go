@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/quizstream/quizstream/api"
 	"github.com/quizstream/quizstream/app"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/store"
@@ -20,6 +21,17 @@ func newLogger(c *config, stderr io.Writer) (*slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		return nil, fmt.Errorf("LOG_LEVEL: %w", err)
+	}
+	switch c.AccessLogLevel {
+	case "":
+	case "off":
+		c.API.AccessLogLevel = api.AccessLogOff
+	default:
+		var access slog.Level
+		if err := access.UnmarshalText([]byte(c.AccessLogLevel)); err != nil {
+			return nil, fmt.Errorf("ACCESS_LOG_LEVEL: %w", err)
+		}
+		c.API.AccessLogLevel = access
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	switch c.LogFormat {

@@ -26,6 +26,9 @@ type config struct {
 	MetricsAddr string
 	LogLevel    string
 	LogFormat   string
+	// AccessLogLevel is ACCESS_LOG_LEVEL, parsed into API.AccessLogLevel
+	// by newLogger.
+	AccessLogLevel string
 
 	Stream     events.StreamConfig
 	API        api.Config
@@ -275,6 +278,8 @@ func (f *flags) api(c *config) {
 	f.int(&a.Exams.SessionCacheSize, "EXAM_SESSION_CACHE", api.DefaultSessionCacheSize, "exam sessions an API instance keeps in memory")
 	f.dur(&c.Publish.Window, "PUBLISH_BATCH_WINDOW", events.DefaultBatchWindow, "longest an attempt waits for others to join its atomic batch")
 	f.int(&c.Publish.MaxMessages, "PUBLISH_BATCH_MAX", events.DefaultBatchMaxMessages, "most attempts in one atomic batch (at most 1000)")
+	f.str(&c.AccessLogLevel, "ACCESS_LOG_LEVEL", "debug", "level of the access log's lines, one a request: debug, info, warn, error or off")
+	f.float(&a.AccessLogSample, "ACCESS_LOG_SAMPLE", 1, "share of requests the access log logs, from 0 to 1")
 }
 
 // limits binds the API's protections against hostile and careless
