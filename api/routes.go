@@ -7,7 +7,8 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 )
 
-// routes is the whole HTTP surface on one screen.
+// routes is the whole HTTP surface on one screen; api/openapi.yaml
+// describes it (openapi_test.go holds the two equal).
 func (s *Server) routes() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -27,6 +28,7 @@ func (s *Server) routes() *echo.Echo {
 	get(e, "/readyz", s.readyz)
 
 	v1 := e.Group("/api/v1")
+	get(v1, "/openapi.yaml", serveSpec)
 	// A response with a token or a student's data is never stored by a
 	// cache (noStore); the bearer routes all carry one.
 	auth := s.authenticate
@@ -50,6 +52,8 @@ func (s *Server) routes() *echo.Echo {
 	get(v1, "/sessions/:session_id", x.get, noStore, auth)
 	v1.PUT("/sessions/:session_id/answers/:question_id", x.save, noStore, auth, s.limitAttempts)
 	v1.POST("/sessions/:session_id/submit", x.submit, noStore, auth, s.limitAttempts)
+
+	// Code checks (exercises, checks) are routed here once they exist.
 	return e
 }
 
