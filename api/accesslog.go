@@ -14,15 +14,19 @@ const AccessLogOff = slog.Level(1 << 20)
 
 // accessLog is the access log: one line a request, through Echo's request
 // logger into the API's slog logger, at AccessLogLevel, for a sample of
-// AccessLogSample of the requests. A request not sampled, or whose level
-// the logger does not enable, costs one check. The line holds no header:
-// never a token.
+// AccessLogSample of the requests. The line holds no header: never a
+// token. It is nil, and costs nothing, when the level is off, nothing is
+// sampled, or the logger does not enable the level when the server is
+// built (Echo builds its middleware anew for every request: even a skipped
+// one allocates).
 func (s *Server) accessLog() echo.MiddlewareFunc {
 	level, sample := s.cfg.AccessLogLevel.Level(), s.cfg.AccessLogSample
+	if level >= AccessLogOff || sample <= 0 || !s.log.Enabled(context.Background(), level) {
+		return nil
+	}
 	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
 		Skipper: func(c echo.Context) bool {
-			return level >= AccessLogOff || !s.log.Enabled(c.Request().Context(), level) ||
-				(sample < 1 && rand.Float64() >= sample)
+			return sample < 1 && rand.Float64() >= sample
 		},
 		LogLatency: true, LogRemoteIP: true, LogMethod: true, LogURI: true, LogRoutePath: true,
 		LogStatus: true, LogContentLength: true, LogResponseSize: true,

@@ -23,6 +23,9 @@ import (
 
 var bodies = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
+// contentTypeJSON is the Content-Type of every JSON answer; never modified.
+var contentTypeJSON = []string{echo.MIMEApplicationJSON}
+
 // appender is a body that writes its own JSON (this file's appenders).
 type appender interface {
 	appendJSON(b []byte) []byte
@@ -34,8 +37,11 @@ type appender interface {
 // which encoding/json writes as Echo's c.JSON would. It returns the
 // error of encoding or of writing.
 func writeJSON(c echo.Context, status int, v any) error {
-	var bp *[]byte
-	var b []byte
+	var (
+		bp  *[]byte
+		enc *encoder
+		b   []byte
+	)
 	switch v := v.(type) {
 	case []byte:
 		b = v
@@ -44,25 +50,44 @@ func writeJSON(c echo.Context, status int, v any) error {
 		b = v.appendJSON((*bp)[:0])
 		b = append(b, '\n') // as json.Encoder ends a value
 	default:
-		bp = bodies.Get().(*[]byte)
-		buf := bytes.NewBuffer((*bp)[:0])
-		if err := json.NewEncoder(buf).Encode(v); err != nil {
-			bodies.Put(bp)
+		enc = encoders.Get().(*encoder)
+		enc.buf.Reset()
+		if err := enc.enc.Encode(v); err != nil {
+			encoders.Put(enc)
 			return err
 		}
-		b = buf.Bytes()
+		b = enc.buf.Bytes()
 	}
 	h := c.Response().Header()
-	h.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
-	h.Set(echo.HeaderContentLength, strconv.Itoa(len(b)))
+	h[echo.HeaderContentType] = contentTypeJSON
+	if _, prebuilt := v.([]byte); !prebuilt || h[echo.HeaderContentLength] == nil { // a prebuilt body may come with its length
+		h.Set(echo.HeaderContentLength, strconv.Itoa(len(b)))
+	}
 	c.Response().WriteHeader(status)
 	_, err := c.Response().Write(b)
-	if bp != nil && cap(b) <= 64<<10 { // a rare huge page does not stay pinned in the pool
+	// A rare huge body does not stay pinned in a pool.
+	switch {
+	case bp != nil && cap(b) <= 64<<10:
 		*bp = b
 		bodies.Put(bp)
+	case enc != nil && enc.buf.Cap() <= 64<<10:
+		encoders.Put(enc)
 	}
 	return err
 }
+
+// encoder is encoding/json's encoder bound to its buffer, pooled so that
+// writing a value allocates neither.
+type encoder struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+var encoders = sync.Pool{New: func() any {
+	e := &encoder{}
+	e.enc = json.NewEncoder(&e.buf)
+	return e
+}}
 
 func appendUUID(b []byte, id uuid.UUID) []byte {
 	var s [36]byte

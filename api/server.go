@@ -196,7 +196,8 @@ type Config struct {
 	TokenPurgeInterval time.Duration
 
 	// AccessLogLevel is the level of the access log's lines, one a
-	// request (api/accesslog.go); AccessLogOff turns it off. Defaults to
+	// request (api/accesslog.go); AccessLogOff turns it off. Whether the
+	// Logger enables it is asked once, by NewServer. Defaults to
 	// slog.LevelDebug: logged when the logger logs debug.
 	AccessLogLevel slog.Leveler
 	// AccessLogSample is the share of requests the access log logs, from 0
@@ -287,7 +288,7 @@ type Server struct {
 	// session from PostgreSQL and caching it.
 	tokenLookedUp func()
 	dummyHash     string
-	cacheControl  string
+	cacheControl  []string // the header's value for content; never modified
 	ready         *health.Readiness
 	floor         atomic.Pointer[floorReading]
 	floorLookups  singleflight.Group
