@@ -27,6 +27,12 @@ var (
 	watched   = map[string][]testing.TB{} // by host:port; the last registered wins
 )
 
+// Validating returns a transport that sends through next and checks each
+// exchange against the document as the clients made by Client do, for a
+// test that needs a transport of its own. It panics when the document
+// does not load.
+func Validating(next http.RoundTripper) http.RoundTripper { return validating(next) }
+
 // validating wraps next in the document's checks.
 func validating(next http.RoundTripper) http.RoundTripper {
 	specOnce.Do(func() { specValidator, specErr = openapitest.New(context.Background()) })
