@@ -96,7 +96,7 @@ func (s *Server) signup(c echo.Context) error {
 		return err
 	}
 	s.tokens.put(string(tokHash), cachedSession{store.Session{Student: st, ExpiresAt: expires}, time.Now()})
-	return c.JSON(http.StatusCreated, map[string]any{"student": toStudentJSON(st), "token": tok})
+	return writeJSON(c, http.StatusCreated, map[string]any{"student": toStudentJSON(st), "token": tok})
 }
 
 type loginRequest struct {
@@ -145,7 +145,7 @@ func (s *Server) login(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]string{"token": tok})
+	return writeJSON(c, http.StatusOK, map[string]string{"token": tok})
 }
 
 func (s *Server) issueToken(c echo.Context, st store.Student) (string, error) {
@@ -164,7 +164,7 @@ func (s *Server) issueToken(c echo.Context, st store.Student) (string, error) {
 }
 
 func (s *Server) getUser(c echo.Context) error {
-	return c.JSON(http.StatusOK, toStudentJSON(session(c).Student))
+	return writeJSON(c, http.StatusOK, toStudentJSON(session(c).Student))
 }
 
 func (s *Server) logout(c echo.Context) error {

@@ -167,7 +167,7 @@ func (s *Server) submitAttempt(c echo.Context) error {
 			if row.QuizID != ev.QuizID || !bytes.Equal(row.AnswersHash, ev.AnswersHash) {
 				return errKeyReused
 			}
-			return writeBody(c, http.StatusAccepted, func(b []byte) []byte { return appendAttempt(b, attemptFromRow(row)) })
+			return writeJSON(c, http.StatusAccepted, attemptFromRow(row))
 		}
 	}
 
@@ -197,7 +197,7 @@ func (s *Server) submitAttempt(c echo.Context) error {
 	}
 	e := pub.Event
 	s.givePosition(c, pub.Seq)
-	return writeBody(c, http.StatusAccepted, func(b []byte) []byte { return appendAttempt(b, attemptFromEvent(e, status)) })
+	return writeJSON(c, http.StatusAccepted, attemptFromEvent(e, status))
 }
 
 // retryStatus is the status "as it is now" of an attempt a retry found in
@@ -298,7 +298,7 @@ func (s *Server) getAttempt(c echo.Context) error {
 	}
 	a, err := s.store.GetAttempt(ctx, student, id)
 	if err == nil {
-		return writeBody(c, http.StatusOK, func(b []byte) []byte { return appendAttempt(b, attemptFromRow(a)) })
+		return writeJSON(c, http.StatusOK, attemptFromRow(a))
 	}
 	if !errors.Is(err, store.ErrNotFound) {
 		return err
@@ -311,10 +311,10 @@ func (s *Server) getAttempt(c echo.Context) error {
 		s.log.Warn("api: reading an attempt from the event log failed", "err", err)
 		return unavailable("the event log")
 	case pub.Seq > floor:
-		return writeBody(c, http.StatusOK, func(b []byte) []byte { return appendAttempt(b, attemptFromEvent(pub.Event, statusAccepted)) })
+		return writeJSON(c, http.StatusOK, attemptFromEvent(pub.Event, statusAccepted))
 	}
 	// Settled before the query, yet not stored: a worker set it aside.
-	return writeBody(c, http.StatusOK, func(b []byte) []byte { return appendAttempt(b, attemptFromEvent(pub.Event, statusFailed)) })
+	return writeJSON(c, http.StatusOK, attemptFromEvent(pub.Event, statusFailed))
 }
 
 const (
@@ -324,6 +324,20 @@ const (
 	// list reads from the stream.
 	maxPending = 1000
 )
+
+// pageLimit parses a limit parameter: a whole number of at least 1,
+// clamped to maxPageSize however large it is. It returns an
+// invalid-request error for anything else.
+func pageLimit(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if errors.Is(err, strconv.ErrRange) && n > 0 {
+		return maxPageSize, nil // beyond int: still a larger value, clamped
+	}
+	if err != nil || n < 1 {
+		return 0, invalid("limit must be a whole number of at least 1")
+	}
+	return min(n, maxPageSize), nil
+}
 
 // before reports whether a sorts before b in the HTTP contract's order: submitted_at
 // descending, then attempt_id descending.
@@ -337,11 +351,11 @@ func before(a, b attemptJSON) bool {
 func (s *Server) listAttempts(c echo.Context) error {
 	p := store.ListAttemptsParams{StudentID: session(c).Student.ID, Limit: defaultPageSize}
 	if v := c.QueryParam("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return invalid("limit must be a whole number of at least 1")
+		n, err := pageLimit(v)
+		if err != nil {
+			return err
 		}
-		p.Limit = min(n, maxPageSize)
+		p.Limit = n
 	}
 	if v := c.QueryParam("cursor"); v != "" {
 		cur, err := decodeCursor(v)
@@ -354,7 +368,7 @@ func (s *Server) listAttempts(c echo.Context) error {
 		id, err := uuid.Parse(v)
 		if err != nil || id == uuid.Nil { // the nil UUID would mean "every quiz" to the store
 			// A filter naming no quiz matches nothing.
-			return writeBody(c, http.StatusOK, func(b []byte) []byte { return appendAttemptPage(b, nil, nil) })
+			return writeJSON(c, http.StatusOK, attemptPage{})
 		}
 		p.QuizID = id
 	}
@@ -417,7 +431,7 @@ func (s *Server) listAttempts(c echo.Context) error {
 		cur := encodeCursor(store.Cursor{SubmittedAt: last.SubmittedAt, ID: last.AttemptID})
 		next = &cur
 	}
-	return writeBody(c, http.StatusOK, func(b []byte) []byte { return appendAttemptPage(b, out, next) })
+	return writeJSON(c, http.StatusOK, attemptPage{out, next})
 }
 
 // A cursor is opaque to clients: base64url of "<unix microseconds>.<attempt id>".

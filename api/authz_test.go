@@ -160,6 +160,7 @@ func TestObjectLevelAuthorization(t *testing.T) {
 	cases := map[string]route{
 		"GET /livez":                             {public: true},
 		"GET /readyz":                            {public: true},
+		"GET /api/v1/openapi.yaml":               {public: true},
 		"GET /api/v1/courses":                    {public: true},
 		"GET /api/v1/courses/:course_id":         {public: true},
 		"GET /api/v1/quizzes/:quiz_id":           {public: true},

@@ -28,7 +28,7 @@ func TestBadInput(t *testing.T) {
 	clients, _ := apptest.SignupMany(t, a.URL, "bad", 1)
 	c := clients[0]
 	// bare sends no Content-Type, which Do adds to every body.
-	bare := client.New(a.URL, client.Options{HTTPClient: &http.Client{Transport: noContentType{http.DefaultTransport}}})
+	bare := client.New(a.URL, client.Options{HTTPClient: &http.Client{Transport: noContentType{apptest.Validating(http.DefaultTransport)}}})
 	q0, q1 := s.Quizzes[0], s.Quizzes[1]
 	attempts := func(quiz string) string { return "/api/v1/quizzes/" + quiz + "/attempts" }
 	q0path := attempts(q0.ID.String())

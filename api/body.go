@@ -73,11 +73,19 @@ func describeJSONError(err error) string {
 	case errors.As(err, &syntax):
 		return syntaxMessage(syntax.Error()) + " (at byte " + strconv.FormatInt(syntax.Offset, 10) + ")"
 	case errors.As(err, &mismatch):
-		got, _, _ := strings.Cut(mismatch.Value, " ") // "number -5" is a number
-		if mismatch.Field == "" {
-			return "the body must be " + jsonKind(mismatch.Type) + ", not " + article(got)
+		got, num, _ := strings.Cut(mismatch.Value, " ") // "number -5" is a number
+		want, what := jsonKind(mismatch.Type), article(got)
+		if got == "number" && want == "a whole number" {
+			// A number where a whole number goes: say which way it is not one.
+			what = "one too large"
+			if strings.ContainsAny(num, ".eE") {
+				what = "one with a fraction or an exponent"
+			}
 		}
-		return `"` + mismatch.Field + `" must be ` + jsonKind(mismatch.Type) + ", not " + article(got)
+		if mismatch.Field == "" {
+			return "the body must be " + want + ", not " + what
+		}
+		return `"` + mismatch.Field + `" must be ` + want + ", not " + what
 	}
 	return "not valid JSON"
 }
@@ -118,7 +126,9 @@ func jsonKind(t reflect.Type) string {
 	case reflect.Bool:
 		return "true or false"
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
 		return "a number"
 	case reflect.Slice, reflect.Array:
 		return "an array"

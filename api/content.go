@@ -1,6 +1,8 @@
 package api
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -19,20 +21,57 @@ import (
 	"github.com/quizstream/quizstream/store"
 )
 
-// resource is a response body serialized once, with its strong ETag.
+// resource is a response body serialized once, with its strong ETag, and
+// its gzip variant (RFC 9110 8.4) compressed once, with an ETag of its
+// own: a different representation must not share the identity's ETag.
 type resource struct {
-	body   []byte
-	etag   string
-	length string // len(body), formatted once
+	identity representation
+	gzip     *representation // nil when compressing does not pay
 }
 
-func newResource(v any) (resource, error) {
+// representation is one encoding of a resource: its body and the values
+// of its ETag and Content-Length headers, made once so that answering
+// allocates none.
+type representation struct {
+	body   []byte
+	etag   []string
+	length []string
+}
+
+func newRepresentation(body []byte, etag string) representation {
+	return representation{body: body, etag: []string{etag}, length: []string{strconv.Itoa(len(body))}}
+}
+
+// minGzip is the smallest body worth compressing: below it gzip's framing
+// eats the saving.
+const minGzip = 512
+
+func newResource(v any) (*resource, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		return resource{}, err
+		return nil, err
 	}
 	sum := sha256.Sum256(b)
-	return resource{body: b, etag: `"` + base64.RawURLEncoding.EncodeToString(sum[:18]) + `"`, length: strconv.Itoa(len(b))}, nil
+	tag := base64.RawURLEncoding.EncodeToString(sum[:18])
+	r := &resource{identity: newRepresentation(b, `"`+tag+`"`)}
+	if len(b) >= minGzip {
+		var buf bytes.Buffer
+		zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := zw.Write(b); err != nil {
+			return nil, fmt.Errorf("gzip: %w", err)
+		}
+		if err := zw.Close(); err != nil {
+			return nil, fmt.Errorf("gzip: %w", err)
+		}
+		if buf.Len() < len(b) {
+			gz := newRepresentation(buf.Bytes(), `"`+tag+`.gz"`)
+			r.gzip = &gz
+		}
+	}
+	return r, nil
 }
 
 // quizKey is what grading needs of a quiz.
@@ -41,7 +80,7 @@ type quizKey struct {
 	courseID uuid.UUID
 	// choices maps each question id to its choices' ids and whether each is correct.
 	choices map[string]map[string]bool
-	res     resource
+	res     *resource
 	// exam is a timed quiz's rules (api/sessionhelpers.go); nil when untimed.
 	exam *examRules
 }
@@ -49,8 +88,8 @@ type quizKey struct {
 // snapshot is all content, immutable once built: response bodies, ETags
 // and answer keys. A new one replaces it whole.
 type snapshot struct {
-	courseList resource
-	courses    map[uuid.UUID]resource
+	courseList *resource
+	courses    map[uuid.UUID]*resource
 	quizzes    map[uuid.UUID]*quizKey
 	// order lists course ids and their quiz ids in display order, for progress.
 	order []courseQuizzes
@@ -105,7 +144,7 @@ type courseJSON struct {
 // buildSnapshot serializes all content once; it fails only if a body does
 // not encode.
 func buildSnapshot(courses []store.Course) (*snapshot, error) {
-	snap := &snapshot{courses: map[uuid.UUID]resource{}, quizzes: map[uuid.UUID]*quizKey{}}
+	snap := &snapshot{courses: map[uuid.UUID]*resource{}, quizzes: map[uuid.UUID]*quizKey{}}
 	summaries := make([]courseSummaryJSON, 0, len(courses))
 	version := sha256.New()
 	for _, c := range courses {
@@ -130,7 +169,7 @@ func buildSnapshot(courses []store.Course) (*snapshot, error) {
 			if key.res, err = newResource(body); err != nil {
 				return nil, fmt.Errorf("encode quiz %s: %w", q.ID, err)
 			}
-			version.Write(key.res.body)
+			version.Write(key.res.identity.body)
 			key.exam.hash(version) // what the body does not show
 			snap.quizzes[q.ID] = key
 		}
@@ -147,7 +186,7 @@ func buildSnapshot(courses []store.Course) (*snapshot, error) {
 	if snap.courseList, err = newResource(map[string]any{"courses": summaries}); err != nil {
 		return nil, fmt.Errorf("encode course list: %w", err)
 	}
-	version.Write(snap.courseList.body)
+	version.Write(snap.courseList.identity.body)
 	snap.version = base64.RawURLEncoding.EncodeToString(version.Sum(nil))
 	return snap, nil
 }
@@ -235,18 +274,63 @@ func (s *Server) reloadContent(ctx context.Context) {
 	}
 }
 
-// serveResource answers with a precomputed body, or 304 when the client
-// already holds it.
-func (s *Server) serveResource(c echo.Context, r resource) error {
+// Header values every content answer shares; never modified.
+var (
+	varyAcceptEncoding = []string{"Accept-Encoding"}
+	gzipEncoding       = []string{"gzip"}
+)
+
+// serveResource answers with a precomputed body, gzipped when the client
+// accepts it and that pays, or 304 when the client already holds the
+// representation it would get.
+func (s *Server) serveResource(c echo.Context, r *resource) error {
 	h := c.Response().Header()
-	h.Set("ETag", r.etag)
-	h.Set("Cache-Control", s.cacheControl)
-	if etagMatches(c.Request().Header.Get("If-None-Match"), r.etag) {
+	rep := &r.identity
+	if r.gzip != nil && acceptsGzip(c.Request().Header.Get("Accept-Encoding")) {
+		rep = r.gzip
+	}
+	// Caches key the variants apart (RFC 9110 12.5.5).
+	h[echo.HeaderVary] = varyAcceptEncoding
+	h["Etag"] = rep.etag // as Header.Set would key it
+	h[echo.HeaderCacheControl] = s.cacheControl
+	if etagMatches(c.Request().Header.Get("If-None-Match"), rep.etag[0]) {
 		return c.NoContent(http.StatusNotModified)
 	}
-	// Known length: no chunked encoding, and HEAD tells the size too.
-	h.Set(echo.HeaderContentLength, r.length)
-	return c.JSONBlob(http.StatusOK, r.body)
+	if rep != &r.identity {
+		h[echo.HeaderContentEncoding] = gzipEncoding
+	}
+	h[echo.HeaderContentLength] = rep.length
+	return writeJSON(c, http.StatusOK, rep.body)
+}
+
+// acceptsGzip reports whether an Accept-Encoding header admits gzip
+// (RFC 9110 12.5.3): named, or covered by "*", with a q above zero.
+func acceptsGzip(header string) bool {
+	if header == "" {
+		return false
+	}
+	gzip, star := -1.0, -1.0
+	for _, part := range strings.Split(header, ",") {
+		coding, params, _ := strings.Cut(part, ";")
+		q := 1.0
+		for _, p := range strings.Split(params, ";") {
+			if k, v, ok := strings.Cut(strings.TrimSpace(p), "="); ok && strings.EqualFold(k, "q") {
+				if f, err := strconv.ParseFloat(v, 64); err == nil {
+					q = f
+				}
+			}
+		}
+		switch strings.ToLower(strings.TrimSpace(coding)) {
+		case "gzip", "x-gzip":
+			gzip = q
+		case "*":
+			star = q
+		}
+	}
+	if gzip >= 0 {
+		return gzip > 0
+	}
+	return star > 0
 }
 
 // etagMatches applies If-None-Match's weak comparison (RFC 9110 13.1.2).
@@ -291,6 +375,6 @@ func (s *Server) getQuiz(c echo.Context) error {
 	return s.serveResource(c, q.res)
 }
 
-func cacheControl(maxAge time.Duration) string {
-	return "public, max-age=" + strconv.Itoa(int(maxAge.Seconds()))
+func cacheControl(maxAge time.Duration) []string {
+	return []string{"public, max-age=" + strconv.Itoa(int(maxAge.Seconds()))}
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"encoding/hex"
+	"encoding/json"
 	"slices"
 	"strconv"
 	"sync"
@@ -12,7 +13,8 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// This file writes the bodies of the student reads and the attempt POST,
+// This file writes every JSON response (writeJSON), and the bodies of the
+// student reads and the attempt POST,
 // the API's most frequent answers, by appending to a pooled buffer: the
 // same bytes encoding/json writes (encode_test.go holds them equal),
 // without its reflection and allocations, and sent with a Content-Length
@@ -21,22 +23,71 @@ import (
 
 var bodies = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
-// writeBody sends the JSON body that fill appends to an empty buffer.
-func writeBody(c echo.Context, status int, fill func([]byte) []byte) error {
-	bp := bodies.Get().(*[]byte)
-	b := fill((*bp)[:0])
-	b = append(b, '\n') // as json.Encoder ends a value
+// contentTypeJSON is the Content-Type of every JSON answer; never modified.
+var contentTypeJSON = []string{echo.MIMEApplicationJSON}
+
+// appender is a body that writes its own JSON (this file's appenders).
+type appender interface {
+	appendJSON(b []byte) []byte
+}
+
+// writeJSON is the one way a handler writes a JSON response, with a
+// Content-Length and in one write. v is a body serialized ahead ([]byte:
+// the content snapshot's, sent as it is), an appender, or any other value,
+// which encoding/json writes as Echo's c.JSON would. It returns the
+// error of encoding or of writing.
+func writeJSON(c echo.Context, status int, v any) error {
+	var (
+		bp  *[]byte
+		enc *encoder
+		b   []byte
+	)
+	switch v := v.(type) {
+	case []byte:
+		b = v
+	case appender:
+		bp = bodies.Get().(*[]byte)
+		b = v.appendJSON((*bp)[:0])
+		b = append(b, '\n') // as json.Encoder ends a value
+	default:
+		enc = encoders.Get().(*encoder)
+		enc.buf.Reset()
+		if err := enc.enc.Encode(v); err != nil {
+			encoders.Put(enc)
+			return err
+		}
+		b = enc.buf.Bytes()
+	}
 	h := c.Response().Header()
-	h.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
-	h.Set(echo.HeaderContentLength, strconv.Itoa(len(b)))
+	h[echo.HeaderContentType] = contentTypeJSON
+	if _, prebuilt := v.([]byte); !prebuilt || h[echo.HeaderContentLength] == nil { // a prebuilt body may come with its length
+		h.Set(echo.HeaderContentLength, strconv.Itoa(len(b)))
+	}
 	c.Response().WriteHeader(status)
 	_, err := c.Response().Write(b)
-	if cap(b) <= 64<<10 { // a rare huge page does not stay pinned in the pool
+	// A rare huge body does not stay pinned in a pool.
+	switch {
+	case bp != nil && cap(b) <= 64<<10:
 		*bp = b
 		bodies.Put(bp)
+	case enc != nil && enc.buf.Cap() <= 64<<10:
+		encoders.Put(enc)
 	}
 	return err
 }
+
+// encoder is encoding/json's encoder bound to its buffer, pooled so that
+// writing a value allocates neither.
+type encoder struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+var encoders = sync.Pool{New: func() any {
+	e := &encoder{}
+	e.enc = json.NewEncoder(&e.buf)
+	return e
+}}
 
 func appendUUID(b []byte, id uuid.UUID) []byte {
 	var s [36]byte
@@ -62,6 +113,8 @@ func appendTime(b []byte, t time.Time) []byte {
 	return append(b, '"')
 }
 
+func (a attemptJSON) appendJSON(b []byte) []byte { return appendAttempt(b, a) }
+
 func appendAttempt(b []byte, a attemptJSON) []byte {
 	b = append(b, `{"attempt_id":`...)
 	b = appendUUID(b, a.AttemptID)
@@ -79,6 +132,14 @@ func appendAttempt(b []byte, a attemptJSON) []byte {
 	b = appendTime(b, a.SubmittedAt)
 	return append(b, '}')
 }
+
+// attemptPage is the body of the attempts list.
+type attemptPage struct {
+	attempts []attemptJSON
+	next     *string
+}
+
+func (p attemptPage) appendJSON(b []byte) []byte { return appendAttemptPage(b, p.attempts, p.next) }
 
 // appendAttemptPage writes {"attempts": [...], "next_cursor": ...|null}.
 func appendAttemptPage(b []byte, attempts []attemptJSON, next *string) []byte {
@@ -99,6 +160,11 @@ func appendAttemptPage(b []byte, attempts []attemptJSON, next *string) []byte {
 	}
 	return append(b, '}')
 }
+
+// progressBody is the body of the student's progress.
+type progressBody []courseProgressJSON
+
+func (p progressBody) appendJSON(b []byte) []byte { return appendProgress(b, p) }
 
 // appendProgress writes {"courses": [...]}, each course's best scores by
 // quiz id in ascending order, as encoding/json sorts a map's keys.

@@ -150,7 +150,7 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		h.Set("WWW-Authenticate", "Bearer") // RFC 6750
 	}
 	// A HEAD gets the same headers; net/http drops the body.
-	if err := c.JSON(e.Status, errorJSON(e.Code, e.Message)); err != nil {
+	if err := writeJSON(c, e.Status, errorJSON(e.Code, e.Message)); err != nil {
 		s.log.Warn("api: writing error response failed", "err", err)
 	}
 }

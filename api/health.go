@@ -11,7 +11,7 @@ import (
 )
 
 func (s *Server) livez(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+	return writeJSON(c, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 // readiness is the API's rule: ready when the event log answers and

@@ -38,5 +38,5 @@ func (s *Server) getProgress(c echo.Context) error {
 		out[i].Attempts += r.Attempts
 		out[i].BestScores[r.QuizID] = r.BestScore
 	}
-	return writeBody(c, http.StatusOK, func(b []byte) []byte { return appendProgress(b, out) })
+	return writeJSON(c, http.StatusOK, progressBody(out))
 }

@@ -222,6 +222,15 @@ type Config struct {
 	// PostgreSQL; negative disables it. Defaults to 1 hour.
 	TokenPurgeInterval time.Duration
 
+	// AccessLogLevel is the level of the access log's lines, one a
+	// request (api/accesslog.go); AccessLogOff turns it off. Whether the
+	// Logger enables it is asked once, by NewServer. Defaults to
+	// slog.LevelDebug: logged when the logger logs debug.
+	AccessLogLevel slog.Leveler
+	// AccessLogSample is the share of requests the access log logs, from 0
+	// to 1. Negative logs none. Defaults to 1, every request.
+	AccessLogSample float64
+
 	// Exams configures timed exams (api/sessions.go): the exams log, the
 	// grace, the clock. Its zero value answers the session endpoints 503.
 	Exams ExamConfig
@@ -276,6 +285,17 @@ func (c *Config) defaults() error {
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	if c.AccessLogLevel == nil {
+		c.AccessLogLevel = slog.LevelDebug
+	}
+	switch {
+	case c.AccessLogSample > 1:
+		return fmt.Errorf("api: Config.AccessLogSample %v is above 1", c.AccessLogSample)
+	case c.AccessLogSample == 0:
+		c.AccessLogSample = 1
+	case c.AccessLogSample < 0:
+		c.AccessLogSample = 0
+	}
 	return c.limitDefaults()
 }
 
@@ -295,7 +315,7 @@ type Server struct {
 	// session from PostgreSQL and caching it.
 	tokenLookedUp func()
 	dummyHash     string
-	cacheControl  string
+	cacheControl  []string // the header's value for content; never modified
 	ready         *health.Readiness
 	floor         floorCache // the attempts consumer's
 	// published is the highest stream sequence this instance's attempt

@@ -132,17 +132,12 @@ type exams struct {
 	floor floorCache // the exam writers' consumer's
 }
 
-// sessionRoutes registers the session endpoints on the /api/v1 group.
-func (s *Server) sessionRoutes(v1 *echo.Group, auth echo.MiddlewareFunc) {
+// newExams returns the session endpoints of s (routed in api/routes.go).
+func (s *Server) newExams() *exams {
 	cfg := s.cfg.Exams
 	cfg.defaults()
 	cache, _ := lru.New[uuid.UUID, *events.ExamSession](cfg.SessionCacheSize) // errors only for a size <= 0
-	x := &exams{s: s, cfg: cfg, log: cfg.Log, cache: cache, locks: sessionLocks{held: map[uuid.UUID]*sessionLock{}}}
-	v1.POST("/quizzes/:quiz_id/sessions", x.start, auth, s.limitAttempts)
-	get(v1, "/sessions", x.list, auth)
-	get(v1, "/sessions/:session_id", x.get, auth)
-	v1.PUT("/sessions/:session_id/answers/:question_id", x.save, auth, s.limitAttempts)
-	v1.POST("/sessions/:session_id/submit", x.submit, auth, s.limitAttempts)
+	return &exams{s: s, cfg: cfg, log: cfg.Log, cache: cache, locks: sessionLocks{held: map[uuid.UUID]*sessionLock{}}}
 }
 
 // ready answers 503 when the instance has no exams log.
@@ -274,7 +269,7 @@ func (x *exams) newStart(student, id uuid.UUID, key string, number int, quiz *qu
 
 // answer is the 202 of a start: the session as it is now.
 func (x *exams) answer(c echo.Context, st *events.ExamSession, now time.Time) error {
-	return c.JSON(http.StatusAccepted, x.render(st, now))
+	return writeJSON(c, http.StatusAccepted, x.render(st, now))
 }
 
 // load returns one of the student's sessions as the save and submit paths
@@ -372,7 +367,7 @@ func (x *exams) save(c echo.Context) error {
 			return errSessionClosed
 		}
 		if cur, ok := st.Answers[questionID]; ok && *req.Seq <= cur.Seq {
-			return c.JSON(http.StatusAccepted, savedAnswer(cur))
+			return writeJSON(c, http.StatusAccepted, savedAnswer(cur))
 		}
 		ev := events.AnswerSaved{SessionID: id, StudentID: student, QuizID: st.Started.QuizID,
 			QuestionID: questionID, ChoiceID: choice, Seq: *req.Seq, SavedAt: now.UTC().Truncate(time.Microsecond)}
@@ -382,7 +377,7 @@ func (x *exams) save(c echo.Context) error {
 			st = st.Clone()
 			st.Apply(events.ExamEvent{Saved: &ev}, seq)
 			x.cache.Add(id, st)
-			return c.JSON(http.StatusAccepted, savedAnswer(ev))
+			return writeJSON(c, http.StatusAccepted, savedAnswer(ev))
 		case !errors.Is(err, eventlog.ErrExamConflict):
 			return x.unavailableLog("publish save", err)
 		}
@@ -429,7 +424,7 @@ func (x *exams) submit(c echo.Context) error {
 		x.s.metrics.publishes.WithLabelValues("published").Inc()
 	}
 	x.s.givePosition(c, pub.Seq)
-	return c.JSON(http.StatusAccepted, attemptFromEvent(pub.Event, status))
+	return writeJSON(c, http.StatusAccepted, attemptFromEvent(pub.Event, status))
 }
 
 // ackFloor is Server.ackFloor for the exam writers' consumer.
@@ -477,7 +472,7 @@ func (x *exams) get(c echo.Context) error {
 	if st.Started == nil {
 		return notFound("session")
 	}
-	return c.JSON(http.StatusOK, x.render(st, now))
+	return writeJSON(c, http.StatusOK, x.render(st, now))
 }
 
 // list answers the student's sessions (of one quiz with quiz_id), newest
@@ -493,7 +488,7 @@ func (x *exams) list(c echo.Context) error {
 	if v := c.QueryParam("quiz_id"); v != "" {
 		id, err := uuid.Parse(v)
 		if err != nil || id == uuid.Nil {
-			return c.JSON(http.StatusOK, map[string]any{"sessions": []sessionJSON{}})
+			return writeJSON(c, http.StatusOK, map[string]any{"sessions": []sessionJSON{}})
 		}
 		quizID, subject = id, events.ExamQuizSubjects(student, id)
 	}
@@ -541,5 +536,5 @@ func (x *exams) list(c echo.Context) error {
 		}
 		return bytes.Compare(b.SessionID[:], a.SessionID[:])
 	})
-	return c.JSON(http.StatusOK, map[string]any{"sessions": out})
+	return writeJSON(c, http.StatusOK, map[string]any{"sessions": out})
 }

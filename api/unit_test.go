@@ -79,8 +79,8 @@ func TestGrade(t *testing.T) {
 func TestSnapshotHidesAnswers(t *testing.T) {
 	key, _ := testQuiz(t)
 	for _, word := range []string{"correct", "true", "false"} {
-		if strings.Contains(string(key.res.body), word) {
-			t.Fatalf("the quiz body holds %q: %s", word, key.res.body)
+		if strings.Contains(string(key.res.identity.body), word) {
+			t.Fatalf("the quiz body holds %q: %s", word, key.res.identity.body)
 		}
 	}
 }

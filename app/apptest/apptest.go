@@ -144,6 +144,9 @@ func (s *Stack) Start(t testing.TB, cfg app.Config) *Instance {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	in := &Instance{App: a, URL: a.URL(), cancel: cancel, done: make(chan error, 1), ended: make(chan struct{}), t: t}
+	if cfg.API {
+		watch(t, in.URL) // api/openapi.yaml holds its answers (openapi.go)
+	}
 	go func() {
 		in.err = a.Run(ctx)
 		close(in.ended) // for Stop, even when the test took the result from Done
@@ -288,6 +291,7 @@ func (s *Stack) SpawnAPI(t testing.TB, addr string, env ...string) (*exec.Cmd, s
 	}
 	cmd := s.Spawn(t, "api", append([]string{"LISTEN_ADDR=" + addr}, env...)...)
 	base := "http://" + addr
+	watch(t, base) // api/openapi.yaml holds its answers (openapi.go)
 	hc := &http.Client{Timeout: 2 * time.Second}
 	WaitFor(t, 30*time.Second, "the api process on "+addr+" to be ready", func() bool {
 		resp, err := hc.Get(base + "/readyz")

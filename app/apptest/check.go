@@ -51,11 +51,11 @@ func (r recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // newHTTPClient is what client.New would make by itself, with recorder in
-// front.
+// front and the OpenAPI document's checks behind it (api/openapitest).
 func newHTTPClient() *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 100
-	return &http.Client{Transport: recorder{tr}}
+	return &http.Client{Transport: recorder{validating(tr)}}
 }
 
 // Statuses returns a context under which every request a client made by

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/quizstream/quizstream/api"
 	"github.com/quizstream/quizstream/app"
 	"github.com/quizstream/quizstream/natsserver"
 	"github.com/quizstream/quizstream/store"
@@ -17,6 +18,17 @@ func newLogger(c *config, stderr io.Writer) (*slog.Logger, error) {
 	var level slog.Level // info for a command without settings
 	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil && c.LogLevel != "" {
 		return nil, usageErr("LOG_LEVEL: %v", err)
+	}
+	switch c.AccessLogLevel {
+	case "":
+	case "off":
+		c.API.AccessLogLevel = api.AccessLogOff
+	default:
+		var access slog.Level
+		if err := access.UnmarshalText([]byte(c.AccessLogLevel)); err != nil {
+			return nil, fmt.Errorf("ACCESS_LOG_LEVEL: %w", err)
+		}
+		c.API.AccessLogLevel = access
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	switch c.LogFormat {

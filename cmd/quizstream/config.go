@@ -30,6 +30,9 @@ type config struct {
 	MetricsAddr string
 	LogLevel    string
 	LogFormat   string
+	// AccessLogLevel is ACCESS_LOG_LEVEL, parsed into API.AccessLogLevel
+	// by newLogger.
+	AccessLogLevel string
 
 	Stream     streams.StreamConfig
 	API        api.Config
@@ -262,6 +265,8 @@ func apiSettings(fs *flag.FlagSet, c *config) {
 	fs.IntVar(&a.Exams.SessionCacheSize, "exam-session-cache", api.DefaultSessionCacheSize, "exam sessions an API instance keeps in memory")
 	fs.DurationVar(&c.Publish.Window, "publish-batch-window", eventlog.DefaultBatchWindow, "longest an attempt waits for others to join its atomic batch")
 	fs.IntVar(&c.Publish.MaxMessages, "publish-batch-max", eventlog.DefaultBatchMaxMessages, "most attempts in one atomic batch (at most 1000)")
+	fs.StringVar(&c.AccessLogLevel, "access-log-level", "debug", "level of the access log's lines, one a request: debug, info, warn, error or off")
+	fs.Float64Var(&a.AccessLogSample, "access-log-sample", 1, "share of requests the access log logs, from 0 to 1")
 }
 
 // limits binds the API's protections against hostile and careless

@@ -17,6 +17,8 @@ import (
 // binder was replaced by ff: its name, the variable that sets it (none for
 // a command's own flags), its default, and the commands that take it.
 var pinned = []struct{ flag, env, def, cmds string }{
+	{"access-log-level", "ACCESS_LOG_LEVEL", "debug", "api,dev"},
+	{"access-log-sample", "ACCESS_LOG_SAMPLE", "1", "api,dev"},
 	{"ack-wait", "ACK_WAIT", "30s", "api,worker,dev,stream"},
 	{"attempt-burst", "ATTEMPT_BURST", "120", "api,dev"},
 	{"attempt-rate", "ATTEMPT_RATE", "2", "api,dev"},
