@@ -16,31 +16,6 @@ import (
 	"github.com/quizstream/quizstream/streams"
 )
 
-// newStart returns the ExamStarted of a session of a 4-question quiz whose
-// correct choice of question u is choice u%3.
-func newStart(student, quiz uuid.UUID) events.ExamStarted {
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	st := events.ExamStarted{SessionID: uuid.New(), StudentID: student, QuizID: quiz, CourseID: uuid.New(),
-		Number: 1, StartedAt: now, Deadline: now.Add(time.Minute), GraceS: 30}
-	for u := range 4 {
-		q := events.ExamQuestion{ID: uuid.New()}
-		for h := range 3 {
-			q.Choices = append(q.Choices, events.ExamChoice{ID: uuid.New(), Correct: h == u%3})
-		}
-		st.Questions = append(st.Questions, q)
-	}
-	return st
-}
-
-func save(st events.ExamStarted, u, h int, seq int64) events.AnswerSaved {
-	a := events.AnswerSaved{SessionID: st.SessionID, StudentID: st.StudentID, QuizID: st.QuizID,
-		QuestionID: st.Questions[u].ID, Seq: seq, SavedAt: time.Now().UTC()}
-	if h >= 0 {
-		a.ChoiceID = &st.Questions[u].Choices[h].ID
-	}
-	return a
-}
-
 // Every exam event survives its wire form, and a decoder refuses what is
 // not one: another schema version, a missing field, another subject.
 
@@ -62,7 +37,7 @@ func TestExamLogCompareAndSet(t *testing.T) {
 	l, _ := newExamLog(t)
 	ctx := t.Context()
 	student, quiz := uuid.New(), uuid.New()
-	st := newStart(student, quiz)
+	st := eventstest.ExamStart(student, quiz, 4, 3, time.Minute, 30)
 	if s, last, err := l.Latest(ctx, student, quiz); s != nil || last != 0 || err != nil {
 		t.Fatalf("latest before any session: %v %d %v", s, last, err)
 	}
@@ -70,7 +45,7 @@ func TestExamLogCompareAndSet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other := newStart(student, quiz)
+	other := eventstest.ExamStart(student, quiz, 4, 3, time.Minute, 30)
 	if _, err := l.Append(ctx, events.ExamEvent{Started: &other}, 0); !errors.Is(err, eventlog.ErrExamConflict) {
 		t.Errorf("a second start from the same state: %v", err)
 	}
@@ -82,7 +57,7 @@ func TestExamLogCompareAndSet(t *testing.T) {
 		t.Fatalf("latest: %+v %d %v", s, last, err)
 	}
 	// Another student, or another quiz, is not in the way.
-	if _, err := l.Append(ctx, events.ExamEvent{Started: ptrTo(newStart(uuid.New(), quiz))}, 0); err != nil {
+	if _, err := l.Append(ctx, events.ExamEvent{Started: ptrTo(eventstest.ExamStart(uuid.New(), quiz, 4, 3, time.Minute, 30))}, 0); err != nil {
 		t.Errorf("another student's start: %v", err)
 	}
 
@@ -91,7 +66,7 @@ func TestExamLogCompareAndSet(t *testing.T) {
 	for g := range 8 {
 		wg.Go(func() {
 			cur := s
-			sv := save(st, g%4, g%3, int64(g+1))
+			sv := eventstest.ExamSave(st, g%4, g%3, int64(g+1))
 			for {
 				seq, err := l.Append(ctx, events.ExamEvent{Saved: &sv}, cur.LastSeq)
 				if err == nil {
@@ -154,7 +129,7 @@ func TestExamLogCompareAndSet(t *testing.T) {
 	if n != 1 {
 		t.Errorf("%d finalizations stored, want 1", n)
 	}
-	late := save(st, 0, 0, 99)
+	late := eventstest.ExamSave(st, 0, 0, 99)
 	if _, err := l.Append(ctx, events.ExamEvent{Saved: &late}, s.LastSeq); !errors.Is(err, eventlog.ErrExamConflict) {
 		t.Errorf("a save from the state before the final: %v", err)
 	}
@@ -175,9 +150,9 @@ func TestExamLogBatches(t *testing.T) {
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range starts {
-		starts[i] = newStart(uuid.New(), quiz)
+		starts[i] = eventstest.ExamStart(uuid.New(), quiz, 4, 3, time.Minute, 30)
 		if i%50 == 0 { // a conflict: this student has a session already
-			if _, err := l.Append(ctx, events.ExamEvent{Started: ptrTo(newStart(starts[i].StudentID, quiz))}, 0); err != nil {
+			if _, err := l.Append(ctx, events.ExamEvent{Started: ptrTo(eventstest.ExamStart(starts[i].StudentID, quiz, 4, 3, time.Minute, 30))}, 0); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -9,39 +9,15 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/events/eventstest"
 )
-
-// newStart returns the ExamStarted of a session of a 4-question quiz whose
-// correct choice of question u is choice u%3.
-func newStart(student, quiz uuid.UUID) events.ExamStarted {
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	st := events.ExamStarted{SessionID: uuid.New(), StudentID: student, QuizID: quiz, CourseID: uuid.New(),
-		Number: 1, StartedAt: now, Deadline: now.Add(time.Minute), GraceS: 30}
-	for u := range 4 {
-		q := events.ExamQuestion{ID: uuid.New()}
-		for h := range 3 {
-			q.Choices = append(q.Choices, events.ExamChoice{ID: uuid.New(), Correct: h == u%3})
-		}
-		st.Questions = append(st.Questions, q)
-	}
-	return st
-}
-
-func save(st events.ExamStarted, u, h int, seq int64) events.AnswerSaved {
-	a := events.AnswerSaved{SessionID: st.SessionID, StudentID: st.StudentID, QuizID: st.QuizID,
-		QuestionID: st.Questions[u].ID, Seq: seq, SavedAt: time.Now().UTC()}
-	if h >= 0 {
-		a.ChoiceID = &st.Questions[u].Choices[h].ID
-	}
-	return a
-}
 
 // Every exam event survives its wire form, and a decoder refuses what is
 // not one: another schema version, a missing field, another subject.
 func TestExamCodec(t *testing.T) {
-	st := newStart(uuid.New(), uuid.New())
-	sv := save(st, 1, 2, 7)
-	clear := save(st, 2, -1, 8)
+	st := eventstest.ExamStart(uuid.New(), uuid.New(), 4, 3, time.Minute, 30)
+	sv := eventstest.ExamSave(st, 1, 2, 7)
+	clear := eventstest.ExamSave(st, 2, -1, 8)
 	s := events.NewExamSession()
 	s.Apply(events.ExamEvent{Started: &st}, 1)
 	s.Apply(events.ExamEvent{Saved: &sv}, 2)
@@ -99,7 +75,7 @@ func TestExamCodec(t *testing.T) {
 // highest seq of each question wins, a cleared answer included, and the
 // finalization grades exactly those.
 func TestExamSessionFoldIsOrderIndependent(t *testing.T) {
-	st := newStart(uuid.New(), uuid.New())
+	st := eventstest.ExamStart(uuid.New(), uuid.New(), 4, 3, time.Minute, 30)
 	evs := []events.ExamEvent{{Started: &st}}
 	win := map[int]int{} // question -> winning choice (-1: cleared)
 	seq := int64(0)
@@ -110,7 +86,7 @@ func TestExamSessionFoldIsOrderIndependent(t *testing.T) {
 			if h == 3 {
 				h = -1
 			}
-			sv := save(st, u, h, seq)
+			sv := eventstest.ExamSave(st, u, h, seq)
 			evs = append(evs, events.ExamEvent{Saved: &sv})
 			win[u] = h
 		}

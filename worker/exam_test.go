@@ -18,31 +18,6 @@ import (
 	"github.com/quizstream/quizstream/worker"
 )
 
-// examStart returns an ExamStarted of a 5-question quiz (choice u%4 of
-// question u correct) whose deadline is in d, with grace g seconds.
-func examStart(d time.Duration, g int) events.ExamStarted {
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	st := events.ExamStarted{SessionID: uuid.New(), StudentID: uuid.New(), QuizID: uuid.New(), CourseID: uuid.New(),
-		Number: 1, StartedAt: now, Deadline: now.Add(d), GraceS: g}
-	for u := range 5 {
-		q := events.ExamQuestion{ID: uuid.New()}
-		for h := range 4 {
-			q.Choices = append(q.Choices, events.ExamChoice{ID: uuid.New(), Correct: h == u%4})
-		}
-		st.Questions = append(st.Questions, q)
-	}
-	return st
-}
-
-func examSave(st events.ExamStarted, u, h int, seq int64) events.AnswerSaved {
-	a := events.AnswerSaved{SessionID: st.SessionID, StudentID: st.StudentID, QuizID: st.QuizID,
-		QuestionID: st.Questions[u].ID, Seq: seq, SavedAt: time.Now().UTC().Truncate(time.Microsecond)}
-	if h >= 0 {
-		a.ChoiceID = &st.Questions[u].Choices[h].ID
-	}
-	return a
-}
-
 func record(t *testing.T, seq uint64, e events.ExamEvent) worker.Record {
 	t.Helper()
 	b, err := events.EncodeExam(e)
@@ -76,11 +51,11 @@ func TestExamWriterIsOrderIndependent(t *testing.T) {
 		f.Apply(e, seq)
 	}
 	for range 20 {
-		s := examStart(time.Minute, 30)
+		s := eventstest.ExamStart(uuid.New(), uuid.New(), 5, 4, time.Minute, 30)
 		add(events.ExamEvent{Started: &s})
 		for k := range 12 {
 			h := rng.IntN(5) - 1
-			sv := examSave(s, rng.IntN(5), h, int64(k+1))
+			sv := eventstest.ExamSave(s, rng.IntN(5), h, int64(k+1))
 			add(events.ExamEvent{Saved: &sv})
 		}
 		if rng.IntN(2) == 0 {
@@ -160,7 +135,7 @@ func TestExamWorker(t *testing.T) {
 	// start appends a session's start and saves, arming its timer at its cutoff.
 	start := func(d time.Duration, saves ...[2]int) (events.ExamStarted, *events.ExamSession) {
 		t.Helper()
-		s := examStart(d, 1)
+		s := eventstest.ExamStart(uuid.New(), uuid.New(), 5, 4, d, 1)
 		if err := exams.Arm(ctx, events.ExamDue{SessionID: s.SessionID, StudentID: s.StudentID, QuizID: s.QuizID, DueAt: s.Cutoff()}); err != nil {
 			t.Fatal(err)
 		}
@@ -171,7 +146,7 @@ func TestExamWorker(t *testing.T) {
 		fold := events.NewExamSession()
 		fold.Apply(events.ExamEvent{Started: &s}, seq)
 		for i, uh := range saves {
-			sv := examSave(s, uh[0], uh[1], int64(i+1))
+			sv := eventstest.ExamSave(s, uh[0], uh[1], int64(i+1))
 			if seq, err = exams.Append(ctx, events.ExamEvent{Saved: &sv}, fold.LastSeq); err != nil {
 				t.Fatal(err)
 			}

@@ -3,9 +3,10 @@
 package eventstest
 
 import (
-	"github.com/google/uuid"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -74,4 +75,32 @@ func Attempt(student uuid.UUID, key string, answers []events.Answer) events.Atte
 		IdempotencyKey: key, Answers: answers, AnswersHash: events.HashAnswers(quiz, answers),
 		Score: 0, MaxScore: 10, SubmittedAt: time.Now().UTC().Truncate(time.Microsecond),
 	}
+}
+
+// ExamStart returns the ExamStarted of a new session of student on quiz
+// with questions questions of choices choices each, choice u%choices of
+// question u correct, its deadline in d and grace g seconds.
+func ExamStart(student, quiz uuid.UUID, questions, choices int, d time.Duration, g int) events.ExamStarted {
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	st := events.ExamStarted{SessionID: uuid.New(), StudentID: student, QuizID: quiz, CourseID: uuid.New(),
+		Number: 1, StartedAt: now, Deadline: now.Add(d), GraceS: g}
+	for u := range questions {
+		q := events.ExamQuestion{ID: uuid.New()}
+		for h := range choices {
+			q.Choices = append(q.Choices, events.ExamChoice{ID: uuid.New(), Correct: h == u%choices})
+		}
+		st.Questions = append(st.Questions, q)
+	}
+	return st
+}
+
+// ExamSave returns the save of choice h (-1: none) of question u of st's
+// session, at seq.
+func ExamSave(st events.ExamStarted, u, h int, seq int64) events.AnswerSaved {
+	a := events.AnswerSaved{SessionID: st.SessionID, StudentID: st.StudentID, QuizID: st.QuizID,
+		QuestionID: st.Questions[u].ID, Seq: seq, SavedAt: time.Now().UTC().Truncate(time.Microsecond)}
+	if h >= 0 {
+		a.ChoiceID = &st.Questions[u].Choices[h].ID
+	}
+	return a
 }
