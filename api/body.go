@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 	segjson "github.com/segmentio/encoding/json"
@@ -39,6 +40,11 @@ func (s *Server) decode(c echo.Context, v any) error {
 	}
 	if mt, _, err := mime.ParseMediaType(req.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		return errMediaType
+	}
+	// Both parsers would read invalid UTF-8 as U+FFFD, so that different
+	// bytes (two passwords, two emails) became the same string.
+	if !utf8.Valid(body) {
+		return invalid("malformed JSON body: not valid UTF-8")
 	}
 	// The fast parser accepts what encoding/json accepts, to the same
 	// values (FuzzDecodeMatchesEncodingJSON); what it refuses goes to

@@ -155,3 +155,30 @@ func TestMalformedJSONSaysWhatIsWrong(t *testing.T) {
 		}
 	}
 }
+
+// Invalid UTF-8 in a body is a 400 before anything is hashed or stored:
+// two passwords that differ only in their invalid bytes were read as the
+// same string (each byte as U+FFFD) and logged into the same account.
+func TestInvalidUTF8IsBadInput(t *testing.T) {
+	t.Parallel()
+	s := apptest.New(t, streams.StreamConfig{})
+	in := s.StartAPI(t, api.Config{})
+	anon := apptest.Client(in.URL)
+	hashed := counter(t, in, "quizstream_api_password_hashes_total", "result", "hashed")
+	header := http.Header{"Content-Type": {"application/json"}}
+	for _, tc := range []struct{ path, body string }{
+		{"/api/v1/signup", `{"email":"utf8@example.com","name":"U","password":"passw` + "\xff\xfe" + `ord"}`},
+		{"/api/v1/signup", `{"email":"utf8` + "\xc0\xc1" + `@example.com","name":"U","password":"password1"}`},
+		{"/api/v1/signup", `{"email":"utf8@example.com","name":"` + "\xed\xa0\x80" + `","password":"password1"}`},
+		{"/api/v1/login", `{"email":"utf8@example.com","password":"passw` + "\xc0\xc1" + `ord"}`},
+	} {
+		r := do(t, anon, http.MethodPost, tc.path, header, strings.NewReader(tc.body))
+		checkError(t, tc.path+" "+strings.ToValidUTF8(tc.body, "?"), r, http.StatusBadRequest, "invalid_request")
+	}
+	if n := storetest.Int(t, s.DB, `SELECT count(*) FROM students`); n != 0 {
+		t.Errorf("%d students stored from bodies that are not UTF-8, want none", n)
+	}
+	if now := counter(t, in, "quizstream_api_password_hashes_total", "result", "hashed"); now != hashed {
+		t.Errorf("%v passwords hashed for bodies that are not UTF-8; want none", now-hashed)
+	}
+}
