@@ -33,7 +33,24 @@ type CourseQuiz struct {
 	ID            string `json:"id"`
 	Title         string `json:"title"`
 	QuestionCount int    `json:"question_count"`
+	Timing
 }
+
+// Timing is what makes a quiz timed (API v1.1, "Timed exams"): a timed
+// quiz is taken through a session; all of it is unset for an untimed one.
+type Timing struct {
+	// TimeLimitS is the session's length in seconds; nil for an untimed quiz.
+	TimeLimitS *int `json:"time_limit_s,omitempty"`
+	// OpensAt and ClosesAt bound when sessions may start (and ClosesAt
+	// when they end); nil when unbounded.
+	OpensAt  *time.Time `json:"opens_at,omitempty"`
+	ClosesAt *time.Time `json:"closes_at,omitempty"`
+	// MaxSessions is how many sessions a student may start; nil: no limit.
+	MaxSessions *int `json:"max_sessions,omitempty"`
+}
+
+// Timed reports whether the quiz is taken through sessions.
+func (t Timing) Timed() bool { return t.TimeLimitS != nil }
 
 // Quiz is a quiz's questions and choices, never its correct answers.
 type Quiz struct {
@@ -41,6 +58,7 @@ type Quiz struct {
 	CourseID  string     `json:"course_id"`
 	Title     string     `json:"title"`
 	Questions []Question `json:"questions"`
+	Timing
 }
 
 // Question is one question of a Quiz.
