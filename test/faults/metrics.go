@@ -27,14 +27,24 @@ func BatchSeconds(t testing.TB, ops string) (sum, count float64) {
 	if err != nil {
 		t.Fatalf("scrape worker metrics: %v", err)
 	}
+	// The histogram is labelled by event family: every family's series
+	// counts.
 	for line := range strings.Lines(string(raw)) {
-		name, value, _ := strings.Cut(strings.TrimSpace(line), " ")
-		v, _ := strconv.ParseFloat(value, 64)
-		switch name {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.IndexAny(line, "{ ")
+		j := strings.LastIndexByte(line, ' ')
+		if i <= 0 || j < i {
+			continue
+		}
+		v, _ := strconv.ParseFloat(line[j+1:], 64)
+		switch line[:i] {
 		case "quizstream_worker_batch_duration_seconds_sum":
-			sum = v
+			sum += v
 		case "quizstream_worker_batch_duration_seconds_count":
-			count = v
+			count += v
 		}
 	}
 	if count == 0 {
