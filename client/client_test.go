@@ -4,11 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -321,77 +319,6 @@ func respondError(status int, code string) func(http.ResponseWriter) {
 	return func(w http.ResponseWriter) { writeError(w, status, code, "") }
 }
 
-func TestSubmitAttemptKeepsItsKey(t *testing.T) {
-	t.Parallel()
-	var mu sync.Mutex
-	tries := map[string]int{}
-	srv, f := newFake(t, func(_ int, w http.ResponseWriter, r *http.Request) {
-		key := r.Header.Get("Idempotency-Key")
-		mu.Lock()
-		tries[key]++
-		n := tries[key]
-		mu.Unlock()
-		if n <= 2 { // the first try outcome unknown, the second refused: both retried
-			if n == 1 {
-				hangUp(w)
-			} else {
-				writeError(w, http.StatusServiceUnavailable, client.CodeUnavailable, "")
-			}
-			return
-		}
-		writeJSON(w, http.StatusAccepted, attemptBody(r))
-	})
-	c := newClient(t, srv.URL, client.Options{Token: "tok"})
-	answers := []client.Answer{{QuestionID: "qu1", ChoiceID: "ch1"}, {QuestionID: "qu2", ChoiceID: "ch2"}}
-
-	first, err := c.SubmitAttempt(t.Context(), "q1", answers)
-	if err != nil {
-		t.Fatal(err)
-	}
-	second, err := c.SubmitAttempt(t.Context(), "q1", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	again, err := c.SubmitAttempt(t.Context(), "q1", answers, client.WithIdempotencyKey(first.IdempotencyKey))
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	if first.IdempotencyKey == "" || first.IdempotencyKey == second.IdempotencyKey {
-		t.Fatalf("keys of two logical submissions: %q and %q", first.IdempotencyKey, second.IdempotencyKey)
-	}
-	if again.IdempotencyKey != first.IdempotencyKey || again.AttemptID != first.AttemptID {
-		t.Errorf("a resubmission with the first key: %+v, first %+v", again, first)
-	}
-	if first.Tries != 3 || second.Tries != 3 || again.Tries != 1 {
-		t.Errorf("tries: %d, %d, %d; want 3, 3, 1 (the resubmission's key was answered before)", first.Tries, second.Tries, again.Tries)
-	}
-	if first.AttemptID != "att-"+first.IdempotencyKey || first.Score != 1 || first.MaxScore != 2 ||
-		first.Status != client.StatusAccepted || first.SubmittedAt.Nanosecond() != 123456000 {
-		t.Errorf("decoded attempt: %+v", first)
-	}
-	want := map[string]string{
-		first.IdempotencyKey:  `{"answers":[{"question_id":"qu1","choice_id":"ch1"},{"question_id":"qu2","choice_id":"ch2"}]}`,
-		second.IdempotencyKey: `{"answers":[]}`,
-	}
-	hits := f.all()
-	if len(hits) != 7 {
-		t.Fatalf("%d requests, want 3 + 3 + 1", len(hits))
-	}
-	for i, h := range hits {
-		key := h.header.Get("Idempotency-Key")
-		if i < 3 && key != first.IdempotencyKey || i >= 3 && i < 6 && key != second.IdempotencyKey || i == 6 && key != first.IdempotencyKey {
-			t.Errorf("request %d carried key %q", i, key)
-		}
-		if h.method != http.MethodPost || h.path != "/api/v1/quizzes/q1/attempts" || h.body != want[key] {
-			t.Errorf("request %d: %s %s %s", i, h.method, h.path, h.body)
-		}
-		if h.header.Get("Content-Type") != "application/json" || h.header.Get("Authorization") != "Bearer tok" {
-			t.Errorf("request %d headers: %v", i, h.header)
-		}
-	}
-}
-
 func TestDeadlineStopsRetries(t *testing.T) {
 	t.Parallel()
 	t.Run("retrying", func(t *testing.T) {
@@ -435,51 +362,6 @@ func TestDeadlineStopsRetries(t *testing.T) {
 	})
 }
 
-func TestErrorDecoding(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		name        string
-		respond     func(w http.ResponseWriter)
-		want        client.Error
-		minRA, maxR time.Duration
-	}{
-		{"api shape", respondError(409, client.CodeConflict),
-			client.Error{Status: 409, Code: client.CodeConflict, Message: "message of conflict"}, 0, 0},
-		{"retry after seconds", func(w http.ResponseWriter) { writeError(w, 503, client.CodeUnavailable, "2") },
-			client.Error{Status: 503, Code: client.CodeUnavailable, Message: "message of unavailable"}, 2 * time.Second, 2 * time.Second},
-		{"retry after a date", func(w http.ResponseWriter) {
-			writeError(w, 429, client.CodeRateLimited, time.Now().Add(3*time.Second).UTC().Format(http.TimeFormat))
-		},
-			client.Error{Status: 429, Code: client.CodeRateLimited, Message: "message of rate_limited"}, time.Nanosecond, 3 * time.Second},
-		{"plain text", func(w http.ResponseWriter) {
-			w.WriteHeader(http.StatusBadGateway)
-			fmt.Fprint(w, "bad gateway\n")
-		}, client.Error{Status: 502, Message: "bad gateway"}, 0, 0},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			srv, _ := newFake(t, func(_ int, w http.ResponseWriter, _ *http.Request) { tc.respond(w) })
-			_, _, err := newClient(t, srv.URL, client.Options{}).Signup(t.Context(), "a@example.com", "A", "password")
-			var e *client.Error
-			if !errors.As(err, &e) {
-				t.Fatalf("error %T %v is no *client.Error", err, err)
-			}
-			got := *e
-			ra := got.RetryAfterDelay
-			got.RetryAfterDelay = 0
-			if got != tc.want || ra < tc.minRA || ra > tc.maxR || e.RetryAfter() != ra {
-				t.Errorf("got %+v (retry after %s), want %+v (retry after %s..%s)", got, ra, tc.want, tc.minRA, tc.maxR)
-			}
-			if tc.want.Code != "" && (!client.IsCode(err, tc.want.Code) || !strings.Contains(err.Error(), tc.want.Code)) {
-				t.Errorf("IsCode or Error() misses %q: %v", tc.want.Code, err)
-			}
-			if client.IsCode(err, "other") || client.IsCode(nil, "") || client.IsCode(errors.New("x"), "") {
-				t.Error("IsCode matched what it should not")
-			}
-		})
-	}
-}
-
 func TestDo(t *testing.T) {
 	t.Parallel()
 	srv, f := newFake(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
@@ -505,97 +387,5 @@ func TestDo(t *testing.T) {
 	}
 	if h := hits[1]; h.header.Get("Content-Type") != "text/plain" || h.header.Get("Authorization") != "Bearer other" {
 		t.Errorf("the caller's headers were overridden: %v", h.header)
-	}
-}
-
-func TestContentETag(t *testing.T) {
-	t.Parallel()
-	srv, f := newFake(t, func(_ int, w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("ETag", `"v1"`)
-		w.Header().Set("Cache-Control", "public, max-age=60")
-		if r.Header.Get("If-None-Match") == `"v1"` {
-			w.WriteHeader(http.StatusNotModified)
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"id": "c1", "slug": "s", "title": "T", "quiz_ids": []string{"q1"},
-			"description": "D", "quizzes": []map[string]any{{"id": "q1", "title": "Q", "question_count": 10}}})
-	})
-	c := newClient(t, srv.URL, client.Options{})
-	course, info, err := c.Course(t.Context(), "c1")
-	if err != nil || info != (client.CacheInfo{ETag: `"v1"`, MaxAge: time.Minute}) || course.Quizzes[0].QuestionCount != 10 || course.Description != "D" {
-		t.Fatalf("course: %+v %+v %v", course, info, err)
-	}
-	course, again, err := c.Course(t.Context(), "c1", client.IfNoneMatch(info.ETag))
-	if err != nil || !again.NotModified || again.ETag != `"v1"` || course.ID != "" {
-		t.Fatalf("conditional read: %+v %+v %v", course, again, err)
-	}
-	if hits := f.all(); len(hits) != 2 || hits[0].header.Get("If-None-Match") != "" || hits[1].header.Get("If-None-Match") != `"v1"` {
-		t.Errorf("requests: %+v", hits)
-	}
-}
-
-func TestLogoutAfterAnUnknownOutcome(t *testing.T) {
-	t.Parallel()
-	srv, f := newFake(t, func(n int, w http.ResponseWriter, _ *http.Request) {
-		if n == 0 {
-			hangUp(w) // perhaps after revoking the token
-			return
-		}
-		writeError(w, http.StatusUnauthorized, client.CodeUnauthorized, "")
-	})
-	if err := newClient(t, srv.URL, client.Options{Token: "tok"}).Logout(t.Context()); err != nil {
-		t.Fatalf("logout whose retry found the token revoked: %v", err)
-	}
-	if n := len(f.all()); n != 2 {
-		t.Errorf("%d requests, want 2", n)
-	}
-}
-
-// Reads of attempts send back the highest position the student's 202s
-// carried, and nothing before the first; another student's client sends
-// its own.
-func TestReadsSendBackThePosition(t *testing.T) {
-	t.Parallel()
-	positions := []string{"7", "5", "12"} // the answers may come out of order
-	srv, f := newFake(t, func(n int, w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost {
-			w.Header().Set(client.PositionHeader, positions[0])
-			positions = positions[1:]
-			writeJSON(w, http.StatusAccepted, attemptBody(r))
-			return
-		}
-		if r.URL.Path == "/api/v1/attempts" {
-			writeJSON(w, http.StatusOK, map[string]any{"attempts": []any{}, "next_cursor": nil})
-			return
-		}
-		writeJSON(w, http.StatusOK, attemptBody(r))
-	})
-	c := newClient(t, srv.URL, client.Options{Token: "a"})
-	other := c.WithToken("b")
-	read := func(c *client.Client) {
-		t.Helper()
-		if _, err := c.Attempts(t.Context(), client.AttemptsQuery{}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.Attempt(t.Context(), "x"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	read(c)
-	for range 3 {
-		if _, err := c.SubmitAttempt(t.Context(), "q1", nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	read(c)
-	read(other)
-	var sent []string
-	for _, h := range f.all() {
-		if h.method == http.MethodGet {
-			sent = append(sent, h.header.Get(client.PositionHeader))
-		}
-	}
-	if want := []string{"", "", "12", "12", "", ""}; !slices.Equal(sent, want) {
-		t.Fatalf("positions sent on reads: %q, want %q", sent, want)
 	}
 }

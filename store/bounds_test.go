@@ -57,20 +57,6 @@ func TestStatementTimeoutBoundsAStuckWrite(t *testing.T) {
 	}
 }
 
-// A lazy Open succeeds with PostgreSQL unreachable; its queries fail as
-// unavailable until it answers.
-func TestLazyOpen(t *testing.T) {
-	t.Parallel()
-	st, err := store.Open(t.Context(), store.Config{URL: "postgres://postgres@127.0.0.1:1/x?sslmode=disable", Lazy: true, ConnectTimeout: time.Second})
-	if err != nil {
-		t.Fatalf("lazy open of an unreachable database: %v", err)
-	}
-	defer st.Close()
-	if _, err := st.GetAttempt(t.Context(), uuid.New(), uuid.New()); !errors.Is(err, store.ErrUnavailable) {
-		t.Fatalf("query on an unreachable database: %v, want ErrUnavailable", err)
-	}
-}
-
 // The content kept outside PostgreSQL decodes to what was loaded.
 func TestContentSnapshotRoundTrip(t *testing.T) {
 	t.Parallel()

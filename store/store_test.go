@@ -192,16 +192,6 @@ func TestAccountsAndTokens(t *testing.T) {
 	}
 }
 
-func TestUnreachableIsTransient(t *testing.T) {
-	t.Parallel()
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	_, err := store.Open(ctx, store.Config{URL: "postgres://postgres@127.0.0.1:1/x?sslmode=disable"})
-	if !errors.Is(err, store.ErrUnavailable) || !store.IsTransient(err) {
-		t.Fatalf("err = %v, want ErrUnavailable", err)
-	}
-}
-
 func TestEnsureDatabase(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()

@@ -157,7 +157,8 @@ func TestPositionReadsAcrossInstances(t *testing.T) {
 				i, pos, len(page.Attempts), page.Attempts, i+1, sent)
 		}
 		status, _, b, err = onReader.Do(t.Context(), http.MethodGet, "/api/v1/attempts/"+sent.AttemptID, at, nil)
-		if err != nil || status != http.StatusOK || !strings.Contains(string(b), sent.AttemptID) {
+		var got client.Attempt
+		if err != nil || status != http.StatusOK || json.Unmarshal(b, &got) != nil || got.AttemptID != sent.AttemptID {
 			t.Fatalf("get after submit %d: %d %s %v", i, status, b, err)
 		}
 	}

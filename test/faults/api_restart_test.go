@@ -1,4 +1,4 @@
-package client_test
+package faults_test
 
 import (
 	"context"
@@ -26,7 +26,9 @@ import (
 // in flight (their attempts published, unknown to their clients), and
 // serves a new instance on the same address: every
 // submission must still end in a 202 (the client retried through the outage
-// with the same key) and be stored exactly once, as its 202 said.
+// with the same key) and be stored exactly once, as its 202 said. It is
+// package client's retry (client.SubmitAttempt) under a fault, so it lives
+// with the other quick fault tests.
 func TestSubmissionsSurviveAPIRestart(t *testing.T) {
 	t.Parallel()
 	const (
