@@ -25,9 +25,9 @@ func TestAccounts(t *testing.T) {
 	s := apptest.New(t, streams.StreamConfig{})
 	a := s.StartAPI(t, api.Config{})
 	anon := apptest.Client(a.URL)
-	post := func(path string, body any) response {
+	post := func(path string, body any) apptest.Response {
 		t.Helper()
-		return postJSON(t, anon, path, nil, body)
+		return apptest.PostJSON(t, anon, path, nil, body)
 	}
 	type signupBody struct {
 		Student client.Student `json:"student"`
@@ -69,12 +69,12 @@ func TestAccounts(t *testing.T) {
 		r := post("/api/v1/signup", req)
 		if tc.status == http.StatusCreated {
 			var out signupBody
-			if r.status != http.StatusCreated || json.Unmarshal(r.body, &out) != nil || out.Token == "" || out.Student.Email != tc.email {
-				t.Errorf("signup, %s: %d %s, want 201 with the student and a token", tc.name, r.status, r.body)
+			if r.Status != http.StatusCreated || json.Unmarshal(r.Body, &out) != nil || out.Token == "" || out.Student.Email != tc.email {
+				t.Errorf("signup, %s: %d %s, want 201 with the student and a token", tc.name, r.Status, r.Body)
 			}
 			continue
 		}
-		checkError(t, "signup, "+tc.name, r, tc.status, tc.code)
+		apptest.CheckError(t, "signup, "+tc.name, r, tc.status, tc.code)
 	}
 	// A refused signup creates nobody.
 	if students := storetest.Int(t, s.DB, `SELECT count(*) FROM students`); students != 5 {
@@ -95,17 +95,17 @@ func TestAccounts(t *testing.T) {
 		t.Errorf("signup: %+v", su)
 	}
 	for _, email := range []string{"Ada@Example.com", "ada@example.com", "ADA@EXAMPLE.COM"} {
-		checkError(t, "signup with "+email, post("/api/v1/signup", map[string]string{"email": email, "name": "Eve", "password": "password1"}),
+		apptest.CheckError(t, "signup with "+email, post("/api/v1/signup", map[string]string{"email": email, "name": "Eve", "password": "password1"}),
 			http.StatusConflict, "conflict")
 	}
 
 	// Login.
-	login := func(email, pwd string) response {
+	login := func(email, pwd string) apptest.Response {
 		return post("/api/v1/login", map[string]string{"email": email, "password": pwd})
 	}
-	checkError(t, "login, wrong password", login("Ada@Example.com", "analytical!"), 401, "unauthorized")
-	checkError(t, "login, unknown email", login("nobody@example.com", "analytical"), 401, "unauthorized")
-	checkError(t, "login, no password", post("/api/v1/login", map[string]string{"email": "Ada@Example.com"}), 400, "invalid_request")
+	apptest.CheckError(t, "login, wrong password", login("Ada@Example.com", "analytical!"), 401, "unauthorized")
+	apptest.CheckError(t, "login, unknown email", login("nobody@example.com", "analytical"), 401, "unauthorized")
+	apptest.CheckError(t, "login, no password", post("/api/v1/login", map[string]string{"email": "Ada@Example.com"}), 400, "invalid_request")
 	var tokens []string
 	for _, email := range []string{"Ada@Example.com", "ada@example.com"} {
 		var token string
@@ -132,20 +132,20 @@ func TestAccounts(t *testing.T) {
 			t.Errorf("GET /user: %+v %v, want %+v", st, err, su.Student)
 		}
 	}
-	checkError(t, "GET /user without a token", get(t, anon, "/api/v1/user", nil), 401, "unauthorized")
+	apptest.CheckError(t, "GET /user without a token", apptest.Get(t, anon, "/api/v1/user", nil), 401, "unauthorized")
 
 	// Logout revokes the token presented, and only it.
 	c := anon.WithToken(tokens[0])
-	if r := do(t, c, http.MethodPost, "/api/v1/logout", nil, nil); r.status != http.StatusNoContent || len(r.body) != 0 {
-		t.Fatalf("logout: %d %q", r.status, r.body)
+	if r := apptest.Do(t, c, http.MethodPost, "/api/v1/logout", nil, nil); r.Status != http.StatusNoContent || len(r.Body) != 0 {
+		t.Fatalf("logout: %d %q", r.Status, r.Body)
 	}
-	checkError(t, "GET /user after logout", get(t, c, "/api/v1/user", nil), 401, "unauthorized")
-	expect(t, "submit after logout", http.StatusUnauthorized, func(ctx context.Context) error {
+	apptest.CheckError(t, "GET /user after logout", apptest.Get(t, c, "/api/v1/user", nil), 401, "unauthorized")
+	apptest.ExpectStatus(t, "submit after logout", http.StatusUnauthorized, func(ctx context.Context) error {
 		_, err := c.SubmitAttempt(ctx, s.Quizzes[0].ID.String(), apptest.AnswersFor(s.Quizzes[0], 1), client.WithIdempotencyKey("after-logout"))
 		return err
 	})
-	expect(t, "second logout with the revoked token", http.StatusUnauthorized, c.Logout)
-	expect(t, "GET /user with another token of the same student after logout", http.StatusOK, func(ctx context.Context) error {
+	apptest.ExpectStatus(t, "second logout with the revoked token", http.StatusUnauthorized, c.Logout)
+	apptest.ExpectStatus(t, "GET /user with another token of the same student after logout", http.StatusOK, func(ctx context.Context) error {
 		_, err := anon.WithToken(tokens[1]).User(ctx)
 		return err
 	})

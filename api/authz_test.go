@@ -82,19 +82,19 @@ func TestObjectLevelAuthorization(t *testing.T) {
 			ID string `json:"id"`
 		} `json:"courses"`
 	}
-	json.Unmarshal(get(t, anon, "/api/v1/courses", nil).body, &courses)
+	json.Unmarshal(apptest.Get(t, anon, "/api/v1/courses", nil).Body, &courses)
 	for _, course := range courses.Courses {
 		var full struct {
 			Quizzes []quizBody `json:"quizzes"`
 		}
-		json.Unmarshal(get(t, anon, "/api/v1/courses/"+course.ID, nil).body, &full)
+		json.Unmarshal(apptest.Get(t, anon, "/api/v1/courses/"+course.ID, nil).Body, &full)
 		for _, qu := range full.Quizzes {
 			if qu.TimeLimit != nil && timed.TimeLimit == nil {
 				timed = qu
 			}
 		}
 	}
-	json.Unmarshal(get(t, anon, "/api/v1/quizzes/"+timed.ID, nil).body, &timed)
+	json.Unmarshal(apptest.Get(t, anon, "/api/v1/quizzes/"+timed.ID, nil).Body, &timed)
 	if len(timed.Questions) == 0 || len(timed.Questions[0].Choices) == 0 {
 		t.Fatalf("quiz %s has no question to answer", timed.ID)
 	}
@@ -102,13 +102,13 @@ func TestObjectLevelAuthorization(t *testing.T) {
 	var bSession struct {
 		SessionID string `json:"session_id"`
 	}
-	if r := postJSON(t, b, sessionsPath, http.Header{"Idempotency-Key": {"b-session"}}, nil); r.status == http.StatusAccepted {
-		if err := json.Unmarshal(r.body, &bSession); err != nil || bSession.SessionID == "" {
-			t.Fatalf("B's session: %s", r.body)
+	if r := apptest.PostJSON(t, b, sessionsPath, http.Header{"Idempotency-Key": {"b-session"}}, nil); r.Status == http.StatusAccepted {
+		if err := json.Unmarshal(r.Body, &bSession); err != nil || bSession.SessionID == "" {
+			t.Fatalf("B's session: %s", r.Body)
 		}
 		bSecrets = append(bSecrets, bSession.SessionID)
 	} else {
-		t.Logf("B could not start a session on quiz %s (%d %s): the session routes are checked with bad credentials and unknown ids only", timed.ID, r.status, r.body)
+		t.Logf("B could not start a session on quiz %s (%d %s): the session routes are checked with bad credentials and unknown ids only", timed.ID, r.Status, r.Body)
 	}
 	sessionCase := func(suffix string) (foreign, random []string) {
 		random = []string{"/api/v1/sessions/" + uuid.NewString() + suffix, "/api/v1/sessions/not-a-uuid" + suffix}
@@ -207,7 +207,7 @@ func TestObjectLevelAuthorization(t *testing.T) {
 	slices.Sort(routes)
 	routes = slices.Compact(routes)
 
-	send := func(c *client.Client, method, path, authorization string, body any) response {
+	send := func(c *client.Client, method, path, authorization string, body any) apptest.Response {
 		t.Helper()
 		h := http.Header{}
 		if authorization != "" {
@@ -215,9 +215,9 @@ func TestObjectLevelAuthorization(t *testing.T) {
 		}
 		var rd io.Reader
 		if body != nil {
-			rd = bytes.NewReader(mustJSON(t, body))
+			rd = bytes.NewReader(apptest.MustJSON(t, body))
 		}
-		return do(t, c, method, path, h, rd)
+		return apptest.Do(t, c, method, path, h, rd)
 	}
 	published := eventstest.StreamMessages(t, s.JS, s.Stream.Name)
 	var cells, twoXX int
@@ -233,16 +233,16 @@ func TestObjectLevelAuthorization(t *testing.T) {
 		for name, authorization := range bad {
 			r := send(anon, method, tc.path, authorization, tc.body)
 			cells++
-			if r.status >= 200 && r.status < 300 {
+			if r.Status >= 200 && r.Status < 300 {
 				twoXX++
 			}
 			what := rt + " with " + name
-			if r.status != http.StatusUnauthorized || r.header.Get("WWW-Authenticate") != "Bearer" {
-				t.Errorf("%s: %d, WWW-Authenticate %q; want 401 with Bearer (%s)", what, r.status, r.header.Get("WWW-Authenticate"), r.body)
+			if r.Status != http.StatusUnauthorized || r.Header.Get("WWW-Authenticate") != "Bearer" {
+				t.Errorf("%s: %d, WWW-Authenticate %q; want 401 with Bearer (%s)", what, r.Status, r.Header.Get("WWW-Authenticate"), r.Body)
 				continue
 			}
 			if method != http.MethodHead {
-				checkError(t, what, r, http.StatusUnauthorized, "unauthorized")
+				apptest.CheckError(t, what, r, http.StatusUnauthorized, "unauthorized")
 			}
 		}
 		// A's token on B's objects: the same 404 as an id nobody has.
@@ -250,14 +250,14 @@ func TestObjectLevelAuthorization(t *testing.T) {
 			r := send(a, method, path, "", tc.body)
 			cells++
 			foreignCells++
-			if r.status >= 200 && r.status < 300 {
+			if r.Status >= 200 && r.Status < 300 {
 				twoXX++
 			}
 			for _, other := range tc.random {
 				o := send(a, method, other, "", tc.body)
-				if r.status != http.StatusNotFound || o.status != r.status || !bytes.Equal(r.body, o.body) || !sameHeaders(r.header, o.header) {
+				if r.Status != http.StatusNotFound || o.Status != r.Status || !bytes.Equal(r.Body, o.Body) || !sameHeaders(r.Header, o.Header) {
 					t.Errorf("%s: B's object %d answered %d %v %q; an unknown id %d %v %q: want the same 404, byte for byte",
-						rt, i, r.status, r.header, r.body, o.status, o.header, o.body)
+						rt, i, r.Status, r.Header, r.Body, o.Status, o.Header, o.Body)
 				}
 			}
 		}
@@ -267,8 +267,8 @@ func TestObjectLevelAuthorization(t *testing.T) {
 		}
 		r := send(a, method, tc.path, "", nil)
 		for _, secret := range bSecrets {
-			if bytes.Contains(r.body, []byte(secret)) {
-				t.Errorf("%s as A (%d) shows B's %q: %s", rt, r.status, secret, r.body)
+			if bytes.Contains(r.Body, []byte(secret)) {
+				t.Errorf("%s as A (%d) shows B's %q: %s", rt, r.Status, secret, r.Body)
 			}
 		}
 	}

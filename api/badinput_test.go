@@ -43,7 +43,7 @@ func TestBadInput(t *testing.T) {
 		t.Fatalf("stream holds %d messages, want %d", n, seeded)
 	}
 
-	body := func(v any) []byte { return mustJSON(t, v) }
+	body := func(v any) []byte { return apptest.MustJSON(t, v) }
 	ans := func(pairs ...string) map[string]any {
 		list := []map[string]string{}
 		for i := 0; i+1 < len(pairs); i += 2 {
@@ -167,8 +167,8 @@ func TestBadInput(t *testing.T) {
 				}
 			}
 			before := eventstest.StreamMessages(t, s.JS, s.Stream.Name)
-			r := do(t, sender, method, tc.path, h, rd)
-			checkError(t, method+" "+tc.path, r, tc.status, tc.code)
+			r := apptest.Do(t, sender, method, tc.path, h, rd)
+			apptest.CheckError(t, method+" "+tc.path, r, tc.status, tc.code)
 			if after := eventstest.StreamMessages(t, s.JS, s.Stream.Name); after != before {
 				t.Errorf("the stream went from %d to %d messages", before, after)
 			}

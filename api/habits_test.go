@@ -27,34 +27,34 @@ func TestContentGzip(t *testing.T) {
 	in := s.StartAPI(t, api.Config{})
 	c := apptest.Client(in.URL)
 	for _, path := range []string{"/api/v1/courses", "/api/v1/quizzes/" + s.Quizzes[0].ID.String()} {
-		plain := get(t, c, path, http.Header{"Accept-Encoding": {"identity"}})
-		zipped := get(t, c, path, http.Header{"Accept-Encoding": {"br;q=1.0, gzip;q=0.8"}})
-		refused := get(t, c, path, http.Header{"Accept-Encoding": {"*, gzip;q=0"}})
-		if plain.status != http.StatusOK || zipped.status != http.StatusOK {
-			t.Fatalf("%s: %d, %d", path, plain.status, zipped.status)
+		plain := apptest.Get(t, c, path, http.Header{"Accept-Encoding": {"identity"}})
+		zipped := apptest.Get(t, c, path, http.Header{"Accept-Encoding": {"br;q=1.0, gzip;q=0.8"}})
+		refused := apptest.Get(t, c, path, http.Header{"Accept-Encoding": {"*, gzip;q=0"}})
+		if plain.Status != http.StatusOK || zipped.Status != http.StatusOK {
+			t.Fatalf("%s: %d, %d", path, plain.Status, zipped.Status)
 		}
-		if plain.header.Get("Content-Encoding") != "" || refused.header.Get("Content-Encoding") != "" || zipped.header.Get("Content-Encoding") != "gzip" {
+		if plain.Header.Get("Content-Encoding") != "" || refused.Header.Get("Content-Encoding") != "" || zipped.Header.Get("Content-Encoding") != "gzip" {
 			t.Errorf("%s: Content-Encoding %q (identity), %q (gzip;q=0), %q (gzip)", path,
-				plain.header.Get("Content-Encoding"), refused.header.Get("Content-Encoding"), zipped.header.Get("Content-Encoding"))
+				plain.Header.Get("Content-Encoding"), refused.Header.Get("Content-Encoding"), zipped.Header.Get("Content-Encoding"))
 		}
-		zr, err := gzip.NewReader(bytes.NewReader(zipped.body))
+		zr, err := gzip.NewReader(bytes.NewReader(zipped.Body))
 		if err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
 		unzipped, err := io.ReadAll(zr)
-		if err != nil || !bytes.Equal(unzipped, plain.body) || len(zipped.body) >= len(plain.body) {
-			t.Errorf("%s: gzip body of %d bytes unzips to %d bytes (%v), want the %d of the identity", path, len(zipped.body), len(unzipped), err, len(plain.body))
+		if err != nil || !bytes.Equal(unzipped, plain.Body) || len(zipped.Body) >= len(plain.Body) {
+			t.Errorf("%s: gzip body of %d bytes unzips to %d bytes (%v), want the %d of the identity", path, len(zipped.Body), len(unzipped), err, len(plain.Body))
 		}
-		if zipped.header.Get("Content-Length") != strconv.Itoa(len(zipped.body)) {
-			t.Errorf("%s: Content-Length %q for %d gzip bytes", path, zipped.header.Get("Content-Length"), len(zipped.body))
+		if zipped.Header.Get("Content-Length") != strconv.Itoa(len(zipped.Body)) {
+			t.Errorf("%s: Content-Length %q for %d gzip bytes", path, zipped.Header.Get("Content-Length"), len(zipped.Body))
 		}
-		pTag, zTag := plain.header.Get("ETag"), zipped.header.Get("ETag")
-		if pTag == "" || zTag == "" || pTag == zTag || refused.header.Get("ETag") != pTag {
-			t.Errorf("%s: ETags %q (identity), %q (gzip), %q (gzip;q=0): want two different ones", path, pTag, zTag, refused.header.Get("ETag"))
+		pTag, zTag := plain.Header.Get("ETag"), zipped.Header.Get("ETag")
+		if pTag == "" || zTag == "" || pTag == zTag || refused.Header.Get("ETag") != pTag {
+			t.Errorf("%s: ETags %q (identity), %q (gzip), %q (gzip;q=0): want two different ones", path, pTag, zTag, refused.Header.Get("ETag"))
 		}
-		for _, r := range []response{plain, zipped} {
-			if r.header.Get("Vary") != "Accept-Encoding" {
-				t.Errorf("%s: Vary %q, want Accept-Encoding", path, r.header.Get("Vary"))
+		for _, r := range []apptest.Response{plain, zipped} {
+			if r.Header.Get("Vary") != "Accept-Encoding" {
+				t.Errorf("%s: Vary %q, want Accept-Encoding", path, r.Header.Get("Vary"))
 			}
 		}
 		for _, tc := range []struct {
@@ -64,9 +64,9 @@ func TestContentGzip(t *testing.T) {
 			{"gzip", zTag, http.StatusNotModified}, {"identity", pTag, http.StatusNotModified},
 			{"gzip", pTag, http.StatusOK}, {"identity", zTag, http.StatusOK},
 		} {
-			r := get(t, c, path, http.Header{"Accept-Encoding": {tc.enc}, "If-None-Match": {tc.tag}})
-			if r.status != tc.want {
-				t.Errorf("%s: If-None-Match %s with Accept-Encoding %s: %d, want %d", path, tc.tag, tc.enc, r.status, tc.want)
+			r := apptest.Get(t, c, path, http.Header{"Accept-Encoding": {tc.enc}, "If-None-Match": {tc.tag}})
+			if r.Status != tc.want {
+				t.Errorf("%s: If-None-Match %s with Accept-Encoding %s: %d, want %d", path, tc.tag, tc.enc, r.Status, tc.want)
 			}
 		}
 	}
@@ -79,26 +79,26 @@ func TestNoStore(t *testing.T) {
 	s := apptest.New(t, streams.StreamConfig{})
 	in := s.StartAPI(t, api.Config{})
 	anon := apptest.Client(in.URL)
-	signup := postJSON(t, anon, "/api/v1/signup", nil, map[string]string{"email": "nostore@example.com", "name": "N", "password": "correct horse"})
-	login := postJSON(t, anon, "/api/v1/login", nil, map[string]string{"email": "nostore@example.com", "password": "correct horse"})
+	signup := apptest.PostJSON(t, anon, "/api/v1/signup", nil, map[string]string{"email": "nostore@example.com", "name": "N", "password": "correct horse"})
+	login := apptest.PostJSON(t, anon, "/api/v1/login", nil, map[string]string{"email": "nostore@example.com", "password": "correct horse"})
 	var tok struct{ Token string }
-	json.Unmarshal(login.body, &tok)
+	json.Unmarshal(login.Body, &tok)
 	c := apptest.Client(in.URL).WithToken(tok.Token)
 	q := s.Quizzes[0]
-	submit := postJSON(t, c, "/api/v1/quizzes/"+q.ID.String()+"/attempts", nil, map[string]any{"answers": apptest.AnswersFor(q, 1)})
-	for name, r := range map[string]response{
+	submit := apptest.PostJSON(t, c, "/api/v1/quizzes/"+q.ID.String()+"/attempts", nil, map[string]any{"answers": apptest.AnswersFor(q, 1)})
+	for name, r := range map[string]apptest.Response{
 		"signup": signup, "login": login, "attempt POST": submit,
-		"user":     get(t, c, "/api/v1/user", nil),
-		"attempts": get(t, c, "/api/v1/attempts", nil),
-		"progress": get(t, c, "/api/v1/student-progress", nil),
-		"sessions": get(t, c, "/api/v1/sessions", nil),
+		"user":     apptest.Get(t, c, "/api/v1/user", nil),
+		"attempts": apptest.Get(t, c, "/api/v1/attempts", nil),
+		"progress": apptest.Get(t, c, "/api/v1/student-progress", nil),
+		"sessions": apptest.Get(t, c, "/api/v1/sessions", nil),
 	} {
-		if r.status >= 500 || r.header.Get("Cache-Control") != "no-store" {
-			t.Errorf("%s: %d, Cache-Control %q, want no-store", name, r.status, r.header.Get("Cache-Control"))
+		if r.Status >= 500 || r.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s: %d, Cache-Control %q, want no-store", name, r.Status, r.Header.Get("Cache-Control"))
 		}
 	}
-	if r := get(t, anon, "/api/v1/courses", nil); !strings.HasPrefix(r.header.Get("Cache-Control"), "public, max-age=") {
-		t.Errorf("courses: Cache-Control %q, want public", r.header.Get("Cache-Control"))
+	if r := apptest.Get(t, anon, "/api/v1/courses", nil); !strings.HasPrefix(r.Header.Get("Cache-Control"), "public, max-age=") {
+		t.Errorf("courses: Cache-Control %q, want public", r.Header.Get("Cache-Control"))
 	}
 }
 
@@ -157,7 +157,7 @@ func TestAccessLog(t *testing.T) {
 				if i%2 == 1 {
 					path = "/api/v1/user"
 				}
-				get(t, c, path, http.Header{"Authorization": {"Bearer secret-looking-token"}})
+				apptest.Get(t, c, path, http.Header{"Authorization": {"Bearer secret-looking-token"}})
 			}
 			in.Stop()
 			lines := buf.lines("api: request")

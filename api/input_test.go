@@ -77,8 +77,8 @@ func TestControlCharactersAreBadInput(t *testing.T) {
 		{"/api/v1/login", map[string]string{"email": "ctl@example.com", "password": "correct\x00horse"}},
 		{"/api/v1/login", map[string]string{"email": "\x1b[31mctl@example.com", "password": "correct horse"}},
 	} {
-		r := postJSON(t, anon, tc.path, nil, tc.body)
-		checkError(t, tc.path+" "+strings.ReplaceAll(string(mustJSON(t, tc.body)), `"`, ``), r, http.StatusBadRequest, "invalid_request")
+		r := apptest.PostJSON(t, anon, tc.path, nil, tc.body)
+		apptest.CheckError(t, tc.path+" "+strings.ReplaceAll(string(apptest.MustJSON(t, tc.body)), `"`, ``), r, http.StatusBadRequest, "invalid_request")
 	}
 	if n := storetest.Int(t, s.DB, `SELECT count(*) FROM students`); n != 1 {
 		t.Errorf("%d students stored, want 1", n)
@@ -136,13 +136,13 @@ func TestMalformedJSONSaysWhatIsWrong(t *testing.T) {
 		{attempts, `{"answers": [{"question_id": 5, "choice_id": "x"}]}`, []string{`"answers.question_id"`, "a string", "a number"}},
 		{attempts, `{"answers": [{"question_id": true}]}`, []string{`"answers.question_id"`, "a string"}},
 	} {
-		r := do(t, c, http.MethodPost, tc.path, nil, bytes.NewReader([]byte(tc.body)))
+		r := apptest.Do(t, c, http.MethodPost, tc.path, nil, bytes.NewReader([]byte(tc.body)))
 		what := tc.path + " " + tc.body
-		checkError(t, what, r, http.StatusBadRequest, "invalid_request")
+		apptest.CheckError(t, what, r, http.StatusBadRequest, "invalid_request")
 		var e struct {
 			Error struct{ Message string } `json:"error"`
 		}
-		json.Unmarshal(r.body, &e)
+		json.Unmarshal(r.Body, &e)
 		for _, n := range goNames {
 			if strings.Contains(e.Error.Message, n) {
 				t.Errorf("%s: the message %q names Go (%q)", what, e.Error.Message, n)
@@ -172,8 +172,8 @@ func TestInvalidUTF8IsBadInput(t *testing.T) {
 		{"/api/v1/signup", `{"email":"utf8@example.com","name":"` + "\xed\xa0\x80" + `","password":"password1"}`},
 		{"/api/v1/login", `{"email":"utf8@example.com","password":"passw` + "\xc0\xc1" + `ord"}`},
 	} {
-		r := do(t, anon, http.MethodPost, tc.path, header, strings.NewReader(tc.body))
-		checkError(t, tc.path+" "+strings.ToValidUTF8(tc.body, "?"), r, http.StatusBadRequest, "invalid_request")
+		r := apptest.Do(t, anon, http.MethodPost, tc.path, header, strings.NewReader(tc.body))
+		apptest.CheckError(t, tc.path+" "+strings.ToValidUTF8(tc.body, "?"), r, http.StatusBadRequest, "invalid_request")
 	}
 	if n := storetest.Int(t, s.DB, `SELECT count(*) FROM students`); n != 0 {
 		t.Errorf("%d students stored from bodies that are not UTF-8, want none", n)

@@ -69,24 +69,24 @@ func TestNoSecretsInTheLog(t *testing.T) {
 	}
 	s.WaitDrained(t, 30*time.Second)
 	for _, path := range []string{"/api/v1/user", "/api/v1/attempts", "/api/v1/attempts/" + a.AttemptID, "/api/v1/student-progress", "/api/v1/courses"} {
-		if r := get(t, c2, path, nil); r.status != http.StatusOK {
-			t.Fatalf("GET %s: %d %s", path, r.status, r.body)
+		if r := apptest.Get(t, c2, path, nil); r.Status != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", path, r.Status, r.Body)
 		}
 	}
 	// Bad requests that carry secrets.
-	do(t, anon, http.MethodPost, "/api/v1/login", nil, strings.NewReader(`{"email": "leak@example.com", "password": "`+password+`",}`))
-	do(t, anon, http.MethodPost, "/api/v1/signup", nil, strings.NewReader(`{"email": "leak@example.com", "name": "L", "password": "`+password+`"}`))
-	get(t, anon, "/api/v1/user", http.Header{"Authorization": {"Basic " + loginToken}})
-	get(t, anon, "/api/v1/user", http.Header{"Authorization": {"Bearer " + loginToken + "x"}})
+	apptest.Do(t, anon, http.MethodPost, "/api/v1/login", nil, strings.NewReader(`{"email": "leak@example.com", "password": "`+password+`",}`))
+	apptest.Do(t, anon, http.MethodPost, "/api/v1/signup", nil, strings.NewReader(`{"email": "leak@example.com", "name": "L", "password": "`+password+`"}`))
+	apptest.Get(t, anon, "/api/v1/user", http.Header{"Authorization": {"Basic " + loginToken}})
+	apptest.Get(t, anon, "/api/v1/user", http.Header{"Authorization": {"Bearer " + loginToken + "x"}})
 	if err := c.Logout(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	get(t, c, "/api/v1/user", nil)
+	apptest.Get(t, c, "/api/v1/user", nil)
 	// The event log down: the debug lines of failed publishes and reads.
 	s.NATS.Shutdown()
 	s.NATS.WaitForShutdown()
-	postJSON(t, c2, "/api/v1/quizzes/"+q.ID.String()+"/attempts", http.Header{"Idempotency-Key": {"leak-2"}}, map[string]any{"answers": apptest.AnswersFor(q, 1)})
-	get(t, c2, "/api/v1/attempts", nil)
+	apptest.PostJSON(t, c2, "/api/v1/quizzes/"+q.ID.String()+"/attempts", http.Header{"Idempotency-Key": {"leak-2"}}, map[string]any{"answers": apptest.AnswersFor(q, 1)})
+	apptest.Get(t, c2, "/api/v1/attempts", nil)
 	in.Stop()
 
 	out := logged.String()

@@ -23,11 +23,11 @@ import (
 
 // retryAfter returns r's Retry-After in whole seconds, failing t unless
 // it is one of at least 1.
-func retryAfter(t testing.TB, what string, r response) int {
+func retryAfter(t testing.TB, what string, r apptest.Response) int {
 	t.Helper()
-	n, err := strconv.Atoi(r.header.Get("Retry-After"))
+	n, err := strconv.Atoi(r.Header.Get("Retry-After"))
 	if err != nil || n < 1 {
-		t.Errorf("%s: Retry-After %q, want whole seconds", what, r.header.Get("Retry-After"))
+		t.Errorf("%s: Retry-After %q, want whole seconds", what, r.Header.Get("Retry-After"))
 	}
 	return n
 }
@@ -53,12 +53,12 @@ func TestAttemptRateLimitPerStudent(t *testing.T) {
 		name string
 		body []byte
 	}{
-		{"valid", mustJSON(t, map[string]any{"answers": apptest.AnswersFor(q, 1)})},
+		{"valid", apptest.MustJSON(t, map[string]any{"answers": apptest.AnswersFor(q, 1)})},
 		{"malformed", []byte(`{"answers": [`)},
 		{"oversized", append([]byte(`{"answers": [], "x": "`), bytes.Repeat([]byte("x"), 70<<10)...)},
 	} {
-		r := do(t, a, http.MethodPost, path, http.Header{"Idempotency-Key": {"over"}}, bytes.NewReader(tc.body))
-		checkError(t, "over the burst, "+tc.name, r, http.StatusTooManyRequests, "rate_limited")
+		r := apptest.Do(t, a, http.MethodPost, path, http.Header{"Idempotency-Key": {"over"}}, bytes.NewReader(tc.body))
+		apptest.CheckError(t, "over the burst, "+tc.name, r, http.StatusTooManyRequests, "rate_limited")
 		if n := retryAfter(t, "over the burst", r); n < 60 {
 			t.Errorf("Retry-After %ds at 0.01/s; want the bucket's wait (100s)", n)
 		}
@@ -80,39 +80,39 @@ func TestAttemptRateLimitPerStudent(t *testing.T) {
 func TestLoginRateLimitPerAddress(t *testing.T) {
 	t.Parallel()
 	s := apptest.New(t, streams.StreamConfig{})
-	login := func(in *apptest.Instance, xff string) response {
+	login := func(in *apptest.Instance, xff string) apptest.Response {
 		t.Helper()
 		h := http.Header{}
 		if xff != "" {
 			h.Set("X-Forwarded-For", xff)
 		}
-		return postJSON(t, apptest.Client(in.URL), "/api/v1/login", h, map[string]string{"email": "nobody@example.com", "password": "wrong password"})
+		return apptest.PostJSON(t, apptest.Client(in.URL), "/api/v1/login", h, map[string]string{"email": "nobody@example.com", "password": "wrong password"})
 	}
 	// No trusted proxy: the header is ignored, every request is the peer's.
 	direct := s.StartAPI(t, api.Config{LoginRate: 0.01, LoginBurst: 3})
 	for i := range 3 {
-		if r := login(direct, fmt.Sprintf("203.0.113.%d", i)); r.status != http.StatusUnauthorized {
-			t.Fatalf("login %d within the burst: %d %s", i, r.status, r.body)
+		if r := login(direct, fmt.Sprintf("203.0.113.%d", i)); r.Status != http.StatusUnauthorized {
+			t.Fatalf("login %d within the burst: %d %s", i, r.Status, r.Body)
 		}
 	}
 	r := login(direct, "203.0.113.99")
-	checkError(t, "a fourth login with another X-Forwarded-For, no proxy trusted", r, http.StatusTooManyRequests, "rate_limited")
+	apptest.CheckError(t, "a fourth login with another X-Forwarded-For, no proxy trusted", r, http.StatusTooManyRequests, "rate_limited")
 	retryAfter(t, "login over the burst", r)
-	r = postJSON(t, apptest.Client(direct.URL), "/api/v1/signup", nil, map[string]string{"email": "new@example.com", "name": "N", "password": "password1"})
-	checkError(t, "a signup from the same address", r, http.StatusTooManyRequests, "rate_limited")
+	r = apptest.PostJSON(t, apptest.Client(direct.URL), "/api/v1/signup", nil, map[string]string{"email": "new@example.com", "name": "N", "password": "password1"})
+	apptest.CheckError(t, "a signup from the same address", r, http.StatusTooManyRequests, "rate_limited")
 
 	// Loopback as the trusted proxy: the client is the nearest untrusted
 	// address.
 	proxied := s.StartAPI(t, api.Config{LoginRate: 0.01, LoginBurst: 3, TrustedProxies: []string{"127.0.0.1"}})
 	for i := range 3 {
-		if r := login(proxied, "203.0.113.1"); r.status != http.StatusUnauthorized {
-			t.Fatalf("login %d within the burst: %d %s", i, r.status, r.body)
+		if r := login(proxied, "203.0.113.1"); r.Status != http.StatusUnauthorized {
+			t.Fatalf("login %d within the burst: %d %s", i, r.Status, r.Body)
 		}
 	}
-	checkError(t, "203.0.113.1 over its burst", login(proxied, "203.0.113.1"), http.StatusTooManyRequests, "rate_limited")
-	checkError(t, "203.0.113.1 prepending another address", login(proxied, "198.51.100.7, 203.0.113.1"), http.StatusTooManyRequests, "rate_limited")
-	if r := login(proxied, "203.0.113.2"); r.status != http.StatusUnauthorized {
-		t.Errorf("another client behind the proxy: %d %s, want its own bucket", r.status, r.body)
+	apptest.CheckError(t, "203.0.113.1 over its burst", login(proxied, "203.0.113.1"), http.StatusTooManyRequests, "rate_limited")
+	apptest.CheckError(t, "203.0.113.1 prepending another address", login(proxied, "198.51.100.7, 203.0.113.1"), http.StatusTooManyRequests, "rate_limited")
+	if r := login(proxied, "203.0.113.2"); r.Status != http.StatusUnauthorized {
+		t.Errorf("another client behind the proxy: %d %s, want its own bucket", r.Status, r.Body)
 	}
 }
 
@@ -134,11 +134,11 @@ func TestUnsettledAttemptsPerStudent(t *testing.T) {
 		}
 	}
 	published := eventstest.StreamMessages(t, s.JS, s.Stream.Name)
-	r := postJSON(t, a, path, http.Header{"Idempotency-Key": {"u-3"}}, map[string]any{"answers": apptest.AnswersFor(q, 1)})
-	checkError(t, "a fourth unsettled attempt", r, http.StatusServiceUnavailable, "unavailable")
+	r := apptest.PostJSON(t, a, path, http.Header{"Idempotency-Key": {"u-3"}}, map[string]any{"answers": apptest.AnswersFor(q, 1)})
+	apptest.CheckError(t, "a fourth unsettled attempt", r, http.StatusServiceUnavailable, "unavailable")
 	retryAfter(t, "a fourth unsettled attempt", r)
-	r = postJSON(t, a, path, nil, map[string]any{"answers": []map[string]string{{"question_id": "nope", "choice_id": "nope"}}})
-	checkError(t, "bad input over the cap", r, http.StatusBadRequest, "invalid_request")
+	r = apptest.PostJSON(t, a, path, nil, map[string]any{"answers": []map[string]string{{"question_id": "nope", "choice_id": "nope"}}})
+	apptest.CheckError(t, "bad input over the cap", r, http.StatusBadRequest, "invalid_request")
 	if n := eventstest.StreamMessages(t, s.JS, s.Stream.Name); n != published {
 		t.Errorf("refused attempts published %d", n-published)
 	}
@@ -148,14 +148,14 @@ func TestUnsettledAttemptsPerStudent(t *testing.T) {
 	s.StartWorker(t, worker.Config{})
 	s.WaitDrained(t, 30*time.Second)
 	apptest.WaitFor(t, 10*time.Second, "the capped student to be let through", func() bool {
-		r := postJSON(t, a, path, http.Header{"Idempotency-Key": {"u-3"}}, map[string]any{"answers": apptest.AnswersFor(q, 1)})
-		return r.status == http.StatusAccepted
+		r := apptest.PostJSON(t, a, path, http.Header{"Idempotency-Key": {"u-3"}}, map[string]any{"answers": apptest.AnswersFor(q, 1)})
+		return r.Status == http.StatusAccepted
 	})
 }
 
 // rawRequest writes raw on a new connection to the instance and returns
-// the response read back.
-func rawRequest(t testing.TB, in *apptest.Instance, raw string) response {
+// the apptest.Response read back.
+func rawRequest(t testing.TB, in *apptest.Instance, raw string) apptest.Response {
 	t.Helper()
 	conn, err := net.Dial("tcp", strings.TrimPrefix(in.URL, "http://"))
 	if err != nil {
@@ -169,7 +169,7 @@ func rawRequest(t testing.TB, in *apptest.Instance, raw string) response {
 	return readResponse(t, conn)
 }
 
-func readResponse(t testing.TB, conn net.Conn) response {
+func readResponse(t testing.TB, conn net.Conn) apptest.Response {
 	t.Helper()
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
@@ -180,7 +180,7 @@ func readResponse(t testing.TB, conn net.Conn) response {
 	if err != nil {
 		t.Fatalf("read body: %v", err)
 	}
-	return response{status: resp.StatusCode, header: resp.Header, body: body}
+	return apptest.Response{Status: resp.StatusCode, Header: resp.Header, Body: body}
 }
 
 // What net/http answers by itself before any handler runs (a malformed
@@ -201,11 +201,11 @@ func TestFrameworkErrorsInTheErrorShape(t *testing.T) {
 		{"headers over the limit", "GET /livez HTTP/1.1\r\nHost: x\r\nX-Pad: " + strings.Repeat("p", 16<<10) + "\r\n\r\n", http.StatusRequestHeaderFieldsTooLarge, "headers_too_large"},
 	} {
 		r := rawRequest(t, in, tc.raw)
-		checkError(t, tc.name, r, tc.status, tc.code)
+		apptest.CheckError(t, tc.name, r, tc.status, tc.code)
 	}
 	// A request within the limit is served on the same listener.
-	if r := rawRequest(t, in, "GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); r.status != http.StatusOK {
-		t.Errorf("a well-formed request: %d %s", r.status, r.body)
+	if r := rawRequest(t, in, "GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); r.Status != http.StatusOK {
+		t.Errorf("a well-formed request: %d %s", r.Status, r.Body)
 	}
 }
 
@@ -235,14 +235,14 @@ func TestConnectionCap(t *testing.T) {
 		held = append(held, c)
 	}
 	r := rawRequest(t, in, "GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
-	checkError(t, "a third connection", r, http.StatusServiceUnavailable, "unavailable")
+	apptest.CheckError(t, "a third connection", r, http.StatusServiceUnavailable, "unavailable")
 	retryAfter(t, "a third connection", r)
 	if n := counter(t, in, "quizstream_api_refused_total", "limit", "connections"); n < 1 {
 		t.Errorf("refused{limit=connections} = %v", n)
 	}
 	held[0].Close()
 	apptest.WaitFor(t, 10*time.Second, "the slot of the closed connection", func() bool {
-		return rawRequest(t, in, "GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").status == http.StatusOK
+		return rawRequest(t, in, "GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").Status == http.StatusOK
 	})
 }
 
@@ -259,7 +259,7 @@ func TestServerTimeouts(t *testing.T) {
 
 	t.Run("slow body", func(t *testing.T) {
 		r := rawRequest(t, in, "POST /api/v1/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"email\":")
-		checkError(t, "a body short of its length", r, http.StatusRequestTimeout, "request_timeout")
+		apptest.CheckError(t, "a body short of its length", r, http.StatusRequestTimeout, "request_timeout")
 	})
 
 	t.Run("held past the deadline", func(t *testing.T) {
@@ -273,8 +273,8 @@ func TestServerTimeouts(t *testing.T) {
 			t.Fatal(err)
 		}
 		start := time.Now()
-		r := postJSON(t, apptest.Client(in.URL), "/api/v1/login", nil, map[string]string{"email": "slow@example.com", "password": "correct horse"})
-		checkError(t, "a login held past the deadline", r, http.StatusServiceUnavailable, "unavailable")
+		r := apptest.PostJSON(t, apptest.Client(in.URL), "/api/v1/login", nil, map[string]string{"email": "slow@example.com", "password": "correct horse"})
+		apptest.CheckError(t, "a login held past the deadline", r, http.StatusServiceUnavailable, "unavailable")
 		retryAfter(t, "a login held past the deadline", r)
 		if took := time.Since(start); took > 3*time.Second {
 			t.Errorf("the 503 took %s with WriteTimeout 2s", took)
@@ -319,13 +319,13 @@ func TestPasswordHashingIsBounded(t *testing.T) {
 	)
 	for range 16 {
 		wg.Go(func() {
-			r := postJSON(t, apptest.Client(in.URL), "/api/v1/login", nil, map[string]string{"email": "hash@example.com", "password": "wrong password"})
-			if r.status == http.StatusServiceUnavailable {
-				checkError(t, "a login with no hashing slot", r, http.StatusServiceUnavailable, "unavailable")
+			r := apptest.PostJSON(t, apptest.Client(in.URL), "/api/v1/login", nil, map[string]string{"email": "hash@example.com", "password": "wrong password"})
+			if r.Status == http.StatusServiceUnavailable {
+				apptest.CheckError(t, "a login with no hashing slot", r, http.StatusServiceUnavailable, "unavailable")
 				retryAfter(t, "a login with no hashing slot", r)
 			}
 			mu.Lock()
-			statuses[r.status]++
+			statuses[r.Status]++
 			mu.Unlock()
 		})
 	}

@@ -15,12 +15,12 @@ func TestOpenAPIIsServed(t *testing.T) {
 	t.Parallel()
 	s := apptest.New(t, streams.StreamConfig{})
 	in := s.StartAPI(t, api.Config{})
-	r := get(t, apptest.Client(in.URL), "/api/v1/openapi.yaml", nil)
-	if r.status != http.StatusOK || r.header.Get("Content-Type") != "application/yaml" || !bytes.Equal(r.body, api.OpenAPI()) {
+	r := apptest.Get(t, apptest.Client(in.URL), "/api/v1/openapi.yaml", nil)
+	if r.Status != http.StatusOK || r.Header.Get("Content-Type") != "application/yaml" || !bytes.Equal(r.Body, api.OpenAPI()) {
 		t.Errorf("%d %q, %d bytes; want 200 application/yaml, the %d bytes of api/openapi.yaml",
-			r.status, r.header.Get("Content-Type"), len(r.body), len(api.OpenAPI()))
+			r.Status, r.Header.Get("Content-Type"), len(r.Body), len(api.OpenAPI()))
 	}
-	if !bytes.HasPrefix(r.body, []byte("openapi: 3.1")) {
-		t.Errorf("the document starts %.40q", r.body)
+	if !bytes.HasPrefix(r.Body, []byte("openapi: 3.1")) {
+		t.Errorf("the document starts %.40q", r.Body)
 	}
 }

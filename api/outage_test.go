@@ -83,20 +83,20 @@ func TestDatabaseRefusingConnections(t *testing.T) {
 		for i := range 3 { // a dead pooled connection first, then refused new ones
 			what := fmt.Sprintf("%s, round %d: ", phase, i)
 			for _, path := range []string{"/api/v1/attempts", "/api/v1/attempts/" + first.AttemptID, "/api/v1/student-progress"} {
-				r := get(t, c, path, nil)
-				checkError(t, what+"GET "+path, r, http.StatusServiceUnavailable, "unavailable")
+				r := apptest.Get(t, c, path, nil)
+				apptest.CheckError(t, what+"GET "+path, r, http.StatusServiceUnavailable, "unavailable")
 				retryAfter(t, what+"GET "+path, r)
 			}
-			r := postJSON(t, anon, "/api/v1/login", nil, map[string]string{"email": "outage@example.com", "password": "correct horse"})
-			checkError(t, what+"login", r, http.StatusServiceUnavailable, "unavailable")
+			r := apptest.PostJSON(t, anon, "/api/v1/login", nil, map[string]string{"email": "outage@example.com", "password": "correct horse"})
+			apptest.CheckError(t, what+"login", r, http.StatusServiceUnavailable, "unavailable")
 			retryAfter(t, what+"login", r)
-			r = postJSON(t, anon, "/api/v1/signup", nil, map[string]string{"email": fmt.Sprintf("new-%s-%d@example.com", phase, i), "name": "N", "password": "password1"})
-			checkError(t, what+"signup", r, http.StatusServiceUnavailable, "unavailable")
-			r = get(t, anon, "/api/v1/user", http.Header{"Authorization": {"Bearer " + madeUpToken()}})
-			checkError(t, what+"a token never confirmed", r, http.StatusServiceUnavailable, "unavailable")
+			r = apptest.PostJSON(t, anon, "/api/v1/signup", nil, map[string]string{"email": fmt.Sprintf("new-%s-%d@example.com", phase, i), "name": "N", "password": "password1"})
+			apptest.CheckError(t, what+"signup", r, http.StatusServiceUnavailable, "unavailable")
+			r = apptest.Get(t, anon, "/api/v1/user", http.Header{"Authorization": {"Bearer " + madeUpToken()}})
+			apptest.CheckError(t, what+"a token never confirmed", r, http.StatusServiceUnavailable, "unavailable")
 			// The token confirmed before the outage still counts.
-			if r := get(t, c, "/api/v1/user", nil); r.status != http.StatusOK {
-				t.Errorf("%sGET /user with a confirmed token: %d %s", what, r.status, r.body)
+			if r := apptest.Get(t, c, "/api/v1/user", nil); r.Status != http.StatusOK {
+				t.Errorf("%sGET /user with a confirmed token: %d %s", what, r.Status, r.Body)
 			}
 			key := fmt.Sprintf("during-%s-%d", phase, i)
 			if _, err := apptest.Submit(t.Context(), c, q.ID.String(), key, apptest.AnswersFor(q, 3)); err != nil {
@@ -104,13 +104,13 @@ func TestDatabaseRefusingConnections(t *testing.T) {
 			}
 		}
 		// The public /readyz names postgres, not PostgreSQL's words.
-		pub := get(t, anon, "/readyz", nil)
+		pub := apptest.Get(t, anon, "/readyz", nil)
 		var body struct {
 			Checks map[string]string `json:"checks"`
 		}
-		json.Unmarshal(pub.body, &body)
-		if pub.status != http.StatusOK || body.Checks["postgres"] != "down" || strings.Contains(string(pub.body), name) {
-			t.Errorf("%s: public /readyz %d %s; want 200 with postgres down and no detail", phase, pub.status, pub.body)
+		json.Unmarshal(pub.Body, &body)
+		if pub.Status != http.StatusOK || body.Checks["postgres"] != "down" || strings.Contains(string(pub.Body), name) {
+			t.Errorf("%s: public /readyz %d %s; want 200 with postgres down and no detail", phase, pub.Status, pub.Body)
 		}
 		resp, err := http.Get(in.OpsURL() + "/readyz")
 		if err != nil {
@@ -135,6 +135,6 @@ func TestDatabaseRefusingConnections(t *testing.T) {
 	renamed = false
 	exec(fmt.Sprintf(`ALTER DATABASE %s ALLOW_CONNECTIONS true`, name))
 	apptest.WaitFor(t, 30*time.Second, "student reads after the outage", func() bool {
-		return get(t, c, "/api/v1/attempts", nil).status == http.StatusOK
+		return apptest.Get(t, c, "/api/v1/attempts", nil).Status == http.StatusOK
 	})
 }

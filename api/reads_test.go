@@ -43,11 +43,11 @@ func TestReads(t *testing.T) {
 		// and returns the body.
 		checkCached := func(path string) []byte {
 			t.Helper()
-			r := get(t, anon, path, nil)
-			if r.status != http.StatusOK {
-				t.Fatalf("GET %s: %d %s", path, r.status, r.body)
+			r := apptest.Get(t, anon, path, nil)
+			if r.Status != http.StatusOK {
+				t.Fatalf("GET %s: %d %s", path, r.Status, r.Body)
 			}
-			etag, cc := r.header.Get("ETag"), r.header.Get("Cache-Control")
+			etag, cc := r.Header.Get("ETag"), r.Header.Get("Cache-Control")
 			if !strings.HasPrefix(etag, `"`) || !strings.HasSuffix(etag, `"`) || len(etag) < 3 {
 				t.Errorf("GET %s: ETag %q, want a strong ETag", path, etag)
 			}
@@ -55,15 +55,15 @@ func TestReads(t *testing.T) {
 				t.Errorf("GET %s: Cache-Control %q", path, cc)
 			}
 			for _, inm := range []string{etag, "W/" + etag, `"other", ` + etag} {
-				nm := get(t, anon, path, http.Header{"If-None-Match": {inm}})
-				if nm.status != http.StatusNotModified || len(nm.body) != 0 {
-					t.Errorf("GET %s with If-None-Match %s: %d %q, want 304 with no body", path, inm, nm.status, nm.body)
+				nm := apptest.Get(t, anon, path, http.Header{"If-None-Match": {inm}})
+				if nm.Status != http.StatusNotModified || len(nm.Body) != 0 {
+					t.Errorf("GET %s with If-None-Match %s: %d %q, want 304 with no body", path, inm, nm.Status, nm.Body)
 				}
 			}
-			if again := get(t, anon, path, http.Header{"If-None-Match": {`"stale"`}}); again.status != http.StatusOK || !bytes.Equal(again.body, r.body) {
-				t.Errorf("GET %s with a stale If-None-Match: %d", path, again.status)
+			if again := apptest.Get(t, anon, path, http.Header{"If-None-Match": {`"stale"`}}); again.Status != http.StatusOK || !bytes.Equal(again.Body, r.Body) {
+				t.Errorf("GET %s with a stale If-None-Match: %d", path, again.Status)
 			}
-			return r.body
+			return r.Body
 		}
 
 		var list struct {
@@ -134,7 +134,7 @@ func TestReads(t *testing.T) {
 			"/api/v1/courses/" + uuid.NewString(), "/api/v1/courses/course-01", "/api/v1/courses/" + quiz.ID.String(),
 			"/api/v1/quizzes/" + uuid.NewString(), "/api/v1/quizzes/quiz-1", "/api/v1/quizzes/" + course.ID.String(),
 		} {
-			checkError(t, "GET "+path, get(t, anon, path, nil), 404, "not_found")
+			apptest.CheckError(t, "GET "+path, apptest.Get(t, anon, path, nil), 404, "not_found")
 		}
 	})
 
@@ -182,13 +182,13 @@ func TestReads(t *testing.T) {
 			Attempts   []client.Attempt `json:"attempts"`
 			NextCursor *string          `json:"next_cursor"`
 		}
-		page := func(c *client.Client, query string) (response, attemptPage) {
+		page := func(c *client.Client, query string) (apptest.Response, attemptPage) {
 			t.Helper()
-			r := get(t, c, "/api/v1/attempts"+query, nil)
+			r := apptest.Get(t, c, "/api/v1/attempts"+query, nil)
 			var p attemptPage
-			if r.status == http.StatusOK {
-				if err := json.Unmarshal(r.body, &p); err != nil || p.Attempts == nil {
-					t.Fatalf("GET /attempts%s: %s: %v", query, r.body, err)
+			if r.Status == http.StatusOK {
+				if err := json.Unmarshal(r.Body, &p); err != nil || p.Attempts == nil {
+					t.Fatalf("GET /attempts%s: %s: %v", query, r.Body, err)
 				}
 			}
 			return r, p
@@ -231,12 +231,12 @@ func TestReads(t *testing.T) {
 
 		for _, q := range []string{"0", "-1", "abc", "1.5"} {
 			r, _ := page(c1, "?limit="+q)
-			checkError(t, "limit="+q, r, 400, "invalid_request")
+			apptest.CheckError(t, "limit="+q, r, 400, "invalid_request")
 		}
 		for _, cur := range []string{"garbage!", base64.RawURLEncoding.EncodeToString([]byte("hello")),
 			base64.RawURLEncoding.EncodeToString([]byte("12.not-a-uuid")), base64.RawURLEncoding.EncodeToString([]byte("x." + uuid.NewString()))} {
 			r, _ := page(c1, "?cursor="+url.QueryEscape(cur))
-			checkError(t, "cursor="+cur, r, 400, "invalid_request")
+			apptest.CheckError(t, "cursor="+cur, r, 400, "invalid_request")
 		}
 
 		var onA []client.Attempt
@@ -253,18 +253,18 @@ func TestReads(t *testing.T) {
 		}
 		for _, q := range []string{"not-a-uuid", uuid.NewString()} {
 			r, p := page(c1, "?quiz_id="+q)
-			if r.status != http.StatusOK || len(p.Attempts) != 0 || p.NextCursor != nil {
-				t.Errorf("quiz_id=%s: %d %s, want an empty list", q, r.status, r.body)
+			if r.Status != http.StatusOK || len(p.Attempts) != 0 || p.NextCursor != nil {
+				t.Errorf("quiz_id=%s: %d %s, want an empty list", q, r.Status, r.Body)
 			}
 		}
 
 		// Another student sees none of it.
 		r, p := page(c2, "")
-		if r.status != http.StatusOK || len(p.Attempts) != 0 || p.NextCursor != nil {
-			t.Errorf("another student's list: %d %s", r.status, r.body)
+		if r.Status != http.StatusOK || len(p.Attempts) != 0 || p.NextCursor != nil {
+			t.Errorf("another student's list: %d %s", r.Status, r.Body)
 		}
 		for _, at := range want[:5] {
-			checkError(t, "another student's attempt", get(t, c2, "/api/v1/attempts/"+at.AttemptID, nil), 404, "not_found")
+			apptest.CheckError(t, "another student's attempt", apptest.Get(t, c2, "/api/v1/attempts/"+at.AttemptID, nil), 404, "not_found")
 			var got client.Attempt
 			err := apptest.Expect(t.Context(), http.StatusOK, func(ctx context.Context) (err error) {
 				got, err = c1.Attempt(ctx, at.AttemptID)
@@ -275,10 +275,10 @@ func TestReads(t *testing.T) {
 			}
 		}
 		for _, id := range []string{uuid.NewString(), "not-a-uuid", "1"} {
-			checkError(t, "attempt "+id, get(t, c1, "/api/v1/attempts/"+id, nil), 404, "not_found")
+			apptest.CheckError(t, "attempt "+id, apptest.Get(t, c1, "/api/v1/attempts/"+id, nil), 404, "not_found")
 		}
-		checkError(t, "attempts without a token", get(t, anon, "/api/v1/attempts", nil), 401, "unauthorized")
-		checkError(t, "an attempt without a token", get(t, anon, "/api/v1/attempts/"+want[0].AttemptID, nil), 401, "unauthorized")
+		apptest.CheckError(t, "attempts without a token", apptest.Get(t, anon, "/api/v1/attempts", nil), 401, "unauthorized")
+		apptest.CheckError(t, "an attempt without a token", apptest.Get(t, anon, "/api/v1/attempts/"+want[0].AttemptID, nil), 401, "unauthorized")
 	})
 
 	t.Run("progress", func(t *testing.T) {
@@ -289,12 +289,12 @@ func TestReads(t *testing.T) {
 			t.Errorf("a student with no attempts: %v", err)
 		}
 		// The zero shape on the wire: every course, an empty object of scores.
-		r := get(t, c2, "/api/v1/student-progress", nil)
+		r := apptest.Get(t, c2, "/api/v1/student-progress", nil)
 		var raw struct {
 			Courses []map[string]json.RawMessage `json:"courses"`
 		}
-		if err := json.Unmarshal(r.body, &raw); err != nil || len(raw.Courses) != 20 {
-			t.Fatalf("progress: %s", r.body)
+		if err := json.Unmarshal(r.Body, &raw); err != nil || len(raw.Courses) != 20 {
+			t.Fatalf("progress: %s", r.Body)
 		}
 		for i, c := range raw.Courses {
 			if string(c["best_scores"]) != "{}" || string(c["attempts"]) != "0" || string(c["quizzes_attempted"]) != "0" ||
@@ -302,6 +302,6 @@ func TestReads(t *testing.T) {
 				t.Errorf("untouched course: %v", c)
 			}
 		}
-		checkError(t, "progress without a token", get(t, anon, "/api/v1/student-progress", nil), 401, "unauthorized")
+		apptest.CheckError(t, "progress without a token", apptest.Get(t, anon, "/api/v1/student-progress", nil), 401, "unauthorized")
 	})
 }

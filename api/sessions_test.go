@@ -44,12 +44,12 @@ func TestTimedQuizContent(t *testing.T) {
 
 	fields := func(path string) map[string]json.RawMessage {
 		t.Helper()
-		r := get(t, anon, path, nil)
-		if r.status != http.StatusOK {
-			t.Fatalf("GET %s: %d", path, r.status)
+		r := apptest.Get(t, anon, path, nil)
+		if r.Status != http.StatusOK {
+			t.Fatalf("GET %s: %d", path, r.Status)
 		}
 		var m map[string]json.RawMessage
-		if err := json.Unmarshal(r.body, &m); err != nil {
+		if err := json.Unmarshal(r.Body, &m); err != nil {
 			t.Fatal(err)
 		}
 		return m
@@ -78,7 +78,7 @@ func TestTimedQuizContent(t *testing.T) {
 	var course struct {
 		Quizzes []map[string]json.RawMessage `json:"quizzes"`
 	}
-	if err := json.Unmarshal(get(t, anon, "/api/v1/courses/"+demoQuiz(t, sprint).CourseID.String(), nil).body, &course); err != nil {
+	if err := json.Unmarshal(apptest.Get(t, anon, "/api/v1/courses/"+demoQuiz(t, sprint).CourseID.String(), nil).Body, &course); err != nil {
 		t.Fatal(err)
 	}
 	n := len(course.Quizzes)
@@ -87,13 +87,13 @@ func TestTimedQuizContent(t *testing.T) {
 	}
 	sprintEntry, examEntry, untimedEntry := course.Quizzes[n-2], course.Quizzes[n-1], course.Quizzes[0]
 	if string(sprintEntry["time_limit_s"]) != "60" || string(examEntry["time_limit_s"]) != "1200" || string(examEntry["max_sessions"]) != "2" {
-		t.Errorf("the timed entries: %s, %s", mustJSON(t, sprintEntry), mustJSON(t, examEntry))
+		t.Errorf("the timed entries: %s, %s", apptest.MustJSON(t, sprintEntry), apptest.MustJSON(t, examEntry))
 	}
 	if !keysAre(toAny(sprintEntry), "id", "title", "question_count", "time_limit_s", "opens_at", "closes_at", "max_sessions") {
-		t.Errorf("a timed course entry: %s", mustJSON(t, sprintEntry))
+		t.Errorf("a timed course entry: %s", apptest.MustJSON(t, sprintEntry))
 	}
 	if !keysAre(toAny(untimedEntry), "id", "title", "question_count") {
-		t.Errorf("an untimed course entry: %s", mustJSON(t, untimedEntry))
+		t.Errorf("an untimed course entry: %s", apptest.MustJSON(t, untimedEntry))
 	}
 }
 
@@ -123,25 +123,25 @@ func TestSessionLifecycle(t *testing.T) {
 	}
 	before := writer.App.Store.Queries()
 
-	r := do(t, c, http.MethodPost, "/api/v1/quizzes/"+quiz.ID.String()+"/sessions", http.Header{"Idempotency-Key": {"s1"}}, nil)
-	if r.status != http.StatusAccepted {
-		t.Fatalf("start: %d %s", r.status, r.body)
+	r := apptest.Do(t, c, http.MethodPost, "/api/v1/quizzes/"+quiz.ID.String()+"/sessions", http.Header{"Idempotency-Key": {"s1"}}, nil)
+	if r.Status != http.StatusAccepted {
+		t.Fatalf("start: %d %s", r.Status, r.Body)
 	}
 	var raw map[string]any
-	if err := json.Unmarshal(r.body, &raw); err != nil {
+	if err := json.Unmarshal(r.Body, &raw); err != nil {
 		t.Fatal(err)
 	}
 	if !keysAre(raw, "session_id", "quiz_id", "student_id", "started_at", "deadline", "grace_s", "state", "answers", "attempt_id", "server_time") {
-		t.Errorf("session body: %s", r.body)
+		t.Errorf("session body: %s", r.Body)
 	}
 	var sess client.Session
-	if err := json.Unmarshal(r.body, &sess); err != nil {
+	if err := json.Unmarshal(r.Body, &sess); err != nil {
 		t.Fatal(err)
 	}
 	if raw["attempt_id"] != nil || sess.State != "open" || len(sess.Answers) != 0 || sess.GraceS != 30 || sess.StudentID != ids[0] ||
 		!sess.Deadline.Equal(sess.StartedAt.Add(time.Minute)) || sess.ServerTime.Sub(sess.StartedAt) > 5*time.Second ||
 		sess.Remaining() <= 50*time.Second {
-		t.Errorf("started session: %s", r.body)
+		t.Errorf("started session: %s", r.Body)
 	}
 
 	q0, q1 := quiz.Questions[0].ID.String(), quiz.Questions[1].ID.String()
@@ -153,27 +153,27 @@ func TestSessionLifecycle(t *testing.T) {
 		}
 		return ""
 	}
-	put := func(question string, body string) response {
+	put := func(question string, body string) apptest.Response {
 		t.Helper()
-		return do(t, c, http.MethodPut, "/api/v1/sessions/"+sess.SessionID+"/answers/"+question, nil, strings.NewReader(body))
+		return apptest.Do(t, c, http.MethodPut, "/api/v1/sessions/"+sess.SessionID+"/answers/"+question, nil, strings.NewReader(body))
 	}
 	r = put(q0, `{"choice_id":"`+right(0)+`","seq":1}`)
-	if r.status != http.StatusAccepted {
-		t.Fatalf("save: %d %s", r.status, r.body)
+	if r.Status != http.StatusAccepted {
+		t.Fatalf("save: %d %s", r.Status, r.Body)
 	}
 	var savedRaw map[string]any
-	if err := json.Unmarshal(r.body, &savedRaw); err != nil || !keysAre(savedRaw, "question_id", "choice_id", "seq", "saved_at") ||
+	if err := json.Unmarshal(r.Body, &savedRaw); err != nil || !keysAre(savedRaw, "question_id", "choice_id", "seq", "saved_at") ||
 		savedRaw["choice_id"] != right(0) || savedRaw["seq"] != 1.0 {
-		t.Errorf("saved answer: %s", r.body)
+		t.Errorf("saved answer: %s", r.Body)
 	}
 	r = put(q1, `{"choice_id":"`+right(1)+`","seq":2}`)
 	r = put(q1, `{"choice_id":null,"seq":3}`) // cleared
-	if r.status != http.StatusAccepted || !bytes.Contains(r.body, []byte(`"choice_id":null`)) {
-		t.Errorf("clear: %d %s", r.status, r.body)
+	if r.Status != http.StatusAccepted || !bytes.Contains(r.Body, []byte(`"choice_id":null`)) {
+		t.Errorf("clear: %d %s", r.Status, r.Body)
 	}
 	r = put(q0, `{"choice_id":null,"seq":1}`) // a seq at or below the stored one changes nothing
-	if r.status != http.StatusAccepted || !bytes.Contains(r.body, []byte(right(0))) {
-		t.Errorf("stale save: %d %s, want the stored answer", r.status, r.body)
+	if r.Status != http.StatusAccepted || !bytes.Contains(r.Body, []byte(right(0))) {
+		t.Errorf("stale save: %d %s, want the stored answer", r.Status, r.Body)
 	}
 
 	// At once on the other instance, which has no worker behind it yet.
@@ -207,13 +207,13 @@ func TestSessionLifecycle(t *testing.T) {
 	// The submission's 202 carries its place in the attempts stream, as an
 	// attempt POST's does, the same on a retry; a read that sends it back
 	// sees the attempt on another instance.
-	resubmit := do(t, c, http.MethodPost, "/api/v1/sessions/"+sess.SessionID+"/submit", nil, nil)
-	pos := resubmit.header.Get(client.PositionHeader)
-	if n, err := strconv.ParseUint(pos, 10, 64); resubmit.status != http.StatusAccepted || err != nil || n == 0 {
-		t.Errorf("a submission again: %d %s, position %q", resubmit.status, resubmit.body, pos)
+	resubmit := apptest.Do(t, c, http.MethodPost, "/api/v1/sessions/"+sess.SessionID+"/submit", nil, nil)
+	pos := resubmit.Header.Get(client.PositionHeader)
+	if n, err := strconv.ParseUint(pos, 10, 64); resubmit.Status != http.StatusAccepted || err != nil || n == 0 {
+		t.Errorf("a submission again: %d %s, position %q", resubmit.Status, resubmit.Body, pos)
 	}
-	if r := get(t, onReader, "/api/v1/attempts/"+att.AttemptID, http.Header{client.PositionHeader: {pos}}); r.status != http.StatusOK {
-		t.Errorf("the attempt at position %s on another instance: %d %s", pos, r.status, r.body)
+	if r := apptest.Get(t, onReader, "/api/v1/attempts/"+att.AttemptID, http.Header{client.PositionHeader: {pos}}); r.Status != http.StatusOK {
+		t.Errorf("the attempt at position %s on another instance: %d %s", pos, r.Status, r.Body)
 	}
 	got, err = onReader.Session(t.Context(), sess.SessionID)
 	if err != nil || got.State != client.SessionSubmitted || got.AttemptID != att.AttemptID {
@@ -287,28 +287,28 @@ func TestSessionErrors(t *testing.T) {
 		{"submit an unknown session", c, http.MethodPost, "/api/v1/sessions/" + q0 + "/submit", nil, "", 404, "not_found"},
 		{"delete a session", c, http.MethodDelete, "/api/v1/sessions/" + sess.SessionID, nil, "", 405, "method_not_allowed"},
 	} {
-		var r response
+		var r apptest.Response
 		if tc.body != "" {
-			r = do(t, tc.c, tc.method, tc.path, tc.header, strings.NewReader(tc.body))
+			r = apptest.Do(t, tc.c, tc.method, tc.path, tc.header, strings.NewReader(tc.body))
 		} else {
-			r = do(t, tc.c, tc.method, tc.path, tc.header, nil)
+			r = apptest.Do(t, tc.c, tc.method, tc.path, tc.header, nil)
 		}
-		checkError(t, tc.what, r, tc.status, tc.code)
+		apptest.CheckError(t, tc.what, r, tc.status, tc.code)
 	}
 	if n := storetest.Int(t, s.DB, `SELECT count(*) FROM exam_sessions`); n != 0 {
 		t.Errorf("%d sessions stored without a worker", n)
 	}
 	// HEAD answers as GET does.
-	if r := do(t, c, http.MethodHead, "/api/v1/sessions/"+sess.SessionID, nil, nil); r.status != http.StatusOK || len(r.body) != 0 {
-		t.Errorf("HEAD session: %d %q", r.status, r.body)
+	if r := apptest.Do(t, c, http.MethodHead, "/api/v1/sessions/"+sess.SessionID, nil, nil); r.Status != http.StatusOK || len(r.Body) != 0 {
+		t.Errorf("HEAD session: %d %q", r.Status, r.Body)
 	}
 	var list struct {
 		Sessions []client.Session `json:"sessions"`
 	}
 	for _, q := range []string{"", "?quiz_id=" + sprint, "?quiz_id=nope", "?quiz_id=" + s.Quizzes[0].ID.String()} {
-		r := get(t, c, "/api/v1/sessions"+q, nil)
-		if err := json.Unmarshal(r.body, &list); r.status != 200 || err != nil || list.Sessions == nil {
-			t.Errorf("list %q: %d %s", q, r.status, r.body)
+		r := apptest.Get(t, c, "/api/v1/sessions"+q, nil)
+		if err := json.Unmarshal(r.Body, &list); r.Status != 200 || err != nil || list.Sessions == nil {
+			t.Errorf("list %q: %d %s", q, r.Status, r.Body)
 		}
 		if want := map[bool]int{true: 1, false: 0}[q == "" || q == "?quiz_id="+sprint]; len(list.Sessions) != want {
 			t.Errorf("list %q: %d sessions, want %d", q, len(list.Sessions), want)

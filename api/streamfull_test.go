@@ -99,8 +99,8 @@ func TestStreamFull(t *testing.T) {
 	if f := metric("quizstream_stream_fill_ratio"); f != float64(limit-1)/limit {
 		t.Errorf("fill ratio before full: %v, want %v", f, float64(limit-1)/limit)
 	}
-	if r := get(t, anon, "/readyz", nil); r.status != http.StatusOK {
-		t.Fatalf("/readyz with room for one more: %d %s", r.status, r.body)
+	if r := apptest.Get(t, anon, "/readyz", nil); r.Status != http.StatusOK {
+		t.Fatalf("/readyz with room for one more: %d %s", r.Status, r.Body)
 	}
 	if _, err := apptest.Submit(t.Context(), c, q.ID.String(), "last", apptest.AnswersFor(q, 3)); err != nil {
 		t.Fatalf("the last attempt that fits: %v", err)
@@ -108,10 +108,10 @@ func TestStreamFull(t *testing.T) {
 	full := time.Now()
 
 	// Full: out of rotation at the next probe.
-	r := get(t, anon, "/readyz", nil)
+	r := apptest.Get(t, anon, "/readyz", nil)
 	detected := time.Since(full)
-	if r.status != http.StatusServiceUnavailable || !strings.Contains(string(r.body), "event_log_capacity") {
-		t.Fatalf("/readyz of a full stream: %d %s, want 503 naming event_log_capacity", r.status, r.body)
+	if r.Status != http.StatusServiceUnavailable || !strings.Contains(string(r.Body), "event_log_capacity") {
+		t.Fatalf("/readyz of a full stream: %d %s, want 503 naming event_log_capacity", r.Status, r.Body)
 	}
 	t.Logf("a full stream took the instance out of rotation %s after the publish that filled it (one /readyz probe)", detected)
 	resp, err := ops.Get(a.OpsURL() + "/readyz")
@@ -127,13 +127,13 @@ func TestStreamFull(t *testing.T) {
 		t.Errorf("fill ratio %v, full %v; want 1 and 1", f, full)
 	}
 
-	refused := postJSON(t, c, path, http.Header{"Idempotency-Key": {"refused"}}, map[string]any{"answers": apptest.AnswersFor(q, 3)})
-	checkError(t, "an attempt into a full stream", refused, http.StatusServiceUnavailable, "unavailable")
+	refused := apptest.PostJSON(t, c, path, http.Header{"Idempotency-Key": {"refused"}}, map[string]any{"answers": apptest.AnswersFor(q, 3)})
+	apptest.CheckError(t, "an attempt into a full stream", refused, http.StatusServiceUnavailable, "unavailable")
 	var e struct {
 		Error struct{ Message string } `json:"error"`
 	}
-	if err := json.Unmarshal(refused.body, &e); err != nil || !strings.Contains(e.Error.Message, "full") {
-		t.Errorf("the 503 of a full stream does not say so: %s", refused.body)
+	if err := json.Unmarshal(refused.Body, &e); err != nil || !strings.Contains(e.Error.Message, "full") {
+		t.Errorf("the 503 of a full stream does not say so: %s", refused.Body)
 	}
 	if got := logs.errors("api: the event log is full"); len(got) != 1 {
 		t.Errorf("%d error records for the full stream, want 1", len(got))
@@ -142,7 +142,7 @@ func TestStreamFull(t *testing.T) {
 		t.Errorf("publishes refused as full: %v, want 1", n)
 	}
 	// Content does not need room in the stream.
-	expect(t, "GET /courses with the stream full", http.StatusOK, func(ctx context.Context) error {
+	apptest.ExpectStatus(t, "GET /courses with the stream full", http.StatusOK, func(ctx context.Context) error {
 		_, _, err := anon.Courses(ctx)
 		return err
 	})

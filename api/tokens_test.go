@@ -32,9 +32,9 @@ func TestUnknownTokensCostNoQueries(t *testing.T) {
 	in := s.StartAPI(t, api.Config{TokenMissRate: 0.01, TokenMissBurst: budget})
 	st := in.App.Store
 	anon := apptest.Client(in.URL)
-	user := func(tok string) response {
+	user := func(tok string) apptest.Response {
 		t.Helper()
-		return get(t, anon, "/api/v1/user", http.Header{"Authorization": {"Bearer " + tok}})
+		return apptest.Get(t, anon, "/api/v1/user", http.Header{"Authorization": {"Bearer " + tok}})
 	}
 
 	// The same three made-up tokens, 50 times each: three queries.
@@ -42,8 +42,8 @@ func TestUnknownTokensCostNoQueries(t *testing.T) {
 	before := st.Queries()
 	for range 50 {
 		for _, tok := range same {
-			if r := user(tok); r.status != http.StatusUnauthorized {
-				t.Fatalf("made-up token: %d %s", r.status, r.body)
+			if r := user(tok); r.Status != http.StatusUnauthorized {
+				t.Fatalf("made-up token: %d %s", r.Status, r.Body)
 			}
 		}
 	}
@@ -54,16 +54,16 @@ func TestUnknownTokensCostNoQueries(t *testing.T) {
 	// A token logged out here is refused without a query.
 	c := apptest.Signup(t, in.URL, "tokens@example.com")
 	tok := c.Token()
-	if r := user(tok); r.status != http.StatusOK {
-		t.Fatalf("a fresh token: %d %s", r.status, r.body)
+	if r := user(tok); r.Status != http.StatusOK {
+		t.Fatalf("a fresh token: %d %s", r.Status, r.Body)
 	}
 	if err := c.Logout(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	before = st.Queries()
 	for range 20 {
-		if r := user(tok); r.status != http.StatusUnauthorized {
-			t.Fatalf("logged-out token: %d %s", r.status, r.body)
+		if r := user(tok); r.Status != http.StatusUnauthorized {
+			t.Fatalf("logged-out token: %d %s", r.Status, r.Body)
 		}
 	}
 	if n := st.Queries() - before; n != 0 {
@@ -75,17 +75,17 @@ func TestUnknownTokensCostNoQueries(t *testing.T) {
 	var unauthorized, limited int
 	for range 100 {
 		r := user(madeUpToken())
-		switch r.status {
+		switch r.Status {
 		case http.StatusUnauthorized:
 			unauthorized++
 		case http.StatusTooManyRequests:
 			limited++
-			checkError(t, "over the budget of unknown tokens", r, http.StatusTooManyRequests, "rate_limited")
-			if n, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || n < 1 {
-				t.Fatalf("429 with Retry-After %q", r.header.Get("Retry-After"))
+			apptest.CheckError(t, "over the budget of unknown tokens", r, http.StatusTooManyRequests, "rate_limited")
+			if n, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || n < 1 {
+				t.Fatalf("429 with Retry-After %q", r.Header.Get("Retry-After"))
 			}
 		default:
-			t.Fatalf("a made-up token: %d %s", r.status, r.body)
+			t.Fatalf("a made-up token: %d %s", r.Status, r.Body)
 		}
 	}
 	queried := st.Queries() - before
@@ -99,8 +99,8 @@ func TestUnknownTokensCostNoQueries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := user(token); r.status != http.StatusOK {
-		t.Errorf("a token just issued, with the address's budget spent: %d %s", r.status, r.body)
+	if r := user(token); r.Status != http.StatusOK {
+		t.Errorf("a token just issued, with the address's budget spent: %d %s", r.Status, r.Body)
 	}
 }
 
@@ -129,8 +129,8 @@ func TestExpiredTokensArePurged(t *testing.T) {
 		t.Errorf("%d live tokens left, want 2 (signup's and one more)", n)
 	}
 	for _, tok := range []string{c.Token(), live} {
-		if r := get(t, apptest.Client(in.URL), "/api/v1/user", http.Header{"Authorization": {"Bearer " + tok}}); r.status != http.StatusOK {
-			t.Errorf("a live token after the purge: %d %s", r.status, r.body)
+		if r := apptest.Get(t, apptest.Client(in.URL), "/api/v1/user", http.Header{"Authorization": {"Bearer " + tok}}); r.Status != http.StatusOK {
+			t.Errorf("a live token after the purge: %d %s", r.Status, r.Body)
 		}
 	}
 }

@@ -155,21 +155,21 @@ func TestRacesAtTheEdge(t *testing.T) {
 		cutoff := sess.Deadline.Add(grace * time.Second)
 		q0, q1 := long.Questions[0].ID.String(), long.Questions[1].ID.String()
 		clk.Set(cutoff.Add(-time.Microsecond))
-		expect(t, "save just before the cutoff", http.StatusAccepted, func(ctx context.Context) error {
+		apptest.ExpectStatus(t, "save just before the cutoff", http.StatusAccepted, func(ctx context.Context) error {
 			_, err := c.SaveAnswer(ctx, sess.SessionID, q0, ptr(choice(long, 0, correct(long, 0))), 1)
 			return err
 		})
 		clk.Set(cutoff)
-		r := do(t, c, http.MethodPut, "/api/v1/sessions/"+sess.SessionID+"/answers/"+q1, nil,
+		r := apptest.Do(t, c, http.MethodPut, "/api/v1/sessions/"+sess.SessionID+"/answers/"+q1, nil,
 			jsonBody(t, map[string]any{"choice_id": choice(long, 1, correct(long, 1)), "seq": 2}))
-		if err := apptest.ErrorShape(r.status, r.header, r.body, http.StatusConflict, "conflict"); err != nil {
+		if err := apptest.ErrorShape(r.Status, r.Header, r.Body, http.StatusConflict, "conflict"); err != nil {
 			t.Errorf("save at the cutoff: %v", err)
 		}
 		// A submit after the cutoff finalizes the session as its deadline
 		// would have, from the saves that counted.
 		clk.Set(cutoff.Add(time.Second))
 		var got client.Attempt
-		expect(t, "submit after the cutoff", http.StatusAccepted, func(ctx context.Context) (err error) {
+		apptest.ExpectStatus(t, "submit after the cutoff", http.StatusAccepted, func(ctx context.Context) (err error) {
 			got, err = c.SubmitSession(ctx, sess.SessionID)
 			return err
 		})
@@ -199,14 +199,14 @@ func TestRacesAtTheEdge(t *testing.T) {
 		}
 		cutoff := sess.Deadline.Add(grace * time.Second)
 		time.Sleep(time.Until(cutoff.Add(-300 * time.Millisecond)))
-		expect(t, "save 300ms before the cutoff", http.StatusAccepted, func(ctx context.Context) error {
+		apptest.ExpectStatus(t, "save 300ms before the cutoff", http.StatusAccepted, func(ctx context.Context) error {
 			_, err := c.SaveAnswer(ctx, sess.SessionID, short.Questions[0].ID.String(), ptr(choice(short, 0, correct(short, 0))), 1)
 			return err
 		})
 		time.Sleep(time.Until(cutoff.Add(300 * time.Millisecond)))
-		r := do(t, c, http.MethodPut, "/api/v1/sessions/"+sess.SessionID+"/answers/"+short.Questions[1].ID.String(), nil,
+		r := apptest.Do(t, c, http.MethodPut, "/api/v1/sessions/"+sess.SessionID+"/answers/"+short.Questions[1].ID.String(), nil,
 			jsonBody(t, map[string]any{"choice_id": choice(short, 1, correct(short, 1)), "seq": 2}))
-		if err := apptest.ErrorShape(r.status, r.header, r.body, http.StatusConflict, "conflict"); err != nil {
+		if err := apptest.ErrorShape(r.Status, r.Header, r.Body, http.StatusConflict, "conflict"); err != nil {
 			t.Errorf("save 300ms after the cutoff: %v", err)
 		}
 		apptest.WaitFor(t, 10*time.Second, "the deadline to finalize the session", func() bool {

@@ -2,14 +2,12 @@ package exams_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -204,40 +202,6 @@ func finals(t testing.TB, l *eventlog.ExamLog, sessions []uuid.UUID, students []
 		}
 	}
 	return out
-}
-
-// response is a raw answer of the API.
-type response struct {
-	status int
-	header http.Header
-	body   []byte
-}
-
-// do sends one request through c's raw Do (body nil for none) and fails t
-// on a transport error.
-func do(t testing.TB, c *client.Client, method, path string, header http.Header, body io.Reader) response {
-	t.Helper()
-	if body == nil {
-		status, h, b, err := c.Do(t.Context(), method, path, header, nil)
-		if err != nil {
-			t.Fatalf("%s %s: %v", method, path, err)
-		}
-		return response{status, h, b}
-	}
-	status, h, b, err := c.Do(t.Context(), method, path, header, body)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	return response{status, h, b}
-}
-
-// expect fails t unless call (a typed method of a client made by apptest)
-// was answered once, with status want.
-func expect(t testing.TB, what string, want int, call func(ctx context.Context) error) {
-	t.Helper()
-	if err := apptest.Expect(t.Context(), want, call); err != nil {
-		t.Errorf("%s: %v", what, err)
-	}
 }
 
 // jsonBody is v as a request body.

@@ -69,13 +69,13 @@ func TestRules(t *testing.T) {
 			b, _ := json.Marshal(body)
 			rd = bytes.NewReader(b)
 		}
-		var r response
+		var r apptest.Response
 		if rd != nil {
-			r = do(t, c, method, path, header, rd)
+			r = apptest.Do(t, c, method, path, header, rd)
 		} else {
-			r = do(t, c, method, path, header, nil)
+			r = apptest.Do(t, c, method, path, header, nil)
 		}
-		if err := apptest.ErrorShape(r.status, r.header, r.body, status, code); err != nil {
+		if err := apptest.ErrorShape(r.Status, r.Header, r.Body, status, code); err != nil {
 			t.Errorf("%s %s: %v", method, path, err)
 		}
 	}
@@ -137,7 +137,7 @@ func TestRules(t *testing.T) {
 				opts = append(opts, client.WithIdempotencyKey(key))
 			}
 			var again client.Session
-			expect(t, "start again with key "+key, http.StatusAccepted, func(ctx context.Context) (err error) {
+			apptest.ExpectStatus(t, "start again with key "+key, http.StatusAccepted, func(ctx context.Context) (err error) {
 				again, err = c.StartSession(ctx, exam.ID.String(), opts...)
 				return err
 			})

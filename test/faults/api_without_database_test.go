@@ -1,4 +1,4 @@
-package api_test
+package faults_test
 
 import (
 	"context"
@@ -42,16 +42,16 @@ func TestAPIStartsWithoutPostgreSQL(t *testing.T) {
 	if err != nil || got.ETag != want.ETag || len(q.Questions) != len(s.Quizzes[0].Questions) {
 		t.Fatalf("content from an instance started without PostgreSQL: %v, ETag %q, want %q", err, got.ETag, want.ETag)
 	}
-	if r := get(t, anonAfter, "/readyz", nil); r.status != http.StatusOK {
-		t.Errorf("/readyz of an instance started without PostgreSQL: %d %s", r.status, r.body)
+	if r := apptest.Get(t, anonAfter, "/readyz", nil); r.Status != http.StatusOK {
+		t.Errorf("/readyz of an instance started without PostgreSQL: %d %s", r.Status, r.Body)
 	}
 
 	quiz := s.Quizzes[0]
 	answers := apptest.AnswersFor(quiz, 4)
 	onAfter := apptest.Client(after.URL).WithToken(c.Token())
 	path := "/api/v1/quizzes/" + quiz.ID.String() + "/attempts"
-	r := postJSON(t, onAfter, path, http.Header{"Idempotency-Key": {"cut"}}, map[string]any{"answers": answers})
-	checkError(t, "a token the new instance never saw, PostgreSQL down", r, http.StatusServiceUnavailable, "unavailable")
+	r := apptest.PostJSON(t, onAfter, path, http.Header{"Idempotency-Key": {"cut"}}, map[string]any{"answers": answers})
+	apptest.CheckError(t, "a token the new instance never saw, PostgreSQL down", r, http.StatusServiceUnavailable, "unavailable")
 
 	first, err := apptest.Submit(t.Context(), c, quiz.ID.String(), "cut", answers) // c speaks to the first instance
 	if err != nil || first.Score != 4 {
@@ -67,7 +67,7 @@ func TestAPIStartsWithoutPostgreSQL(t *testing.T) {
 	if err := apptest.SameAttempt(first, again); err != nil {
 		t.Errorf("the retry on the new instance: %v", err)
 	}
-	expect(t, "GET /user on the new instance, PostgreSQL back", http.StatusOK, func(ctx context.Context) error {
+	apptest.ExpectStatus(t, "GET /user on the new instance, PostgreSQL back", http.StatusOK, func(ctx context.Context) error {
 		_, err := onAfter.User(ctx)
 		return err
 	})
