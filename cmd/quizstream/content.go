@@ -102,7 +102,7 @@ func readContentFile(name string) ([]byte, error) {
 		}
 		return data, nil
 	}
-	data, err := os.ReadFile(name)
+	data, err := os.ReadFile(name) //nolint:gosec // G304: the operator names the file to import
 	if err != nil {
 		return nil, fmt.Errorf("read content file: %w", err)
 	}
@@ -137,7 +137,8 @@ func contentExport(ctx context.Context, c *config, out string, stdout io.Writer,
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("content export: %w", err)
 	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+	// The file holds the answer keys: readable by its owner alone.
+	if err := os.Chmod(tmp.Name(), 0o600); err != nil {
 		return fmt.Errorf("content export: %w", err)
 	}
 	if err := os.Rename(tmp.Name(), out); err != nil {

@@ -144,14 +144,6 @@ func goFiles(t *testing.T, dir string, deep, tests bool) []string {
 	return out
 }
 
-func set(items ...string) map[string]bool {
-	m := map[string]bool{}
-	for _, s := range items {
-		m[s] = true
-	}
-	return m
-}
-
 // literals returns the Go string literals in srcs that match pattern.
 func literals(srcs []string, pattern string) map[string]bool {
 	re := regexp.MustCompile(`"(` + pattern + `)"`)
