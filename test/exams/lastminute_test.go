@@ -82,8 +82,11 @@ func TestLostInTheLastMinute(t *testing.T) {
 					}
 				}
 				// The last minute: the student changes their mind on a few
-				// answers (one cleared) just before the deadline.
-				time.Sleep(time.Until(sess.Deadline.Add(-time.Second - time.Duration(rng.IntN(300))*time.Millisecond)))
+				// answers (one cleared) just before the deadline: 3 s
+				// before, for 120 saves (each validated against the spec
+				// by the test's client, under -race) to be answered and
+				// every process killed before it.
+				time.Sleep(time.Until(sess.Deadline.Add(-3*time.Second - time.Duration(rng.IntN(300))*time.Millisecond)))
 				for k, u := range []int{1, 4, 6} {
 					seq++
 					h := correct(quiz, u)
