@@ -370,8 +370,15 @@ func AnswersFor(q store.Quiz, right int) []client.Answer {
 // Client returns a client of the API at base with no token, the one every
 // test speaks through. Its calls record their HTTP statuses under a
 // context from Statuses.
-func Client(base string) *client.Client {
-	return client.New(base, client.Options{HTTPClient: newHTTPClient()})
+func Client(base string) *client.Client { return ClientWith(base, client.Options{}) }
+
+// ClientWith is Client with options of the test's own (a longer Deadline,
+// say); the HTTP client, when o has none, is Client's.
+func ClientWith(base string, o client.Options) *client.Client {
+	if o.HTTPClient == nil {
+		o.HTTPClient = newHTTPClient()
+	}
+	return client.New(base, o)
 }
 
 // Signup signs a new student up at the API at base and returns a client

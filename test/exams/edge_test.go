@@ -21,7 +21,7 @@ import (
 // Races at the edge of the deadline, with real short deadlines end to end
 // and, where it helps, the API's clock under the test's control.
 func TestRacesAtTheEdge(t *testing.T) {
-	t.Parallel()
+	alone(t)
 	// The limit leaves the 40 racing sessions time to start and save
 	// before their deadline on a slow machine (the race detector, others'
 	// jobs): it is only waited for once.

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -57,6 +58,18 @@ func seconds(n int) *time.Duration {
 	d := time.Duration(n) * time.Second
 	return &d
 }
+
+// alone runs t in parallel with the package's light tests but never beside
+// another test that calls it: those load the machine (thousands of students
+// on a server built with the race detector) or hold margins in real time,
+// and CI runs other packages beside this one already.
+func alone(t *testing.T) {
+	t.Parallel()
+	aloneMu.Lock()
+	t.Cleanup(aloneMu.Unlock) // the first cleanup registered runs last
+}
+
+var aloneMu sync.Mutex
 
 // student is an account made straight in the database, with a token:
 // signing thousands up through the API would mostly measure argon2id.

@@ -28,11 +28,14 @@ import (
 // answers (the highest seq of each question), once, as "expired" with its
 // deadline as submitted_at.
 func TestLostInTheLastMinute(t *testing.T) {
-	t.Parallel()
+	alone(t)
 	const (
 		students = 40
 		limit    = 20 * time.Second // time to start and save on a slow machine (CI runs every package at once)
-		grace    = 2
+		// A save before deadline + grace counts, and no timer fires
+		// before it: the processes must die before the first one. Saves
+		// under -race, beside CI's other packages, may take seconds.
+		grace = 5
 	)
 	s := apptest.New(t, streams.StreamConfig{})
 	quiz := addExam(t, s, "last-minute", func(q *store.Quiz) { q.TimeLimit, q.Grace = limit, seconds(grace) })
@@ -118,8 +121,9 @@ func TestLostInTheLastMinute(t *testing.T) {
 	worker.Wait()
 	killed := time.Now()
 	t.Logf("killed every process %s after the last save", killed.Sub(last.lastSave).Round(time.Millisecond))
-	if !killed.Before(last.session.Deadline) {
-		t.Fatalf("killed at %s, after the deadline %s: the test is too slow for its limit", killed, last.session.Deadline)
+	first := slices.MinFunc(plans, func(a, b plan) int { return a.session.Deadline.Compare(b.session.Deadline) })
+	if edge := first.session.Deadline.Add(grace * time.Second); !killed.Before(edge) {
+		t.Fatalf("killed at %s, after the first deadline + grace %s: a timer may have fired; the test is too slow for its limit", killed, edge)
 	}
 
 	// Nothing runs through deadline + grace (+ the timers' settling delay).

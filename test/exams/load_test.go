@@ -69,7 +69,7 @@ func planSaves(q store.Quiz, rng *rand.Rand) ([]plannedSave, map[string]string) 
 // their own counter), in the 202, in the session and in the stored row;
 // every session is one attempt.
 func TestFullExamUnderLoad(t *testing.T) {
-	t.Parallel()
+	alone(t)
 	const students = 300
 	s := apptest.New(t, streams.StreamConfig{})
 	quiz := s.Quizzes[0] // replaced below by the demo's 20-minute exam
