@@ -82,7 +82,11 @@ func checkRank(status string) int {
 
 func checkFromRow(r store.Check) checkJSON {
 	out := checkJSON{CheckID: r.ID, ExerciseID: r.ExerciseID, StudentID: r.StudentID, Language: r.Language, Status: r.Status,
-		SubmittedAt: r.SubmittedAt.UTC(), FinishedAt: r.FinishedAt, Tests: []checkTestJSON{}, Output: r.Output}
+		SubmittedAt: r.SubmittedAt.UTC(), Tests: []checkTestJSON{}, Output: r.Output}
+	if r.FinishedAt != nil {
+		f := r.FinishedAt.UTC()
+		out.FinishedAt = &f
+	}
 	for _, t := range r.Tests {
 		out.Tests = append(out.Tests, checkTestJSON(t))
 	}
