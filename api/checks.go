@@ -94,7 +94,7 @@ func checkFromRow(r store.Check) checkJSON {
 }
 
 func checkFromState(st *eventlog.CheckState) checkJSON {
-	r := st.Requested
+	r := st.Ref
 	out := checkJSON{CheckID: r.CheckID, ExerciseID: r.ExerciseID, StudentID: r.StudentID, Language: r.Language,
 		Status: st.Status(), SubmittedAt: r.SubmittedAt.UTC(), Tests: []checkTestJSON{}}
 	if c := st.Completed; c != nil {
@@ -174,7 +174,7 @@ func (s *Server) submitCheck(c echo.Context) error {
 		return unavailable("the event log")
 	}
 	if !pub.Duplicate {
-		return writeJSON(c, http.StatusAccepted, checkFromState(&eventlog.CheckState{Requested: pub.Request}))
+		return writeJSON(c, http.StatusAccepted, checkFromState(&eventlog.CheckState{Ref: pub.Request.CheckRef, Requested: pub.Request}))
 	}
 	orig := pub.Request
 	if !bytes.Equal(orig.SourceHash, req.SourceHash) || orig.StudentID != student {
@@ -183,7 +183,7 @@ func (s *Server) submitCheck(c echo.Context) error {
 	// The same check again: as it is now.
 	st, err := s.cfg.Checks.Check(ctx, student, orig.CheckID)
 	if err != nil {
-		st = &eventlog.CheckState{Requested: orig}
+		st = &eventlog.CheckState{Ref: orig.CheckRef, Requested: orig}
 	}
 	out := checkFromState(st)
 	if row, err := s.store.GetCheck(ctx, student, orig.CheckID); err == nil {

@@ -151,9 +151,11 @@ func (l *CheckLog) publish(ctx context.Context, e events.CheckEvent, once bool) 
 // ErrNoCheck means the log holds no request of the check asked for.
 var ErrNoCheck = errors.New("check not in the event log")
 
-// CheckState is one check as the stream holds it: its request, its
-// latest start and its verdict, and the highest sequence read.
+// CheckState is one check as the stream holds it: what every event of it
+// carries of its request (Ref), the request itself when read, its latest
+// start and its verdict, and the highest sequence read.
 type CheckState struct {
+	Ref       events.CheckRef
 	Requested events.CodeCheckRequested
 	Started   *events.CodeCheckStarted
 	Completed *events.CodeCheckCompleted
@@ -172,6 +174,7 @@ func (s *CheckState) Status() string {
 }
 
 func (s *CheckState) fold(e events.CheckEvent, seq uint64) {
+	s.Ref = e.Ref()
 	switch {
 	case e.Requested != nil:
 		s.Requested = *e.Requested
@@ -219,9 +222,9 @@ func (l *CheckLog) Completed(ctx context.Context, student, check uuid.UUID) (boo
 }
 
 // StudentChecks returns the student's checks with an event above after,
-// each folded from its events above after, reading at most max events;
-// more reports that there were more. Checks whose request is at or below
-// after are left out (the projection holds them).
+// each folded from its events above after (Ref set from any of them; the
+// request may be at or below after), reading at most max events; more
+// reports that there were more.
 func (l *CheckLog) StudentChecks(ctx context.Context, student uuid.UUID, after uint64, max int) (out []*CheckState, more bool, err error) {
 	byID := map[uuid.UUID]*CheckState{}
 	subject := events.StudentCheckSubjects(student)
@@ -250,9 +253,7 @@ func (l *CheckLog) StudentChecks(ctx context.Context, student uuid.UUID, after u
 		st.fold(e, m.Sequence)
 	}
 	for _, st := range byID {
-		if st.Requested.CheckID != uuid.Nil {
-			out = append(out, st)
-		}
+		out = append(out, st)
 	}
 	return out, false, nil
 }
