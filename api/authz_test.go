@@ -20,6 +20,7 @@ import (
 	"github.com/quizstream/quizstream/app/apptest"
 	"github.com/quizstream/quizstream/client"
 	"github.com/quizstream/quizstream/events/eventstest"
+	"github.com/quizstream/quizstream/store"
 	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/worker"
 )
@@ -63,7 +64,13 @@ func TestObjectLevelAuthorization(t *testing.T) {
 	if pending.Status != "accepted" {
 		t.Fatalf("B's second attempt is %q, want accepted (unsettled)", pending.Status)
 	}
-	bSecrets := []string{studentB.ID, studentB.Email, stored.AttemptID, pending.AttemptID}
+	// A code check of B's, only in the stream (the worker is stopped).
+	sumID := store.DemoExerciseSumID.String()
+	bCheck, err := b.SubmitCheck(t.Context(), sumID, "python", "print(1)\n", client.WithIdempotencyKey("b-check"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bSecrets := []string{studentB.ID, studentB.Email, stored.AttemptID, pending.AttemptID, bCheck.CheckID}
 	// A timed exam session of B's (API v1.1): a timed quiz found through the
 	// API, and when this instance takes sessions, B starts one.
 	type quizBody struct {
@@ -164,6 +171,7 @@ func TestObjectLevelAuthorization(t *testing.T) {
 		"GET /api/v1/courses":                    {public: true},
 		"GET /api/v1/courses/:course_id":         {public: true},
 		"GET /api/v1/quizzes/:quiz_id":           {public: true},
+		"GET /api/v1/exercises/:exercise_id":     {public: true},
 		"POST /api/v1/signup":                    {public: true},
 		"POST /api/v1/login":                     {public: true},
 		"GET /api/v1/user":                       {path: "/api/v1/user"},
@@ -178,6 +186,14 @@ func TestObjectLevelAuthorization(t *testing.T) {
 		},
 		"POST /api/v1/quizzes/:quiz_id/sessions": {path: sessionsPath},
 		"GET /api/v1/sessions":                   {path: "/api/v1/sessions?quiz_id=" + timed.ID},
+		"POST /api/v1/exercises/:exercise_id/checks": {path: "/api/v1/exercises/" + sumID + "/checks",
+			body: map[string]any{"language": "python", "source": "print(1)\n"}},
+		"GET /api/v1/checks": {path: "/api/v1/checks?exercise_id=" + sumID},
+		"GET /api/v1/checks/:check_id": {
+			path:    "/api/v1/checks/" + bCheck.CheckID,
+			foreign: []string{"/api/v1/checks/" + bCheck.CheckID},
+			random:  []string{"/api/v1/checks/" + uuid.NewString(), "/api/v1/checks/not-a-uuid"},
+		},
 	}
 	for key, suffix := range map[string]string{
 		"GET /api/v1/sessions/:session_id":                      "",

@@ -22,12 +22,15 @@ import (
 // 413 for a body over the limit, 415 for another media type, 400 for a
 // malformed body (408 for one that did not arrive within ReadTimeout).
 // Unknown fields are ignored.
-func (s *Server) decode(c echo.Context, v any) error {
+func (s *Server) decode(c echo.Context, v any) error { return s.decodeLimited(c, v, s.cfg.BodyLimit) }
+
+// decodeLimited is decode with a body limit of its own.
+func (s *Server) decodeLimited(c echo.Context, v any, limit int64) error {
 	req := c.Request()
-	if req.ContentLength > s.cfg.BodyLimit {
+	if req.ContentLength > limit {
 		return errTooLarge
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, s.cfg.BodyLimit))
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, limit))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		switch {

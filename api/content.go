@@ -91,6 +91,7 @@ type snapshot struct {
 	courseList *resource
 	courses    map[uuid.UUID]*resource
 	quizzes    map[uuid.UUID]*quizKey
+	exercises  map[uuid.UUID]*exerciseKey // api/exercises.go
 	// order lists course ids and their quiz ids in display order, for progress.
 	order []courseQuizzes
 	// version changes whenever any content does.
@@ -98,8 +99,9 @@ type snapshot struct {
 }
 
 type courseQuizzes struct {
-	id      uuid.UUID
-	quizIDs []uuid.UUID
+	id        uuid.UUID
+	quizIDs   []uuid.UUID
+	exercises int
 }
 
 type choiceJSON struct {
@@ -137,14 +139,15 @@ type courseQuizJSON struct {
 
 type courseJSON struct {
 	courseSummaryJSON
-	Description string           `json:"description"`
-	Quizzes     []courseQuizJSON `json:"quizzes"`
+	Description string               `json:"description"`
+	Quizzes     []courseQuizJSON     `json:"quizzes"`
+	Exercises   []courseExerciseJSON `json:"exercises"`
 }
 
 // buildSnapshot serializes all content once; it fails only if a body does
 // not encode.
 func buildSnapshot(courses []store.Course) (*snapshot, error) {
-	snap := &snapshot{courses: map[uuid.UUID]*resource{}, quizzes: map[uuid.UUID]*quizKey{}}
+	snap := &snapshot{courses: map[uuid.UUID]*resource{}, quizzes: map[uuid.UUID]*quizKey{}, exercises: map[uuid.UUID]*exerciseKey{}}
 	summaries := make([]courseSummaryJSON, 0, len(courses))
 	version := sha256.New()
 	for _, c := range courses {
@@ -173,13 +176,17 @@ func buildSnapshot(courses []store.Course) (*snapshot, error) {
 			key.exam.hash(version) // what the body does not show
 			snap.quizzes[q.ID] = key
 		}
+		var err error
+		if full.Exercises, err = snap.addExercises(c, version); err != nil {
+			return nil, err
+		}
 		full.courseSummaryJSON = sum
 		res, err := newResource(full)
 		if err != nil {
 			return nil, fmt.Errorf("encode course %s: %w", c.ID, err)
 		}
 		snap.courses[c.ID] = res
-		snap.order = append(snap.order, courseQuizzes{id: c.ID, quizIDs: sum.QuizIDs})
+		snap.order = append(snap.order, courseQuizzes{id: c.ID, quizIDs: sum.QuizIDs, exercises: len(c.Exercises)})
 		summaries = append(summaries, sum)
 	}
 	var err error

@@ -198,7 +198,11 @@ func appendProgress(b []byte, courses []courseProgressJSON) []byte {
 			b = append(b, ':')
 			b = strconv.AppendInt(b, int64(c.BestScores[q]), 10)
 		}
-		b = append(b, "}}"...)
+		b = append(b, `},"exercises_total":`...)
+		b = strconv.AppendInt(b, int64(c.ExercisesTotal), 10)
+		b = append(b, `,"exercises_passed":`...)
+		b = strconv.AppendInt(b, int64(c.ExercisesPassed), 10)
+		b = append(b, '}')
 	}
 	return append(b, "]}"...)
 }

@@ -13,6 +13,8 @@ type courseProgressJSON struct {
 	QuizzesAttempted int               `json:"quizzes_attempted"`
 	Attempts         int               `json:"attempts"`
 	BestScores       map[uuid.UUID]int `json:"best_scores"`
+	ExercisesTotal   int               `json:"exercises_total"`
+	ExercisesPassed  int               `json:"exercises_passed"`
 }
 
 // getProgress answers from the progress projection (one query) shaped over
@@ -27,12 +29,17 @@ func (s *Server) getProgress(c echo.Context) error {
 	at := make(map[uuid.UUID]int, len(snap.order))
 	for i, course := range snap.order {
 		at[course.id] = i
-		out[i] = courseProgressJSON{CourseID: course.id, QuizzesTotal: len(course.quizIDs), BestScores: map[uuid.UUID]int{}}
+		out[i] = courseProgressJSON{CourseID: course.id, QuizzesTotal: len(course.quizIDs), BestScores: map[uuid.UUID]int{},
+			ExercisesTotal: course.exercises}
 	}
 	for _, r := range rows {
 		i, ok := at[r.CourseID]
 		if !ok {
 			continue // a course since removed from the content
+		}
+		if r.QuizID == uuid.Nil {
+			out[i].ExercisesPassed = r.ExercisesPassed
+			continue
 		}
 		out[i].QuizzesAttempted++
 		out[i].Attempts += r.Attempts

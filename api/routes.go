@@ -56,7 +56,12 @@ func (s *Server) routes() *echo.Echo {
 	v1.PUT("/sessions/:session_id/answers/:question_id", noStore(x.save), auth, s.limitAttempts)
 	v1.POST("/sessions/:session_id/submit", noStore(x.submit), auth, s.limitAttempts)
 
-	// Code checks (exercises, checks) are routed here once they exist.
+	// Code checks: exercises are content (api/exercises.go), checks an
+	// event family (api/checks.go).
+	get(v1, "/exercises/:exercise_id", s.getExercise)
+	v1.POST("/exercises/:exercise_id/checks", noStore(s.submitCheck), auth, s.limitAttempts)
+	get(v1, "/checks", noStore(s.listChecks), auth)
+	get(v1, "/checks/:check_id", noStore(s.getCheck), auth)
 	return e
 }
 

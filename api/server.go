@@ -234,6 +234,9 @@ type Config struct {
 	// Exams configures timed exams (api/sessions.go): the exams log, the
 	// grace, the clock. Its zero value answers the session endpoints 503.
 	Exams ExamConfig
+	// Checks is the code-checks event log (api/checks.go); without it the
+	// check endpoints answer 503.
+	Checks CheckLog
 }
 
 func (c *Config) defaults() error {
@@ -318,6 +321,7 @@ type Server struct {
 	cacheControl  []string // the header's value for content; never modified
 	ready         *health.Readiness
 	floor         floorCache // the attempts consumer's
+	checkFloor    floorCache // the check writers' consumer's
 	// published is the highest stream sequence this instance's attempt
 	// POSTs were answered with: the position its own limit checks wait for.
 	published atomic.Uint64

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/quizstream/quizstream/api"
+	"github.com/quizstream/quizstream/checker"
 	"github.com/quizstream/quizstream/eventlog"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/health"
@@ -73,6 +74,10 @@ type Config struct {
 	// AckWait, Logger and Registerer): app/exams.go.
 	Exams      streams.ExamStreamConfig
 	ExamWorker worker.ExamConfig
+	// Checks sizes the code-checks stream (its zero Replicas takes
+	// Stream's); Checker configures the checker role: app/checks.go.
+	Checks  streams.CheckStreamConfig
+	Checker CheckerConfig
 
 	// MetricsAddr is the operations listener (/metrics, /livez, /readyz);
 	// empty or "off" disables it.
@@ -103,6 +108,11 @@ type App struct {
 	// runs workers (app/exams.go).
 	Exams      *eventlog.ExamLog
 	ExamWorker *worker.ExamWorker
+	// Checks is the code-checks log; Checker the checker role, when the
+	// process runs it (app/checks.go).
+	Checks        *eventlog.CheckLog
+	Checker       *worker.Checker
+	checkerClient *checker.Client
 
 	cfg     Config
 	log     *slog.Logger
@@ -122,8 +132,8 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if cfg.DatabaseURL == "" || cfg.NATSURL == "" {
 		return nil, errors.New("app: Config.DatabaseURL and Config.NATSURL are required")
 	}
-	if !cfg.API && cfg.Workers <= 0 {
-		return nil, errors.New("app: Config.API or Config.Workers must be set")
+	if !cfg.API && cfg.Workers <= 0 && !cfg.Checker.Run {
+		return nil, errors.New("app: Config.API, Config.Workers or Config.Checker.Run must be set")
 	}
 	if err := cfg.Stream.Validate(); err != nil {
 		return nil, err
@@ -166,13 +176,16 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err := a.openExams(ctx); err != nil {
 		return nil, err
 	}
+	if err := a.openChecks(ctx); err != nil {
+		return nil, err
+	}
 	if cfg.API {
 		if a.Tail, err = tail.NewTail(ctx, a.Log, tail.TailConfig{Logger: a.log, Registerer: a.Registry}); err != nil {
 			return nil, err
 		}
 		ac := cfg.APIConfig
 		ac.Store, ac.Notices, ac.Logger, ac.Registerer = a.Store, events.NewNotices(a.Conn), a.log, a.Registry
-		ac.Exams.Log = a.Exams
+		ac.Exams.Log, ac.Checks = a.Exams, a.Checks
 		pc := cfg.Publish
 		pc.Logger, pc.Index = a.log, a.Tail
 		if a.Batcher, err = eventlog.NewBatcher(ctx, a.Log, pc); err != nil {
@@ -209,7 +222,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 // `quizstream stream apply`, and warns on the rest.
 func (a *App) openStream(ctx context.Context) error {
 	s := a.cfg.Stream
-	families := streams.Declared(s, a.cfg.Exams)
+	families := streams.Declared(s, a.cfg.Exams, a.cfg.Checks)
 	if a.cfg.ApplyStream {
 		res, err := streams.Apply(ctx, a.JS, false, families...)
 		if errors.Is(err, streams.ErrRefused) {
@@ -312,6 +325,7 @@ func (a *App) readiness() *health.Readiness {
 	if a.API != nil {
 		r = a.API.Readiness()
 	}
+	r = a.checkerReadiness(r)
 	if len(a.Workers) == 0 {
 		return r
 	}
@@ -349,6 +363,9 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	if a.ExamWorker != nil {
 		g.Go(func() error { return a.ExamWorker.Run(gctx) })
+	}
+	if a.Checker != nil {
+		g.Go(func() error { return a.Checker.Run(gctx) })
 	}
 	if a.ops != nil {
 		ops := a.ops
@@ -414,6 +431,14 @@ func (a *App) closeEvents() {
 	if a.Exams != nil {
 		a.Exams.Close()
 		a.Exams = nil
+	}
+	if a.Checks != nil {
+		a.Checks.Close()
+		a.Checks = nil
+	}
+	if a.checkerClient != nil {
+		a.checkerClient.Close()
+		a.checkerClient = nil
 	}
 }
 

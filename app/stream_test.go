@@ -88,7 +88,7 @@ func TestProcessesRefuseWhatTheyCannotTrust(t *testing.T) {
 		t.Fatal("a refused process changed the stream")
 	}
 	// Applied (as `quizstream stream apply` does), they start.
-	if _, err := streams.Apply(t.Context(), s.JS, false, streams.Declared(s.Stream, streams.ExamStreamConfig{})...); err != nil {
+	if _, err := streams.Apply(t.Context(), s.JS, false, streams.Declared(s.Stream, streams.ExamStreamConfig{}, streams.CheckStreamConfig{})...); err != nil {
 		t.Fatal(err)
 	}
 	if err := start(worker); err != nil {

@@ -61,6 +61,18 @@ func (c *Client) Quiz(ctx context.Context, quizID string, opts ...ContentOption)
 	return out, info, err
 }
 
+// Exercise returns one programming exercise (its shown test cases only)
+// and how to cache it. It returns an *Error with CodeNotFound for an
+// unknown exercise, or the last error once retries gave up.
+func (c *Client) Exercise(ctx context.Context, exerciseID string, opts ...ContentOption) (Exercise, CacheInfo, error) {
+	var out Exercise
+	info, err := c.content(ctx, "/api/v1/exercises/"+url.PathEscape(exerciseID), &out, opts)
+	if err != nil || info.NotModified {
+		out = Exercise{}
+	}
+	return out, info, err
+}
+
 // content reads a public, cacheable resource into out.
 func (c *Client) content(ctx context.Context, path string, out any, opts []ContentOption) (CacheInfo, error) {
 	var o contentOptions

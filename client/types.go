@@ -26,6 +26,32 @@ type Course struct {
 	QuizIDs     []string     `json:"quiz_ids"`
 	Description string       `json:"description"`
 	Quizzes     []CourseQuiz `json:"quizzes"`
+	// Exercises are the course's programming exercises (v1.1).
+	Exercises []CourseExercise `json:"exercises"`
+}
+
+// CourseExercise is an exercise as a Course lists it.
+type CourseExercise struct {
+	ID        string   `json:"id"`
+	Title     string   `json:"title"`
+	Languages []string `json:"languages"`
+}
+
+// Exercise is a programming exercise: its statement, the languages a
+// program may be written in, and its shown test cases as examples.
+type Exercise struct {
+	ID        string    `json:"id"`
+	CourseID  string    `json:"course_id"`
+	Title     string    `json:"title"`
+	Statement string    `json:"statement"`
+	Languages []string  `json:"languages"`
+	Examples  []Example `json:"examples"`
+}
+
+// Example is a shown test case: a program given Stdin must print Stdout.
+type Example struct {
+	Stdin  string `json:"stdin"`
+	Stdout string `json:"stdout"`
 }
 
 // CourseQuiz is a quiz as a Course lists it.
@@ -159,4 +185,8 @@ type CourseProgress struct {
 	// BestScores maps a quiz id to its best recorded score; it holds only
 	// quizzes with at least one recorded attempt.
 	BestScores map[string]int `json:"best_scores"`
+	// ExercisesTotal is the course's exercises; ExercisesPassed those with
+	// a passed check (stored).
+	ExercisesTotal  int `json:"exercises_total"`
+	ExercisesPassed int `json:"exercises_passed"`
 }

@@ -161,6 +161,14 @@ func TestParseNamesEachProblem(t *testing.T) {
 		}},
 		{name: "unknown quiz field", edit: func(d map[string]any) { at(d, exam...)["time_limit"] = 60 },
 			wants: []string{"courses[0].quizzes[1].time_limit: unknown field"}},
+		{name: "exercise without languages or tests", edit: func(d map[string]any) {
+			at(d, "courses", 0)["exercises"] = []any{map[string]any{"id": "00000000-0000-4000-8000-00000000e001", "title": "Sum", "statement": "Add."}}
+		}, wants: []string{"courses[0].exercises[0].languages: at least one language", "courses[0].exercises[0].tests: at least one test case"}},
+		{name: "exercise language not a name", edit: func(d map[string]any) {
+			at(d, "courses", 0)["exercises"] = []any{map[string]any{"id": "00000000-0000-4000-8000-00000000e001", "title": "Sum", "statement": "Add.",
+				"languages": []any{"Python 3", "go", "go"}, "tests": []any{map[string]any{"stdin": "1 2", "stdout": "3", "hidden": "yes"}}}}
+		}, wants: []string{`courses[0].exercises[0].languages[0]: "Python 3": a language is`, `courses[0].exercises[0].languages[2]: "go" is listed twice`,
+			"courses[0].exercises[0].tests[0].hidden: must be true or false, not a string"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			data := []byte(tc.raw)
@@ -258,11 +266,14 @@ func TestRoundTrip(t *testing.T) {
 				t.Fatalf("export, import, export: the bytes differ\nfirst:\n%.2000s\nsecond:\n%.2000s", exported, again)
 			}
 			n := res.Counts
-			if want := int64(n.Courses + n.Quizzes + n.Questions + n.Choices); res.RowsChanged != want {
+			if want := int64(n.Courses + n.Quizzes + n.Questions + n.Choices + n.Exercises); res.RowsChanged != want {
 				t.Errorf("import into an empty database changed %d rows, want %d (one per object)", res.RowsChanged, want)
 			}
 			if got := count(`SELECT count(*) FROM choices`); got != n.Choices {
 				t.Errorf("%d choices stored, the file holds %d", got, n.Choices)
+			}
+			if got := count(`SELECT count(*) FROM exercises`); got != n.Exercises {
+				t.Errorf("%d exercises stored, the file holds %d", got, n.Exercises)
 			}
 		})
 	}

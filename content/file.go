@@ -30,19 +30,16 @@ type File struct {
 	Courses []Course `json:"courses"`
 }
 
-// Course is a course and its quizzes, in display order.
-//
-// Code-check exercises will come as a list beside Quizzes, "exercises",
-// optional (omitted when empty, so files without it stay valid and export
-// the same bytes); its objects carry their own stable ids like every
-// other. The field and its rules go in this type, in decodeCourse and in
-// docs/content.md.
+// Course is a course, its quizzes and its exercises, in display order.
+// Exercises are optional (omitted when there are none, so files without
+// them stay valid and export the same bytes).
 type Course struct {
-	ID          uuid.UUID `json:"id"`
-	Slug        string    `json:"slug"`
-	Title       string    `json:"title"`
-	Description string    `json:"description"`
-	Quizzes     []Quiz    `json:"quizzes"`
+	ID          uuid.UUID  `json:"id"`
+	Slug        string     `json:"slug"`
+	Title       string     `json:"title"`
+	Description string     `json:"description"`
+	Quizzes     []Quiz     `json:"quizzes"`
+	Exercises   []Exercise `json:"exercises,omitempty"`
 }
 
 // Quiz is a quiz and its questions, in display order. A quiz with a
@@ -81,6 +78,7 @@ type Counts struct {
 	Quizzes   int `json:"quizzes"`
 	Questions int `json:"questions"`
 	Choices   int `json:"choices"`
+	Exercises int `json:"exercises"`
 }
 
 // Count returns how many objects of each kind f holds.
@@ -89,6 +87,7 @@ func (f *File) Count() Counts {
 	n.Courses = len(f.Courses)
 	for _, c := range f.Courses {
 		n.Quizzes += len(c.Quizzes)
+		n.Exercises += len(c.Exercises)
 		for _, q := range c.Quizzes {
 			n.Questions += len(q.Questions)
 			for _, qu := range q.Questions {
@@ -121,7 +120,8 @@ func Encode(f *File) ([]byte, error) {
 func FromStore(courses []store.Course) *File {
 	f := &File{Version: Version, Courses: make([]Course, 0, len(courses))}
 	for _, c := range courses {
-		fc := Course{ID: c.ID, Slug: c.Slug, Title: c.Title, Description: c.Description, Quizzes: make([]Quiz, 0, len(c.Quizzes))}
+		fc := Course{ID: c.ID, Slug: c.Slug, Title: c.Title, Description: c.Description, Quizzes: make([]Quiz, 0, len(c.Quizzes)),
+			Exercises: exercisesFromStore(c.Exercises)}
 		for _, q := range c.Quizzes {
 			fq := Quiz{ID: q.ID, Title: q.Title, Questions: make([]Question, 0, len(q.Questions))}
 			if q.TimeLimit != 0 {
@@ -158,7 +158,7 @@ func FromStore(courses []store.Course) *File {
 func (f *File) Store() []store.Course {
 	courses := make([]store.Course, 0, len(f.Courses))
 	for _, c := range f.Courses {
-		sc := store.Course{ID: c.ID, Slug: c.Slug, Title: c.Title, Description: c.Description}
+		sc := store.Course{ID: c.ID, Slug: c.Slug, Title: c.Title, Description: c.Description, Exercises: exercisesToStore(c.ID, c.Exercises)}
 		for _, q := range c.Quizzes {
 			sq := store.Quiz{ID: q.ID, CourseID: c.ID, Title: q.Title}
 			if q.TimeLimitS != nil {

@@ -409,10 +409,9 @@ func (c *checker) file(v any) *File {
 	return f
 }
 
-// course checks one course. Exercises, when they come, are one more
-// known key here, checked like quizzes.
+// course checks one course, its quizzes and its exercises (exercise.go).
 func (c *checker) course(path string, v any) *Course {
-	o := c.object(path, v, "id", "slug", "title", "description", "quizzes")
+	o := c.object(path, v, "id", "slug", "title", "description", "quizzes", "exercises")
 	if o == nil {
 		return nil
 	}
@@ -433,6 +432,11 @@ func (c *checker) course(path string, v any) *Course {
 	for i, qv := range c.list(path, o, "quizzes") {
 		if q := c.quiz(index(join(path, "quizzes"), i), qv); q != nil {
 			course.Quizzes = append(course.Quizzes, *q)
+		}
+	}
+	for i, ev := range c.list(path, o, "exercises") {
+		if e := c.exercise(index(join(path, "exercises"), i), ev); e != nil {
+			course.Exercises = append(course.Exercises, *e)
 		}
 	}
 	return course

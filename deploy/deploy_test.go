@@ -181,7 +181,7 @@ func TestCompose(t *testing.T) { // not parallel: natsConfig sets the environmen
 			t.Errorf("%s (quizstream %s): variables the command does not read: %v", name, role, bad)
 		}
 	}
-	want := map[string]int{"api": 2, "worker": 2, "migrate": 1, "stream apply": 1, "seed": 1}
+	want := map[string]int{"api": 2, "worker": 2, "checker": 1, "migrate": 1, "stream apply": 1, "seed": 1}
 	for role, n := range want {
 		if len(roles[role]) != n {
 			t.Errorf("quizstream %s: services %v, want %d", role, roles[role], n)
@@ -190,7 +190,7 @@ func TestCompose(t *testing.T) { // not parallel: natsConfig sets the environmen
 
 	// Setup first: api and worker wait for migrate and stream apply to
 	// complete; stream apply waits for the NATS servers to be healthy.
-	for _, role := range []string{"api", "worker", "seed"} {
+	for _, role := range []string{"api", "worker", "checker", "seed"} {
 		for _, name := range roles[role] {
 			for _, setup := range append(roles["migrate"], roles["stream apply"]...) {
 				if got := c.Services[name].DependsOn[setup]; got != "service_completed_successfully" {
@@ -218,7 +218,7 @@ func TestCompose(t *testing.T) { // not parallel: natsConfig sets the environmen
 
 	// The streams are R3, and every process expects what stream apply
 	// made (a process whose STREAM_REPLICAS differs refuses to start).
-	for _, role := range []string{"api", "worker", "stream apply"} {
+	for _, role := range []string{"api", "worker", "checker", "stream apply"} {
 		for _, name := range roles[role] {
 			if got := c.Services[name].Environment["STREAM_REPLICAS"]; got != "3" {
 				t.Errorf("%s: STREAM_REPLICAS=%q, want 3", name, got)
@@ -290,7 +290,7 @@ func TestCompose(t *testing.T) { // not parallel: natsConfig sets the environmen
 	// Prometheus scrapes every api and worker on its operations listener,
 	// and every NATS server through an exporter.
 	targets := scrapeTargets(t)
-	for _, role := range []string{"api", "worker"} {
+	for _, role := range []string{"api", "worker", "checker"} {
 		for _, name := range roles[role] {
 			s := c.Services[name]
 			addr := s.Environment["METRICS_ADDR"]

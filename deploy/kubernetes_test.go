@@ -161,7 +161,7 @@ func TestKubernetes(t *testing.T) {
 				if c.Image != "quizstream" {
 					t.Errorf("%s/%s: image %q, want quizstream (kustomization sets the registry)", kind, name, c.Image)
 				}
-				if role == "stream apply" || role == "api" || role == "worker" {
+				if role == "stream apply" || role == "api" || role == "worker" || role == "checker" {
 					if env["STREAM_REPLICAS"] != "3" {
 						t.Errorf("%s/%s: STREAM_REPLICAS=%q, want 3", kind, name, env["STREAM_REPLICAS"])
 					}
@@ -201,7 +201,7 @@ func TestKubernetes(t *testing.T) {
 			}
 		}
 	}
-	for _, r := range []string{"api", "worker", "migrate", "stream apply"} {
+	for _, r := range []string{"api", "worker", "checker", "migrate", "stream apply"} {
 		if !roles[r] {
 			t.Errorf("no workload runs quizstream %s", r)
 		}

@@ -16,7 +16,10 @@ import (
 	"time"
 
 	"github.com/quizstream/quizstream/api"
+	"github.com/quizstream/quizstream/app"
 	"github.com/quizstream/quizstream/app/apptest"
+	"github.com/quizstream/quizstream/checker"
+	"github.com/quizstream/quizstream/checker/judge0test"
 	"github.com/quizstream/quizstream/store"
 	"github.com/quizstream/quizstream/streams"
 )
@@ -110,9 +113,20 @@ func TestSeriesExported(t *testing.T) {
 	workerCfg.Workers, workerCfg.MetricsAddr = 1, "127.0.0.1:0"
 	workerIn := s.Start(t, workerCfg)
 
+	// A checker (code checks) on a fake Judge0.
+	fake := judge0test.Start(t, judge0test.Config{})
+	checkerCfg := s.Config(t)
+	checkerCfg.MetricsAddr = "127.0.0.1:0"
+	checkerCfg.Checker = app.CheckerConfig{Run: true, Client: checker.Config{URL: fake.URL, PollInterval: 20 * time.Millisecond}}
+	checkerIn := s.Start(t, checkerCfg)
+
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	c := apptest.Signup(t, apiIn.URL, "metrics@example.com")
+	// A check takes from the attempt bucket too: first.
+	if _, err := c.SubmitCheck(ctx, store.DemoExerciseSumID.String(), "python", "# judge0test: echo\n"); err != nil {
+		t.Fatal(err)
+	}
 	q := s.Quizzes[0]
 	var timed store.Quiz
 	for _, course := range store.DemoContent(store.DefaultDemo) {
@@ -150,8 +164,10 @@ func TestSeriesExported(t *testing.T) {
 	used := usedSeries(t)
 	apptest.WaitFor(t, 30*time.Second, "every series the dashboard and the alerts use", func() bool {
 		exported = scrape(t, apiIn.OpsURL()+"/metrics")
-		for n := range scrape(t, workerIn.OpsURL()+"/metrics") {
-			exported[n] = true
+		for _, in := range []*apptest.Instance{workerIn, checkerIn} {
+			for n := range scrape(t, in.OpsURL()+"/metrics") {
+				exported[n] = true
+			}
 		}
 		for n := range used {
 			if !exported[n] && pending[n] == "" && eventOnly[n] == "" {

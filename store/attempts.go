@@ -174,21 +174,29 @@ func (s *Store) GetAttempt(ctx context.Context, studentID, id uuid.UUID) (Attemp
 	return a, wrap("get attempt", err)
 }
 
-// Progress is a student's recorded attempts at one quiz.
+// Progress is a student's recorded attempts at one quiz, or (QuizID
+// uuid.Nil) the exercises passed in one course.
 type Progress struct {
 	QuizID    uuid.UUID
 	CourseID  uuid.UUID
 	Attempts  int
 	BestScore int
+	// ExercisesPassed counts the course's exercises with a passed check,
+	// on the course's row of exercises (QuizID uuid.Nil).
+	ExercisesPassed int
 }
 
-// GetProgress returns a student's progress rows, one per quiz attempted.
+// GetProgress returns a student's progress rows, one per quiz attempted
+// and one per course with an exercise passed, in one statement.
 func (s *Store) GetProgress(ctx context.Context, studentID uuid.UUID) ([]Progress, error) {
 	rows, _ := s.pool.Query(ctx,
-		`SELECT quiz_id, course_id, attempts, best_score FROM progress WHERE student_id = $1`, studentID)
+		`SELECT quiz_id, course_id, attempts, best_score, 0 FROM progress WHERE student_id = $1
+		 UNION ALL
+		 SELECT '00000000-0000-0000-0000-000000000000'::uuid, course_id, 0, 0, count(*)::int
+		 FROM exercise_passes WHERE student_id = $1 GROUP BY course_id`, studentID)
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Progress, error) {
 		var p Progress
-		err := row.Scan(scanID(&p.QuizID), scanID(&p.CourseID), &p.Attempts, &p.BestScore)
+		err := row.Scan(scanID(&p.QuizID), scanID(&p.CourseID), &p.Attempts, &p.BestScore, &p.ExercisesPassed)
 		return p, err
 	})
 	return out, wrap("get progress", err)

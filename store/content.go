@@ -9,13 +9,15 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Course is a course with its quizzes, in display order.
+// Course is a course with its quizzes and exercises, in display order.
 type Course struct {
 	ID          uuid.UUID
 	Slug        string
 	Title       string
 	Description string
 	Quizzes     []Quiz
+	// Exercises are the course's programming exercises (store/exercises.go).
+	Exercises []Exercise
 }
 
 // Quiz is a quiz with its questions, in display order.
@@ -143,6 +145,9 @@ func (s *Store) LoadContent(ctx context.Context) ([]Course, error) {
 	if err != nil {
 		return nil, wrap("load choices", err)
 	}
+	if err := loadExercises(ctx, tx, courses, courseAt); err != nil {
+		return nil, err
+	}
 	return courses, nil
 }
 
@@ -175,8 +180,12 @@ func (s *Store) SaveContent(ctx context.Context, courses []Course) (int64, error
 			}
 		}
 	}
+	exArgs, err := exerciseArgs(courses)
+	if err != nil {
+		return 0, fmt.Errorf("save content: %w", err)
+	}
 	var changed int64
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		for _, st := range []struct {
 			sql  string
 			args []any
@@ -212,6 +221,7 @@ func (s *Store) SaveContent(ctx context.Context, courses []Course) (int64, error
 			  WHERE (choices.question_id, choices.text, choices.correct, choices.position)
 			    IS DISTINCT FROM (EXCLUDED.question_id, EXCLUDED.text, EXCLUDED.correct, EXCLUDED.position)`,
 				[]any{chID, chQuestion, chText, chOK, chPos}},
+			{saveExercisesSQL, exArgs},
 		} {
 			tag, err := tx.Exec(ctx, st.sql, st.args...)
 			if err != nil {

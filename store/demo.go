@@ -17,12 +17,16 @@ type DemoSize struct {
 	// Exams adds the timed quizzes (DemoSprintID, DemoExamID) at the end
 	// of the last course.
 	Exams bool
+	// Exercises adds the programming exercises (DemoExerciseSumID and two
+	// more) to the first course.
+	Exercises bool
 }
 
 // DefaultDemo is the demo content the seed subcommand loads: 20 courses of
 // 10 quizzes of 10 questions of 4 choices, one of them correct, and two
-// timed quizzes more in the last course.
-var DefaultDemo = DemoSize{Courses: 20, Quizzes: 10, Questions: 10, Choices: 4, Exams: true}
+// timed quizzes more in the last course, and three programming exercises
+// in the first.
+var DefaultDemo = DemoSize{Courses: 20, Quizzes: 10, Questions: 10, Choices: 4, Exams: true, Exercises: true}
 
 // The demo's timed quizzes (API v1.1), at the end of the last course when
 // DemoSize.Exams is set: a 60-second sprint open to any number of
@@ -74,6 +78,9 @@ func DemoContent(size DemoSize) []Course {
 		last := &courses[len(courses)-1]
 		last.Quizzes = append(last.Quizzes, demoExams(last.ID, size)...)
 	}
+	if size.Exercises && len(courses) > 0 {
+		courses[0].Exercises = DemoExercises(courses[0].ID)
+	}
 	return courses
 }
 
@@ -106,4 +113,33 @@ func demoExams(course uuid.UUID, size DemoSize) []Quiz {
 		quizzes = append(quizzes, quiz)
 	}
 	return quizzes
+}
+
+// The demo's programming exercises (API v1.1, "Code checks"), in the first
+// course when DemoSize.Exercises is set.
+var (
+	DemoExerciseSumID     = demoID("exercises/sum")
+	DemoExerciseReverseID = demoID("exercises/reverse")
+	DemoExerciseHelloID   = demoID("exercises/hello")
+)
+
+// DemoExercises returns the demo's exercises of a course: in Python and
+// Go, each with shown and hidden test cases.
+func DemoExercises(course uuid.UUID) []Exercise {
+	return []Exercise{
+		{ID: DemoExerciseSumID, CourseID: course, Title: "Sum of two numbers",
+			Statement: "Read two integers separated by a space from one line of standard input and print their sum.",
+			Languages: []string{"python", "go"},
+			Tests: []TestCase{{Stdin: "1 2\n", Stdout: "3\n"}, {Stdin: "-5 5\n", Stdout: "0\n"},
+				{Stdin: "1000000000 2000000000\n", Stdout: "3000000000\n", Hidden: true}}},
+		{ID: DemoExerciseReverseID, CourseID: course, Title: "Reverse a line",
+			Statement: "Read one line of standard input and print it reversed.",
+			Languages: []string{"python", "go"},
+			Tests: []TestCase{{Stdin: "abc\n", Stdout: "cba\n"}, {Stdin: "racecar\n", Stdout: "racecar\n", Hidden: true},
+				{Stdin: "quiz stream\n", Stdout: "maerts ziuq\n", Hidden: true}}},
+		{ID: DemoExerciseHelloID, CourseID: course, Title: "Hello, world",
+			Statement: "Print \"Hello, world!\" on one line.",
+			Languages: []string{"python"},
+			Tests:     []TestCase{{Stdin: "", Stdout: "Hello, world!\n"}}},
+	}
 }

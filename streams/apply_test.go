@@ -368,17 +368,18 @@ func TestIsStreamFull(t *testing.T) {
 }
 
 // Apply, Check and Status cover every declared family: one apply creates
-// the streams and consumers of attempts and exams, status shows both, and
+// the streams and consumers of attempts, exams and checks, status shows them, and
 // a process's check refuses a missing stream of either, naming its family.
 func TestEveryFamily(t *testing.T) {
 	_, js := eventstest.Connect(t, eventstest.NewServer(t))
-	families := streams.Declared(streams.StreamConfig{}, streams.ExamStreamConfig{})
+	families := streams.Declared(streams.StreamConfig{}, streams.ExamStreamConfig{}, streams.CheckStreamConfig{})
 	res, err := streams.Apply(t.Context(), js, false, families...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"stream ATTEMPTS", "stream ATTEMPTS_DLQ", "stream EXAMS", "stream EXAM_TIMERS",
-		"consumer attempt-writer", "consumer exam-writer", "consumer exam-finalizer", "bucket quizstream_content"}
+	want := []string{"stream ATTEMPTS", "stream ATTEMPTS_DLQ", "stream EXAMS", "stream EXAM_TIMERS", "stream CHECKS",
+		"consumer attempt-writer", "consumer exam-writer", "consumer exam-finalizer", "consumer check-writer", "consumer checker",
+		"bucket quizstream_content"}
 	if !slices.Equal(res.Created, want) {
 		t.Fatalf("created %v, want %v", res.Created, want)
 	}
@@ -395,8 +396,12 @@ func TestEveryFamily(t *testing.T) {
 	if f, _ := st.Family("exams"); len(f.Consumers) != 2 || f.Consumers[0].Name != "exam-writer" || f.Consumers[1].Stream != "EXAM_TIMERS" {
 		t.Errorf("exams consumers: %+v", f.Consumers)
 	}
+	if f, ok := st.Family("checks"); !ok || len(f.Streams) != 1 || len(f.Consumers) != 2 || f.Consumers[1].Name != "checker" {
+		t.Errorf("status of checks: %+v", f)
+	}
 	check, err := streams.Check(t.Context(), js, families...)
-	if err != nil || len(check.Mismatches) != 0 || check.AckWait["exam-finalizer"] != streams.DefaultFinalizerAckWait {
+	if err != nil || len(check.Mismatches) != 0 || check.AckWait["exam-finalizer"] != streams.DefaultFinalizerAckWait ||
+		check.AckWait["checker"] != streams.DefaultCheckerAckWait {
 		t.Fatalf("check: %+v, %v", check, err)
 	}
 	if err := js.DeleteStream(t.Context(), "EXAM_TIMERS"); err != nil {

@@ -119,13 +119,17 @@ func timerStream(cfg ExamStreamConfig) jetstream.StreamConfig {
 
 // Declared returns every family a quizstream process runs, as its
 // configuration sizes them: what `stream apply` applies and processes
-// check at start. exams' zero Replicas takes attempts'.
-func Declared(attempts StreamConfig, exams ExamStreamConfig) []Family {
-	if exams.Replicas == 0 {
-		exams.Replicas = attempts.Replicas
-		if exams.Replicas == 0 {
-			exams.Replicas = 1
-		}
+// check at start. The zero Replicas of exams and checks takes attempts'.
+func Declared(attempts StreamConfig, exams ExamStreamConfig, checks CheckStreamConfig) []Family {
+	replicas := attempts.Replicas
+	if replicas == 0 {
+		replicas = 1
 	}
-	return []Family{Attempts(attempts), Exams(exams)}
+	if exams.Replicas == 0 {
+		exams.Replicas = replicas
+	}
+	if checks.Replicas == 0 {
+		checks.Replicas = replicas
+	}
+	return []Family{Attempts(attempts), Exams(exams), Checks(checks)}
 }

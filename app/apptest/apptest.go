@@ -85,7 +85,7 @@ func NewOn(t testing.TB, natsURL string, stream streams.StreamConfig) *Stack {
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 		defer cancel()
 		// Every family, as `quizstream stream apply` does.
-		if _, err = streams.Apply(ctx, js, true, streams.Declared(stream, streams.ExamStreamConfig{})...); err != nil {
+		if _, err = streams.Apply(ctx, js, true, streams.Declared(stream, streams.ExamStreamConfig{}, streams.CheckStreamConfig{})...); err != nil {
 			return false
 		}
 		lg, err = eventlog.OpenLog(ctx, js, stream)

@@ -124,7 +124,12 @@ func runDev(ctx context.Context, c *config, in invocation) error {
 	if err := app.PrepareDatabase(ctx, c.DatabaseURL, log); err != nil {
 		return err
 	}
-	return serve(ctx, c.app(log, true, true, c.Workers), in.stdout)
+	cfg, err := c.checkerConfig(log, true, true, c.Workers)
+	if err != nil {
+		return err
+	}
+	cfg.Checker.Run = c.Checker.Client.URL != "" // one checker in process, given a code checker
+	return serve(ctx, cfg, in.stdout)
 }
 
 // serve runs one process as cfg says until ctx ends, printing the API's

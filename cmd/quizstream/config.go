@@ -39,7 +39,12 @@ type config struct {
 	Publish    eventlog.BatchConfig
 	Exams      streams.ExamStreamConfig
 	ExamWorker worker.ExamConfig
-	Worker     worker.Config
+	Checks     streams.CheckStreamConfig
+	Checker    app.CheckerConfig
+	// CheckerLanguages is CHECKER_LANGUAGES, parsed into
+	// Checker.Client.Languages when a checker starts.
+	CheckerLanguages string
+	Worker           worker.Config
 
 	ShutdownTimeout time.Duration
 	Profiling       bool
@@ -242,6 +247,9 @@ func stream(fs *flag.FlagSet, c *config) {
 	fs.Int64Var(&c.Exams.MaxBytes, "exams-max-bytes", streams.DefaultMaxBytes, "how many bytes the exams stream keeps; past it starts, saves and submits answer 503")
 	fs.Int64Var(&c.Exams.TimerMaxBytes, "exam-timers-max-bytes", streams.DefaultExamTimerMaxBytes, "how many bytes the exam timers stream keeps")
 	fs.DurationVar(&c.Exams.MaxAge, "exams-max-age", streams.DefaultMaxAge, "how long exam events and timers are kept; above the longest time limit plus grace")
+	fs.Int64Var(&c.Checks.MaxBytes, "checks-max-bytes", streams.DefaultCheckMaxBytes, "how many bytes the code checks stream keeps; past it check requests answer 503")
+	fs.DurationVar(&c.Checks.MaxAge, "checks-max-age", streams.DefaultMaxAge, "how long code check events are kept; a request must be checked within it")
+	fs.DurationVar(&c.Checks.CheckerAckWait, "checker-ack-wait", streams.DefaultCheckerAckWait, "how long a checker may hold a check request unheard before it is redelivered")
 	fs.IntVar(&s.MaxAckPending, "max-ack-pending", streams.DefaultMaxAckPending, "unacknowledged messages across all workers (>= workers x batch size)")
 }
 
@@ -323,6 +331,7 @@ func (c *config) app(log *slog.Logger, withAPI, dev bool, workers int) app.Confi
 		DatabaseURL: c.DatabaseURL, NATSURL: c.NATSURL, NATSAuth: c.NATSAuth, Stream: c.Stream,
 		ApplyStream: dev, // dev owns its server; api and worker only check (quizstream stream apply)
 		API:         withAPI, ListenAddr: c.ListenAddr, APIConfig: ac, Publish: c.Publish, Exams: c.Exams, ExamWorker: c.ExamWorker,
+		Checks: c.Checks, Checker: c.Checker,
 		Workers: workers, WorkerConfig: wc,
 		MetricsAddr: c.MetricsAddr, Profiling: c.Profiling, Dev: dev, Logger: log,
 	}

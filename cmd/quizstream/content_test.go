@@ -33,7 +33,7 @@ func TestContentCommands(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("content import --json: %v\n%s", err, out)
 	}
-	if res.Courses != 20 || res.Choices != 8080 || res.RowsChanged != 20+202+2020+8080 || !res.CopySaved || !res.Notified {
+	if res.Courses != 20 || res.Choices != 8080 || res.RowsChanged != 20+202+2020+8080+3 || !res.CopySaved || !res.Notified {
 		t.Fatalf("content import into an empty database: %+v", res)
 	}
 	if got := runCommand(t, s, "content", "export"); got != string(exported) {

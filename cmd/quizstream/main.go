@@ -2,6 +2,7 @@
 //
 //	quizstream api      the HTTP API (needs NATS_URL)
 //	quizstream worker   the JetStream-to-PostgreSQL writer (needs NATS_URL)
+//	quizstream checker  runs code checks against a Judge0-compatible checker (needs NATS_URL)
 //	quizstream migrate  applies the database migrations
 //	quizstream seed     loads the demo content (idempotent)
 //	quizstream dev      all of the above in one process, with an embedded NATS server
@@ -111,12 +112,14 @@ var commands = map[string]*command{
 		groups: []group{common, database, natsRequired, metrics("127.0.0.1:9090"), stream, apiSettings, shutdown}},
 	"worker": {nats: true, run: runWorker,
 		groups: []group{common, database, natsRequired, metrics("127.0.0.1:9091"), stream, workerSettings, shutdown}},
+	"checker": {nats: true, run: runChecker,
+		groups: []group{common, database, natsRequired, metrics("127.0.0.1:9092"), stream, checkerSettings, shutdown}},
 	"migrate": {run: runMigrate,
 		groups: []group{common, database}},
 	"seed": {run: runSeed,
 		groups: []group{common, database, natsSettings("NATS server URL(s); when set, running API instances are told to reload content")}},
 	"dev": {run: runDev, groups: []group{common, database, natsSettings("NATS server URL(s), comma-separated; empty starts an embedded server"),
-		metrics("127.0.0.1:9090"), stream, apiSettings, workerSettings, shutdown, devSettings}},
+		metrics("127.0.0.1:9090"), stream, apiSettings, workerSettings, checkerSettings, shutdown, devSettings}},
 	"dlq": {verbs: []string{"list", "show", "redrive"}, args: true, nats: true, run: runDLQ,
 		groups: []group{common, natsRequired}, own: dlqFlags},
 	"replay": {nats: true, run: runReplay,

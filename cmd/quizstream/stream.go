@@ -27,7 +27,7 @@ func runStream(ctx context.Context, c *config, in invocation) error {
 		return err
 	}
 	defer nc.Close()
-	families := streams.Declared(c.Stream, c.Exams)
+	families := streams.Declared(c.Stream, c.Exams, c.Checks)
 	if verb == "apply" {
 		res, err := streams.Apply(ctx, js, c.Force, families...)
 		res.WriteText(stdout)
