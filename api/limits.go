@@ -219,7 +219,7 @@ func (b *buckets) peek(key string) (ok bool, wait time.Duration, full bool) {
 // raced others past peek still costs its token.
 func (b *buckets) charge(key string) {
 	l, now := b.bucket(key), time.Now()
-	if l.TokensAt(now) > -float64(b.burst) {
+	if l.TokensAt(now)-1 >= -float64(b.burst) {
 		l.ReserveN(now, 1)
 	}
 }

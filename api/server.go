@@ -193,7 +193,8 @@ type Config struct {
 	MaxHeaderBytes int
 	// MaxConnections caps the public listener's open connections; one over
 	// it is answered 503 with Retry-After and closed. Negative means no
-	// cap. Defaults to 16384 (about 20 KiB of memory each when idle).
+	// cap. Defaults to 16384 (about 20 KiB of memory each when idle:
+	// BenchmarkConnectionMemory).
 	MaxConnections int
 	// MaxConnsPerAddress caps one client address's open connections, and
 	// MaxPendingPerAddress those of them that have not yet been answered a

@@ -74,8 +74,13 @@ func transport(from net.IP) *http.Transport {
 // from, a second client address to the API: every address of 127.0.0.0/8
 // is the loopback interface on Linux (as bench/load's students use).
 func ClientFrom(base string, from net.IP) *client.Client {
-	hc := &http.Client{Transport: recorder{validating(transport(from))}}
-	return client.New(base, client.Options{HTTPClient: hc})
+	return client.New(base, client.Options{HTTPClient: HTTPClientFrom(from)})
+}
+
+// HTTPClientFrom is the HTTP client of ClientFrom, for a client.Client
+// with options of its own.
+func HTTPClientFrom(from net.IP) *http.Client {
+	return &http.Client{Transport: recorder{validating(transport(from))}}
 }
 
 // Statuses returns a context under which every request a client made by

@@ -277,7 +277,7 @@ func limits(fs *flag.FlagSet, c *config) {
 	fs.DurationVar(&a.WriteTimeout, "write-timeout", api.DefaultWriteTimeout, "longest a request may take to be answered; above PUBLISH_TIMEOUT")
 	fs.DurationVar(&a.IdleTimeout, "idle-timeout", api.DefaultIdleTimeout, "how long an idle keep-alive connection is kept")
 	fs.IntVar(&a.MaxHeaderBytes, "max-header-bytes", api.DefaultMaxHeaderBytes, "request line and headers limit in bytes (431 past it)")
-	fs.IntVar(&a.MaxConnections, "max-connections", api.DefaultMaxConnections, "open connections of the public listener (503 past it); about 20 KiB each")
+	fs.IntVar(&a.MaxConnections, "max-connections", api.DefaultMaxConnections, "open connections of the public listener (503 past it); about 20 KiB of memory each")
 	fs.IntVar(&a.MaxConnsPerAddress, "max-conns-per-address", api.DefaultMaxConnsPerAddress, "open connections of one client address (503 past it); trusted proxies are not capped")
 	fs.IntVar(&a.MaxPendingPerAddress, "max-pending-per-address", api.DefaultMaxPendingPerAddress, "connections of one client address not yet answered a request (503 past it)")
 	fs.IntVar(&a.MaxUnsettledPerStudent, "max-unsettled-per-student", api.DefaultMaxUnsettledPerStudent, "a student's attempts not yet stored before POSTs answer 503")
