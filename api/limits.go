@@ -196,10 +196,12 @@ func (b *buckets) reserve(key string) (*rate.Reservation, bool, time.Duration) {
 }
 
 // peek reports whether key's bucket holds a token now, without taking
-// one or remembering the key, how long until it does when it does not,
-// and whether the key's bucket is full (or forgotten: the same).
+// one or remembering a new key, how long until it does when it does not,
+// and whether the key's bucket is full (or forgotten: the same). A key
+// remembered counts as seen (Get), so that a key being refused is not the
+// first forgotten.
 func (b *buckets) peek(key string) (ok bool, wait time.Duration, full bool) {
-	l, seen := b.keys.Peek(key)
+	l, seen := b.keys.Get(key)
 	if !seen {
 		return true, 0, true
 	}
