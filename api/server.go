@@ -274,6 +274,10 @@ type Config struct {
 	// Exams configures timed exams (api/sessions.go): the exams log, the
 	// grace, the clock. Its zero value answers the session endpoints 503.
 	Exams ExamConfig
+
+	// cheapHashes makes new password hashes argon2id at its lowest cost:
+	// for tests of something other than hashing (export_test.go).
+	cheapHashes bool
 }
 
 func (c *Config) defaults() error {
@@ -389,6 +393,9 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		cacheControl: cacheControl(cfg.ContentMaxAge),
 	}
 	s.hasher.wait, s.hasher.metrics = cfg.HashWait, m.hashes
+	if cfg.cheapHashes {
+		s.hasher.memKiB, s.hasher.passes = 64, 1
+	}
 	if s.tokens, err = newTokenCache(cfg.TokenCacheSize, cfg.TokenCacheTTL, max(time.Minute, 2*cfg.WriteTimeout)); err != nil {
 		return nil, err
 	}
