@@ -109,6 +109,13 @@ func (s *Server) login(c echo.Context) error {
 	if err := s.decode(c, &req); err != nil {
 		return err
 	}
+	// The contract answers 429 before a 400 for the content: an account's
+	// budgets are checked as soon as the body names one.
+	if req.Email != nil {
+		if err := s.checkLogin(c, *req.Email); err != nil {
+			return err
+		}
+	}
 	if req.Email == nil || req.Password == nil {
 		return invalid("email and password are required")
 	}
@@ -139,6 +146,7 @@ func (s *Server) login(c echo.Context) error {
 		return err
 	}
 	if !ok || st.ID == uuid.Nil {
+		s.loginFailed(c, *req.Email)
 		return &Error{http.StatusUnauthorized, "unauthorized", "wrong email or password"}
 	}
 	tok, err := s.issueToken(c, st)

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -180,5 +181,26 @@ func TestInvalidUTF8IsBadInput(t *testing.T) {
 	}
 	if now := counter(t, in, "quizstream_api_password_hashes_total", "result", "hashed"); now != hashed {
 		t.Errorf("%v passwords hashed for bodies that are not UTF-8; want none", now-hashed)
+	}
+
+	// Not merged: an account whose password is what invalid bytes used to
+	// be read as (each byte U+FFFD) is not reached by any invalid bytes,
+	// and its password, sent as valid UTF-8, still works.
+	merged := "passw\ufffd\ufffdord"
+	apptest.ExpectStatus(t, "signup with U+FFFD in the password", http.StatusCreated, func(ctx context.Context) error {
+		_, _, err := anon.Signup(ctx, "fffd@example.com", "F", merged)
+		return err
+	})
+	for _, pw := range []string{"passw\xff\xfeord", "passw\xc0\xc1ord", "passw\xef\xbf\xbd\xfford"} {
+		body := `{"email":"fffd@example.com","password":"` + pw + `"}`
+		r := apptest.Do(t, anon, http.MethodPost, "/api/v1/login", header, strings.NewReader(body))
+		apptest.CheckError(t, "login with "+strings.ToValidUTF8(pw, "?"), r, http.StatusBadRequest, "invalid_request")
+	}
+	apptest.ExpectStatus(t, "login with the stored password", http.StatusOK, func(ctx context.Context) error {
+		_, err := anon.Login(ctx, "fffd@example.com", merged)
+		return err
+	})
+	if n := storetest.Int(t, s.DB, `SELECT count(*) FROM students`); n != 1 {
+		t.Errorf("%d students stored, want the one valid signup", n)
 	}
 }

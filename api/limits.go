@@ -36,8 +36,17 @@ func (c *Config) limitDefaults() error {
 	if c.MaxHeaderBytes <= 0 {
 		c.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
-	if c.MaxConnections == 0 {
-		c.MaxConnections = DefaultMaxConnections
+	for _, f := range []struct {
+		p   *int
+		def int
+	}{
+		{&c.MaxConnections, DefaultMaxConnections},
+		{&c.MaxConnsPerAddress, DefaultMaxConnsPerAddress},
+		{&c.MaxPendingPerAddress, DefaultMaxPendingPerAddress},
+	} {
+		if *f.p == 0 {
+			*f.p = f.def
+		}
 	}
 	if c.MaxUnsettledPerStudent == 0 {
 		c.MaxUnsettledPerStudent = DefaultMaxUnsettledPerStudent
@@ -54,7 +63,10 @@ func (c *Config) limitDefaults() error {
 		}
 	}
 	bucket(&c.AttemptRate, &c.AttemptBurst, DefaultAttemptRate, DefaultAttemptBurst)
-	bucket(&c.LoginRate, &c.LoginBurst, DefaultLoginRate, DefaultLoginBurst)
+	bucket(&c.SignupRate, &c.SignupBurst, DefaultSignupRate, DefaultSignupBurst)
+	bucket(&c.LoginFailureRate, &c.LoginFailureBurst, DefaultLoginFailureRate, DefaultLoginFailureBurst)
+	bucket(&c.AccountFailureRate, &c.AccountFailureBurst, DefaultAccountFailureRate, DefaultAccountFailureBurst)
+	bucket(&c.PairFailureRate, &c.PairFailureBurst, DefaultPairFailureRate, DefaultPairFailureBurst)
 	bucket(&c.TokenMissRate, &c.TokenMissBurst, DefaultTokenMissRate, DefaultTokenMissBurst)
 	if c.WriteTimeout <= c.PublishTimeout {
 		return fmt.Errorf("api: Config.WriteTimeout (%s) must exceed Config.PublishTimeout (%s)", c.WriteTimeout, c.PublishTimeout)
@@ -115,8 +127,16 @@ func ipExtractor(proxies []string) echo.IPExtractor {
 func clientKey(c echo.Context) string {
 	addr := c.RealIP()
 	ip := net.ParseIP(addr)
-	if ip == nil || ip.To4() != nil {
+	if ip == nil {
 		return addr
+	}
+	return ipKey(ip)
+}
+
+// ipKey is the key of an IP address: the address, or for IPv6 its /64.
+func ipKey(ip net.IP) string {
+	if ip.To4() != nil {
+		return ip.To4().String()
 	}
 	return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }
@@ -175,27 +195,102 @@ func (b *buckets) reserve(key string) (*rate.Reservation, bool, time.Duration) {
 	return r, true, 0
 }
 
+// peek reports whether key's bucket holds a token now, without taking
+// one or remembering a new key, how long until it does when it does not,
+// and whether the key's bucket is full (or forgotten: the same). A key
+// remembered counts as seen (Get), so that a key being refused is not the
+// first forgotten.
+func (b *buckets) peek(key string) (ok bool, wait time.Duration, full bool) {
+	l, seen := b.keys.Get(key)
+	if !seen {
+		return true, 0, true
+	}
+	tokens := l.TokensAt(time.Now())
+	full = tokens >= float64(b.burst) // refilled since the last token taken
+	if tokens >= 1 {
+		return true, 0, full
+	}
+	if b.limit <= 0 {
+		return false, time.Hour, full
+	}
+	return false, time.Duration((1 - tokens) / float64(b.limit) * float64(time.Second)), full
+}
+
+// charge takes a token from key's bucket, into debt when there is none
+// (a debt of at most a burst): charged after the fact, a failure that
+// raced others past peek still costs its token.
+func (b *buckets) charge(key string) {
+	l, now := b.bucket(key), time.Now()
+	if l.TokensAt(now)-1 >= -float64(b.burst) {
+		l.ReserveN(now, 1)
+	}
+}
+
+// sweep forgets the keys whose bucket is full again: forgetting them
+// changes nothing, and leaves the bound to the keys being limited.
+func (b *buckets) sweep(now time.Time) {
+	if b == nil {
+		return
+	}
+	for _, k := range b.keys.Keys() {
+		if l, ok := b.keys.Peek(k); ok && l.TokensAt(now) >= float64(b.burst) {
+			b.keys.Remove(k)
+		}
+	}
+}
+
 // limits are the instance's token buckets and caps.
 type limits struct {
 	attempts  *buckets // per student, attempt POSTs
-	logins    *buckets // per client address, signups and logins
+	signups   *buckets // per client address
 	tokenMiss *buckets // per client address, tokens PostgreSQL did not know
+	logins    loginLimits
 }
 
 func newLimits(cfg Config) (l limits, err error) {
-	if l.attempts, err = newBuckets(cfg.AttemptRate, cfg.AttemptBurst, cfg.RateLimitKeys); err != nil {
-		return l, err
+	keys := cfg.RateLimitKeys
+	for _, b := range []struct {
+		p     **buckets
+		rate  float64
+		burst int
+	}{
+		{&l.attempts, cfg.AttemptRate, cfg.AttemptBurst},
+		{&l.signups, cfg.SignupRate, cfg.SignupBurst},
+		{&l.tokenMiss, cfg.TokenMissRate, cfg.TokenMissBurst},
+		{&l.logins.address, cfg.LoginFailureRate, cfg.LoginFailureBurst},
+		{&l.logins.account, cfg.AccountFailureRate, cfg.AccountFailureBurst},
+		{&l.logins.pair, cfg.PairFailureRate, cfg.PairFailureBurst},
+	} {
+		if *b.p, err = newBuckets(b.rate, b.burst, keys); err != nil {
+			return l, err
+		}
 	}
-	if l.logins, err = newBuckets(cfg.LoginRate, cfg.LoginBurst, cfg.RateLimitKeys); err != nil {
-		return l, err
+	return l, nil
+}
+
+// sweepEvery is how often the limits forget keys whose buckets are full.
+const sweepEvery = time.Minute
+
+// sweepLimits drops the keys of full buckets every sweepEvery until ctx ends.
+func (s *Server) sweepLimits(ctx context.Context) {
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			l := s.limits
+			for _, b := range []*buckets{l.attempts, l.signups, l.tokenMiss, l.logins.address, l.logins.account, l.logins.pair} {
+				b.sweep(now)
+			}
+		}
 	}
-	l.tokenMiss, err = newBuckets(cfg.TokenMissRate, cfg.TokenMissBurst, cfg.RateLimitKeys)
-	return l, err
 }
 
 // rateLimited is the 429 of a limit, with the Retry-After it carries.
 func (s *Server) rateLimited(limit string, wait time.Duration, what string) error {
-	s.metrics.refused.WithLabelValues(limit).Inc()
+	s.refusal(limit)
 	return &retryLater{
 		err:   &Error{http.StatusTooManyRequests, "rate_limited", what},
 		after: int(math.Ceil(wait.Seconds())),
@@ -216,15 +311,16 @@ func (s *Server) limitAttempts(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// limitLogins is the per-address bucket shared by signup and login, taken
-// before the body is read: every try counts, right or wrong.
-func (s *Server) limitLogins(next echo.HandlerFunc) echo.HandlerFunc {
-	if s.limits.logins == nil {
+// limitSignups is the per-address bucket of signups, taken before the
+// body is read: every try counts. Logins have limits of their own
+// (api/logins.go), which count only failures.
+func (s *Server) limitSignups(next echo.HandlerFunc) echo.HandlerFunc {
+	if s.limits.signups == nil {
 		return next
 	}
 	return func(c echo.Context) error {
-		if ok, wait := s.limits.logins.take(clientKey(c)); !ok {
-			return s.rateLimited("login_rate", wait, "too many signups or logins from this address; retry after the time in Retry-After")
+		if ok, wait := s.limits.signups.take(clientKey(c)); !ok {
+			return s.rateLimited("signup_rate", wait, "too many signups from this address; retry after the time in Retry-After")
 		}
 		return next(c)
 	}
@@ -261,7 +357,7 @@ func (s *Server) checkUnsettled(ctx context.Context, student uuid.UUID) error {
 	if err != nil || n < limit {
 		return nil
 	}
-	s.metrics.refused.WithLabelValues("unsettled").Inc()
+	s.refusal("unsettled")
 	return &Error{http.StatusServiceUnavailable, "unavailable",
 		"too many of your attempts are still being recorded; retry with the same Idempotency-Key shortly"}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/quizstream/quizstream/api"
 	"github.com/quizstream/quizstream/app/apptest"
 	"github.com/quizstream/quizstream/events/eventstest"
+	"github.com/quizstream/quizstream/store/storetest"
 	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/worker"
 )
@@ -74,44 +75,58 @@ func TestAttemptRateLimitPerStudent(t *testing.T) {
 	}
 }
 
-// Signups and logins share a bucket per client address, the real address:
+// Signups have a bucket per client address, the real address:
 // X-Forwarded-For counts only from a configured proxy, and then only what
 // the proxy appended (a client cannot pick its own bucket by prepending).
-func TestLoginRateLimitPerAddress(t *testing.T) {
+// Logins do not share it: an address out of signups still logs in.
+func TestSignupRateLimitPerAddress(t *testing.T) {
 	t.Parallel()
 	s := apptest.New(t, streams.StreamConfig{})
-	login := func(in *apptest.Instance, xff string) apptest.Response {
+	n := 0
+	signup := func(in *apptest.Instance, xff string) apptest.Response {
 		t.Helper()
 		h := http.Header{}
 		if xff != "" {
 			h.Set("X-Forwarded-For", xff)
 		}
-		return apptest.PostJSON(t, apptest.Client(in.URL), "/api/v1/login", h, map[string]string{"email": "nobody@example.com", "password": "wrong password"})
+		n++
+		return apptest.PostJSON(t, apptest.Client(in.URL), "/api/v1/signup", h,
+			map[string]string{"email": fmt.Sprintf("signup-%d@example.com", n), "name": "N", "password": "correct horse"})
 	}
 	// No trusted proxy: the header is ignored, every request is the peer's.
-	direct := s.StartAPI(t, api.Config{LoginRate: 0.01, LoginBurst: 3})
+	direct := s.StartAPI(t, api.Config{SignupRate: 0.01, SignupBurst: 3})
 	for i := range 3 {
-		if r := login(direct, fmt.Sprintf("203.0.113.%d", i)); r.Status != http.StatusUnauthorized {
-			t.Fatalf("login %d within the burst: %d %s", i, r.Status, r.Body)
+		if r := signup(direct, fmt.Sprintf("203.0.113.%d", i)); r.Status != http.StatusCreated {
+			t.Fatalf("signup %d within the burst: %d %s", i, r.Status, r.Body)
 		}
 	}
-	r := login(direct, "203.0.113.99")
-	apptest.CheckError(t, "a fourth login with another X-Forwarded-For, no proxy trusted", r, http.StatusTooManyRequests, "rate_limited")
-	retryAfter(t, "login over the burst", r)
-	r = apptest.PostJSON(t, apptest.Client(direct.URL), "/api/v1/signup", nil, map[string]string{"email": "new@example.com", "name": "N", "password": "password1"})
-	apptest.CheckError(t, "a signup from the same address", r, http.StatusTooManyRequests, "rate_limited")
+	r := signup(direct, "203.0.113.99")
+	apptest.CheckError(t, "a fourth signup with another X-Forwarded-For, no proxy trusted", r, http.StatusTooManyRequests, "rate_limited")
+	if n := retryAfter(t, "signup over the burst", r); n < 60 {
+		t.Errorf("Retry-After %ds at 0.01/s; want the bucket's wait (100s)", n)
+	}
+	if got := storetest.Int(t, s.DB, `SELECT count(*) FROM students`); got != 3 {
+		t.Errorf("%d students stored, want the 3 within the burst", got)
+	}
+	r = apptest.PostJSON(t, apptest.Client(direct.URL), "/api/v1/login", nil, map[string]string{"email": "signup-1@example.com", "password": "correct horse"})
+	if r.Status != http.StatusOK {
+		t.Errorf("a login from the address out of signups: %d %s, want 200", r.Status, r.Body)
+	}
+	if n := counter(t, direct, "quizstream_api_refused_total", "limit", "signup_rate"); n != 1 {
+		t.Errorf("refused{limit=signup_rate} = %v, want 1", n)
+	}
 
 	// Loopback as the trusted proxy: the client is the nearest untrusted
 	// address.
-	proxied := s.StartAPI(t, api.Config{LoginRate: 0.01, LoginBurst: 3, TrustedProxies: []string{"127.0.0.1"}})
+	proxied := s.StartAPI(t, api.Config{SignupRate: 0.01, SignupBurst: 3, TrustedProxies: []string{"127.0.0.1"}})
 	for i := range 3 {
-		if r := login(proxied, "203.0.113.1"); r.Status != http.StatusUnauthorized {
-			t.Fatalf("login %d within the burst: %d %s", i, r.Status, r.Body)
+		if r := signup(proxied, "203.0.113.1"); r.Status != http.StatusCreated {
+			t.Fatalf("signup %d within the burst: %d %s", i, r.Status, r.Body)
 		}
 	}
-	apptest.CheckError(t, "203.0.113.1 over its burst", login(proxied, "203.0.113.1"), http.StatusTooManyRequests, "rate_limited")
-	apptest.CheckError(t, "203.0.113.1 prepending another address", login(proxied, "198.51.100.7, 203.0.113.1"), http.StatusTooManyRequests, "rate_limited")
-	if r := login(proxied, "203.0.113.2"); r.Status != http.StatusUnauthorized {
+	apptest.CheckError(t, "203.0.113.1 over its burst", signup(proxied, "203.0.113.1"), http.StatusTooManyRequests, "rate_limited")
+	apptest.CheckError(t, "203.0.113.1 prepending another address", signup(proxied, "198.51.100.7, 203.0.113.1"), http.StatusTooManyRequests, "rate_limited")
+	if r := signup(proxied, "203.0.113.2"); r.Status != http.StatusCreated {
 		t.Errorf("another client behind the proxy: %d %s, want its own bucket", r.Status, r.Body)
 	}
 }
@@ -310,7 +325,7 @@ func TestServerTimeouts(t *testing.T) {
 func TestPasswordHashingIsBounded(t *testing.T) {
 	t.Parallel()
 	s := apptest.New(t, streams.StreamConfig{})
-	in := s.StartAPI(t, api.Config{HashConcurrency: 1, HashWait: time.Millisecond, LoginRate: -1})
+	in := s.StartAPI(t, api.Config{HashConcurrency: 1, HashWait: time.Millisecond, LoginFailureRate: -1, PairFailureRate: -1, AccountFailureRate: -1})
 	apptest.Signup(t, in.URL, "hash@example.com")
 	var (
 		mu       sync.Mutex

@@ -20,6 +20,11 @@ import (
 //     with Retry-After, in the HTTP contract's error shape, and closed,
 //     rather than left in the kernel's queue where its client learns
 //     nothing until it times out;
+//   - one client address (the TCP peer's: a trusted proxy's connections
+//     are not capped, since they carry many clients) has at most
+//     MaxConnsPerAddress open, and at most MaxPendingPerAddress of them
+//     not yet answered a request; one more is answered 503 and closed, so
+//     that one address cannot take every slot from the others;
 //   - net/http answers a request it cannot parse (a malformed request
 //     line, headers over MaxHeaderBytes) by itself, in plain text and
 //     before any handler runs: those answers are rewritten into the error
@@ -28,56 +33,158 @@ type listener struct {
 	net.Listener
 	slots    chan struct{} // nil: no cap
 	refusals chan struct{} // bounds the goroutines answering refused connections
-	refusal  []byte
+	full     []byte        // the answer past MaxConnections
+	tooMany  []byte        // the answer past an address's caps
 	wg       sync.WaitGroup
 	open     prometheus.Gauge
-	refused  prometheus.Counter
+	refused  func(limit string)
+
+	trusted        []*net.IPNet // peers not capped per address
+	perAddr        int          // <= 0: no cap
+	pendingPerAddr int          // <= 0: no cap
+	mu             sync.Mutex
+	addrs          map[string]*addrConns // of the addresses with open connections
 }
+
+// addrConns are one address's open connections, and of them those not yet
+// answered a request.
+type addrConns struct{ open, pending int }
 
 // maxRefusing bounds the refused connections being answered at once; past
 // it a refused connection is closed without an answer.
 const maxRefusing = 64
 
 func (s *Server) listener(ln net.Listener) *listener {
+	trusted, _ := trustedRanges(s.cfg.TrustedProxies) // checked by Config.defaults
 	l := &listener{
-		Listener: ln,
-		refusals: make(chan struct{}, maxRefusing),
-		open:     s.metrics.connections,
-		refused:  s.metrics.refused.WithLabelValues("connections"),
+		Listener:       ln,
+		refusals:       make(chan struct{}, maxRefusing),
+		open:           s.metrics.connections,
+		refused:        s.refusal,
+		trusted:        trusted,
+		perAddr:        s.cfg.MaxConnsPerAddress,
+		pendingPerAddr: s.cfg.MaxPendingPerAddress,
+		addrs:          map[string]*addrConns{},
 	}
 	if s.cfg.MaxConnections > 0 {
 		l.slots = make(chan struct{}, s.cfg.MaxConnections)
 	}
-	body, _ := json.Marshal(errorJSON("unavailable", "too many connections to this server; retry shortly"))
-	l.refusal = fmt.Appendf(nil, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"+
-		"Retry-After: %d\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", s.cfg.RetryAfterSeconds, len(body), body)
+	l.full = canned(http.StatusServiceUnavailable, "unavailable", "too many connections to this server; retry shortly", s.cfg.RetryAfterSeconds)
+	// 503 as for the listener's cap, not 429: it is answered before any
+	// request is read, on any route, and every route's contract has 503.
+	l.tooMany = canned(http.StatusServiceUnavailable, "unavailable", "too many connections from this address; retry shortly", s.cfg.RetryAfterSeconds)
 	return l
 }
 
-// Accept returns the next connection within the cap, answering and
-// closing those over it meanwhile.
+// canned is a whole answer that closes the connection, written by the
+// listener before net/http sees the connection.
+func canned(status int, code, msg string, retryAfter int) []byte {
+	body, _ := json.Marshal(errorJSON(code, msg))
+	return fmt.Appendf(nil, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"+
+		"Retry-After: %d\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", status, http.StatusText(status), retryAfter, len(body), body)
+}
+
+// Accept returns the next connection within the caps, answering and
+// closing those over them meanwhile.
 func (l *listener) Accept() (net.Conn, error) {
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
 			return nil, err
 		}
-		if l.slots == nil {
-			return &conn{Conn: c}, nil
+		cn := &conn{Conn: c, l: l}
+		if l.slots != nil {
+			select {
+			case l.slots <- struct{}{}:
+				l.open.Inc()
+				cn.slot = true
+			default:
+				l.refuse(c, "connections", l.full)
+				continue
+			}
 		}
-		select {
-		case l.slots <- struct{}{}:
-			l.open.Inc()
-			return &conn{Conn: c, release: func() { l.open.Dec(); <-l.slots }}, nil
-		default:
-			l.refuse(c)
+		if limit := l.admit(cn); limit != "" {
+			cn.release()
+			l.refuse(c, limit, l.tooMany)
+			continue
 		}
+		return cn, nil
 	}
 }
 
-// refuse answers c 503 and closes it, without holding up Accept.
-func (l *listener) refuse(c net.Conn) {
-	l.refused.Inc()
+// admit counts cn against its address's caps; it returns the limit that
+// refuses it ("" for none).
+func (l *listener) admit(cn *conn) string {
+	if l.perAddr <= 0 && l.pendingPerAddr <= 0 {
+		return ""
+	}
+	tcp, ok := cn.RemoteAddr().(*net.TCPAddr)
+	if !ok {
+		return ""
+	}
+	for _, r := range l.trusted {
+		if r.Contains(tcp.IP) {
+			return ""
+		}
+	}
+	key := ipKey(tcp.IP)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	a := l.addrs[key]
+	if a == nil {
+		a = &addrConns{}
+		l.addrs[key] = a
+	}
+	switch {
+	case l.perAddr > 0 && a.open >= l.perAddr:
+		return "address_connections"
+	case l.pendingPerAddr > 0 && a.pending >= l.pendingPerAddr:
+		return "address_pending"
+	}
+	a.open++
+	a.pending++
+	cn.key = key
+	cn.pending = true
+	return ""
+}
+
+// connState is the http.Server's ConnState: a connection answered a
+// request (idle between requests) is no longer pending.
+func (l *listener) connState(nc net.Conn, st http.ConnState) {
+	if st != http.StateIdle && st != http.StateHijacked {
+		return
+	}
+	if cn, ok := nc.(*conn); ok {
+		l.settle(cn, false)
+	}
+}
+
+// settle takes cn off its address's pending count, and when closed off
+// its open count too.
+func (l *listener) settle(cn *conn, closed bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	a := l.addrs[cn.key]
+	if cn.key == "" || a == nil {
+		return
+	}
+	if cn.pending {
+		cn.pending = false
+		a.pending--
+	}
+	if closed {
+		a.open--
+		if a.open == 0 {
+			delete(l.addrs, cn.key)
+		}
+		cn.key = ""
+	}
+}
+
+// refuse counts the refusal by limit, answers c and closes it, without
+// holding up Accept.
+func (l *listener) refuse(c net.Conn, limit string, answer []byte) {
+	l.refused(limit)
 	select {
 	case l.refusals <- struct{}{}:
 	default:
@@ -92,7 +199,7 @@ func (l *listener) refuse(c net.Conn) {
 		if err := c.SetDeadline(time.Now().Add(time.Second)); err != nil {
 			return
 		}
-		if _, err := c.Write(l.refusal); err != nil {
+		if _, err := c.Write(answer); err != nil {
 			return
 		}
 		// Read what the client sent before closing: closing with unread
@@ -109,20 +216,33 @@ func (l *listener) refuse(c net.Conn) {
 // wait waits for the refused connections still being answered.
 func (l *listener) wait() { l.wg.Wait() }
 
-// conn is an accepted connection: it gives its slot back when closed, and
-// rewrites net/http's plain-text error answers.
+// conn is an accepted connection: it gives its slot and its place in its
+// address's counts back when closed, and rewrites net/http's plain-text
+// error answers.
 type conn struct {
 	net.Conn
-	release func()
+	l    *listener
+	slot bool // holds one of l.slots
+	// key is the address the connection counts against ("" for none) and
+	// pending whether it is counted as not yet answered; both under l.mu.
+	key     string
+	pending bool
 	once    sync.Once
 }
 
 func (c *conn) Close() error {
 	err := c.Conn.Close()
-	if c.release != nil {
-		c.once.Do(c.release)
-	}
+	c.once.Do(c.release)
 	return err
+}
+
+// release gives back what the connection holds.
+func (c *conn) release() {
+	c.l.settle(c, true)
+	if c.slot {
+		c.l.open.Dec()
+		<-c.l.slots
+	}
 }
 
 // CloseWrite keeps the half-close net/http uses before it hangs up on a

@@ -35,7 +35,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"result"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "quizstream_api_refused_total",
-			Help: "Requests and connections refused by a limit: attempt_rate, login_rate, token_miss_rate (429); unsettled, connections (503).",
+			Help: "Requests and connections refused by a limit: attempt_rate, signup_rate, login_account_address, login_account, login_address, token_miss_rate (429); unsettled, connections, address_connections, address_pending (503).",
 		}, []string{"limit"}),
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "quizstream_api_connections_open",

@@ -34,13 +34,16 @@ const (
 // waits at most wait for a slot: past it the client gets 503 with
 // Retry-After, and the queue of waiting logins cannot grow without end.
 type hasher struct {
-	slots   chan struct{}
-	wait    time.Duration          // 0: as long as ctx allows
-	metrics *prometheus.CounterVec // by result; nil: none
+	// memKiB and passes are the parameters of new hashes: argonMemoryKiB
+	// and argonTime, lower only in tests whose subject is not hashing.
+	memKiB, passes uint32
+	slots          chan struct{}
+	wait           time.Duration          // 0: as long as ctx allows
+	metrics        *prometheus.CounterVec // by result; nil: none
 }
 
 func newHasher(concurrency int) *hasher {
-	return &hasher{slots: make(chan struct{}, concurrency)}
+	return &hasher{memKiB: argonMemoryKiB, passes: argonTime, slots: make(chan struct{}, concurrency)}
 }
 
 // errHashBusy answers a signup or login that found no hashing slot in time.
@@ -85,13 +88,13 @@ func (h *hasher) hash(ctx context.Context, password string) (string, error) {
 	}
 	var key []byte
 	if err := h.run(ctx, func() {
-		key = argon2.IDKey([]byte(password), salt, argonTime, argonMemoryKiB, argonThreads, argonKeyLen)
+		key = argon2.IDKey([]byte(password), salt, h.passes, h.memKiB, argonThreads, argonKeyLen)
 	}); err != nil {
 		return "", err
 	}
 	enc := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version,
-		argonMemoryKiB, argonTime, argonThreads, enc.EncodeToString(salt), enc.EncodeToString(key)), nil
+		h.memKiB, h.passes, argonThreads, enc.EncodeToString(salt), enc.EncodeToString(key)), nil
 }
 
 var errBadHash = errors.New("malformed password hash")

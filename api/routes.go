@@ -35,8 +35,8 @@ func (s *Server) routes() *echo.Echo {
 	// An answer with a token or a student's data is never stored by a
 	// cache (noStore); the bearer routes all carry one.
 	auth := s.authenticate
-	v1.POST("/signup", noStore(s.signup), s.limitLogins)
-	v1.POST("/login", noStore(s.login), s.limitLogins)
+	v1.POST("/signup", noStore(s.signup), s.limitSignups)
+	v1.POST("/login", noStore(s.login), s.limitLogins) // and per account: api/logins.go
 	get(v1, "/user", noStore(s.getUser), auth)
 	v1.POST("/logout", noStore(s.logout), auth)
 

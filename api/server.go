@@ -89,12 +89,20 @@ const (
 	DefaultWriteTimeout           = 15 * time.Second
 	DefaultIdleTimeout            = 60 * time.Second
 	DefaultMaxHeaderBytes         = 16 << 10
-	DefaultMaxConnections         = 4096
+	DefaultMaxConnections         = 16384
+	DefaultMaxConnsPerAddress     = 8192
+	DefaultMaxPendingPerAddress   = 2048
 	DefaultMaxUnsettledPerStudent = 200
 	DefaultAttemptRate            = 2.0
 	DefaultAttemptBurst           = 120
-	DefaultLoginRate              = 5.0
-	DefaultLoginBurst             = 100
+	DefaultSignupRate             = 1.0
+	DefaultSignupBurst            = 2000
+	DefaultLoginFailureRate       = 1.0
+	DefaultLoginFailureBurst      = 1000
+	DefaultAccountFailureRate     = 1.0 / 60
+	DefaultAccountFailureBurst    = 20
+	DefaultPairFailureRate        = 1.0 / 60
+	DefaultPairFailureBurst       = 10
 	DefaultTokenMissRate          = 10.0
 	DefaultTokenMissBurst         = 100
 	DefaultRateLimitKeys          = 100000
@@ -185,8 +193,18 @@ type Config struct {
 	MaxHeaderBytes int
 	// MaxConnections caps the public listener's open connections; one over
 	// it is answered 503 with Retry-After and closed. Negative means no
-	// cap. Defaults to 4096.
+	// cap. Defaults to 16384 (about 20 KiB of memory each when idle:
+	// BenchmarkConnectionMemory).
 	MaxConnections int
+	// MaxConnsPerAddress caps one client address's open connections, and
+	// MaxPendingPerAddress those of them that have not yet been answered a
+	// request (a slowloris holds only those); one over either is answered
+	// 503 with Retry-After and closed. Connections from TrustedProxies are
+	// not capped per address. Negative means no cap. Default to 8192 (a
+	// hall of 2,000 browsers with 4 connections each behind one NAT) and
+	// 2048.
+	MaxConnsPerAddress   int
+	MaxPendingPerAddress int
 	// MaxUnsettledPerStudent caps a student's attempts in the event log
 	// that no worker has settled yet; an attempt POST over it is answered
 	// 503 with Retry-After before anything is published. Negative means no
@@ -197,11 +215,32 @@ type Config struct {
 	// A negative rate means no limit. Default to 2/s and 120.
 	AttemptRate  float64
 	AttemptBurst int
-	// LoginRate (per second) and LoginBurst are each client address's
-	// token bucket for signups and logins together; past it, 429 with
-	// Retry-After. A negative rate means no limit. Default to 5/s and 100.
-	LoginRate  float64
-	LoginBurst int
+	// SignupRate (per second) and SignupBurst are each client address's
+	// token bucket for signups; past it, 429 with Retry-After. The default
+	// admits a hall of 2,000 behind one address at once and 1 a second
+	// after it. A negative rate means no limit. Default to 1/s and 2000.
+	SignupRate  float64
+	SignupBurst int
+	// LoginFailureRate (per second) and LoginFailureBurst are each client
+	// address's budget of failed logins (wrong email or password), over
+	// all accounts; a successful login spends none. Once it is spent every
+	// login from the address is answered 429 with Retry-After. A negative
+	// rate means no limit. Default to 1/s and 1000.
+	LoginFailureRate  float64
+	LoginFailureBurst int
+	// AccountFailureRate and AccountFailureBurst are each account's budget
+	// of failed logins from all addresses together. Once it is spent, an
+	// address that has failed on the account lately (its pair budget has
+	// not refilled since) is answered 429; one that has not still gets its
+	// try, so that nobody can lock an owner out. It needs the pair budget. A negative rate means no limit. Default to 1/min and 20.
+	AccountFailureRate  float64
+	AccountFailureBurst int
+	// PairFailureRate and PairFailureBurst are the budget of failed logins
+	// of each (account, client address) pair; past it logins to the
+	// account from the address are answered 429. A negative rate means no
+	// limit. Default to 1/min and 10.
+	PairFailureRate  float64
+	PairFailureBurst int
 	// TokenMissRate (per second) and TokenMissBurst are each client
 	// address's token bucket for bearer tokens that PostgreSQL had to be
 	// asked about and did not know; past it a token the instance has not
@@ -214,9 +253,10 @@ type Config struct {
 	// nearest address in it that is not a trusted proxy. Defaults to none:
 	// the client address is the peer's.
 	TrustedProxies []string
-	// RateLimitKeys bounds how many students, and apart from them how many
-	// client addresses, each rate limit remembers (least recently seen
-	// forgotten first). Defaults to 100000.
+	// RateLimitKeys bounds how many keys (students, client addresses,
+	// accounts, pairs) each rate limit remembers: keys whose bucket is
+	// full again are dropped every minute, and past the bound the least
+	// recently seen are forgotten first. Defaults to 100000.
 	RateLimitKeys int
 	// TokenPurgeInterval is how often expired tokens are deleted from
 	// PostgreSQL; negative disables it. Defaults to 1 hour.
@@ -237,6 +277,10 @@ type Config struct {
 	// Checks is the code-checks event log (api/checks.go); without it the
 	// check endpoints answer 503.
 	Checks CheckLog
+
+	// cheapHashes makes new password hashes argon2id at its lowest cost:
+	// for tests of something other than hashing (export_test.go).
+	cheapHashes bool
 }
 
 func (c *Config) defaults() error {
@@ -314,6 +358,8 @@ type Server struct {
 	tokens  *tokenCache
 	hasher  *hasher
 	limits  limits
+	// refusals logs what the limits refuse (api/refusals.go).
+	refusals refusals
 	// tokenLookedUp, when set (by tests), runs between reading a token's
 	// session from PostgreSQL and caching it.
 	tokenLookedUp func()
@@ -351,6 +397,9 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		cacheControl: cacheControl(cfg.ContentMaxAge),
 	}
 	s.hasher.wait, s.hasher.metrics = cfg.HashWait, m.hashes
+	if cfg.cheapHashes {
+		s.hasher.memKiB, s.hasher.passes = 64, 1
+	}
 	if s.tokens, err = newTokenCache(cfg.TokenCacheSize, cfg.TokenCacheTTL, max(time.Minute, 2*cfg.WriteTimeout)); err != nil {
 		return nil, err
 	}
@@ -414,13 +463,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       s.cfg.IdleTimeout,
 		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ConnState:         lim.connState,
 	}
 	var wg sync.WaitGroup
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer func() { stop(); wg.Wait(); lim.wait() }()
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); s.reloadContent(bg) }()
 	go func() { defer wg.Done(); s.purgeTokens(bg) }()
+	go func() { defer wg.Done(); s.sweepLimits(bg) }()
 	if s.cfg.Notices != nil {
 		unsubscribe, err := s.subscribe()
 		if err != nil {

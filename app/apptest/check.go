@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/quizstream/quizstream/api"
 	"github.com/quizstream/quizstream/client"
@@ -53,9 +55,32 @@ func (r recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 // newHTTPClient is what client.New would make by itself, with recorder in
 // front and the OpenAPI document's checks behind it (api/openapitest).
 func newHTTPClient() *http.Client {
+	return &http.Client{Transport: recorder{validating(transport(nil))}}
+}
+
+// transport is http.DefaultTransport's, connecting from the local address
+// from when it is set.
+func transport(from net.IP) *http.Transport {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 100
-	return &http.Client{Transport: recorder{validating(tr)}}
+	if from != nil {
+		d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, LocalAddr: &net.TCPAddr{IP: from}}
+		tr.DialContext = d.DialContext
+	}
+	return tr
+}
+
+// ClientFrom is Client with its connections made from the local address
+// from, a second client address to the API: every address of 127.0.0.0/8
+// is the loopback interface on Linux (as bench/load's students use).
+func ClientFrom(base string, from net.IP) *client.Client {
+	return client.New(base, client.Options{HTTPClient: HTTPClientFrom(from)})
+}
+
+// HTTPClientFrom is the HTTP client of ClientFrom, for a client.Client
+// with options of its own.
+func HTTPClientFrom(from net.IP) *http.Client {
+	return &http.Client{Transport: recorder{validating(transport(from))}}
 }
 
 // Statuses returns a context under which every request a client made by

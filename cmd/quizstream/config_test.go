@@ -39,10 +39,8 @@ var pinned = []struct{ flag, env, def, cmds string }{
 	{"listen-addr", "LISTEN_ADDR", "127.0.0.1:8080", "api,dev"},
 	{"log-format", "LOG_FORMAT", "text", "api,worker,checker,migrate,seed,content,dev,dlq,stream,replay"},
 	{"log-level", "LOG_LEVEL", "info", "api,worker,checker,migrate,seed,content,dev,dlq,stream,replay"},
-	{"login-burst", "LOGIN_BURST", "100", "api,dev"},
-	{"login-rate", "LOGIN_RATE", "5", "api,dev"},
 	{"max-ack-pending", "MAX_ACK_PENDING", "20000", "api,worker,checker,dev,stream"},
-	{"max-connections", "MAX_CONNECTIONS", "4096", "api,dev"},
+	{"max-connections", "MAX_CONNECTIONS", "16384", "api,dev"},
 	{"max-header-bytes", "MAX_HEADER_BYTES", "16384", "api,dev"},
 	{"max-unsettled-per-student", "MAX_UNSETTLED_PER_STUDENT", "200", "api,dev"},
 	{"metrics-addr", "METRICS_ADDR", "127.0.0.1:9090", "api,dev"},
@@ -110,6 +108,16 @@ var pinned = []struct{ flag, env, def, cmds string }{
 	{"check-deadline", "CHECK_DEADLINE", "10m0s", "checker,dev"},
 	{"checker-concurrency", "CHECKER_CONCURRENCY", "8", "checker,dev"},
 	// Added since.
+	{"signup-rate", "SIGNUP_RATE", "1", "api,dev"}, // with the three below, in place of LOGIN_RATE and LOGIN_BURST
+	{"signup-burst", "SIGNUP_BURST", "2000", "api,dev"},
+	{"login-failure-rate", "LOGIN_FAILURE_RATE", "1", "api,dev"},
+	{"login-failure-burst", "LOGIN_FAILURE_BURST", "1000", "api,dev"},
+	{"account-failure-rate", "ACCOUNT_FAILURE_RATE", "0.016666666666666666", "api,dev"},
+	{"account-failure-burst", "ACCOUNT_FAILURE_BURST", "20", "api,dev"},
+	{"pair-failure-rate", "PAIR_FAILURE_RATE", "0.016666666666666666", "api,dev"},
+	{"pair-failure-burst", "PAIR_FAILURE_BURST", "10", "api,dev"},
+	{"max-conns-per-address", "MAX_CONNS_PER_ADDRESS", "8192", "api,dev"},
+	{"max-pending-per-address", "MAX_PENDING_PER_ADDRESS", "2048", "api,dev"},
 	{"json", "", "false", "dlq,replay,stream,version,content"},
 	{"o", "", "", "content"},
 }
