@@ -24,6 +24,7 @@ import (
 	"github.com/quizstream/quizstream/eventlog"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/health"
+	"github.com/quizstream/quizstream/readmodel"
 	"github.com/quizstream/quizstream/store"
 	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/tail"
@@ -103,6 +104,9 @@ type App struct {
 	// runs workers (app/exams.go).
 	Exams      *eventlog.ExamLog
 	ExamWorker *worker.ExamWorker
+	// Model is the student read model: workers fold into it, the API reads
+	// it (app/readmodel.go).
+	Model *readmodel.Model
 
 	cfg     Config
 	log     *slog.Logger
@@ -159,6 +163,9 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err := a.openStream(ctx); err != nil {
 		return nil, err
 	}
+	if err := a.openReadModel(ctx); err != nil {
+		return nil, err
+	}
 
 	if err := a.buildWorkers(ctx); err != nil {
 		return nil, err
@@ -173,6 +180,9 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		ac := cfg.APIConfig
 		ac.Store, ac.Notices, ac.Logger, ac.Registerer = a.Store, events.NewNotices(a.Conn), a.log, a.Registry
 		ac.Exams.Log = a.Exams
+		if a.Model != nil {
+			ac.ReadModel = a.Model
+		}
 		pc := cfg.Publish
 		pc.Logger, pc.Index = a.log, a.Tail
 		if a.Batcher, err = eventlog.NewBatcher(ctx, a.Log, pc); err != nil {
@@ -294,6 +304,7 @@ func (a *App) buildWorkers(ctx context.Context) error {
 	// The consumer's AckWait as found, not as configured: the heartbeat
 	// must beat the redelivery the server actually does.
 	wc.AckWait, wc.Logger, wc.Registerer = a.ackWait[a.cfg.Stream.Consumer], a.log, a.Registry
+	wc.ReadModel = a.Model
 	for range a.cfg.Workers {
 		w, err := worker.New(cons, a.Store, dl, wc)
 		if err != nil {
@@ -414,6 +425,10 @@ func (a *App) closeEvents() {
 	if a.Exams != nil {
 		a.Exams.Close()
 		a.Exams = nil
+	}
+	if a.Model != nil {
+		a.Model.Close()
+		a.Model = nil
 	}
 }
 

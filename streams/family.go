@@ -127,5 +127,5 @@ func Declared(attempts StreamConfig, exams ExamStreamConfig) []Family {
 			exams.Replicas = 1
 		}
 	}
-	return []Family{Attempts(attempts), Exams(exams)}
+	return []Family{Attempts(attempts), Exams(exams), ReadModel(attempts)}
 }
