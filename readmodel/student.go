@@ -203,3 +203,14 @@ func Decode(data []byte) (Student, error) {
 	}
 	return s, nil
 }
+
+// Equal reports whether s and o show a student the same: their attempt
+// count, progress and page (not the sequences they cover). A rebuild
+// compares the model with PostgreSQL so.
+func (s *Student) Equal(o *Student) bool {
+	return s.Total == o.Total && slices.Equal(s.Progress, o.Progress) &&
+		slices.EqualFunc(s.Page, o.Page, func(a, b Attempt) bool {
+			return a.ID == b.ID && a.QuizID == b.QuizID && a.Score == b.Score && a.MaxScore == b.MaxScore &&
+				a.Failed == b.Failed && a.SubmittedAt.Equal(b.SubmittedAt)
+		})
+}
