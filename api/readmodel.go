@@ -15,6 +15,10 @@ import (
 type ReadModel interface {
 	// Get returns a student's value, readmodel.ErrMissing, or the error.
 	Get(ctx context.Context, student uuid.UUID) (readmodel.Student, uint64, error)
+	// Seed builds a student's value from PostgreSQL as of an ack floor
+	// read before, stores it unless the model holds one, and returns the
+	// value held then (worker.SeedModel), or the error.
+	Seed(ctx context.Context, student uuid.UUID, floor uint64) (readmodel.Student, error)
 }
 
 // Reads the model answers, in the fallback metric.
@@ -35,11 +39,23 @@ func (s *Server) modelStudent(ctx context.Context, read string, student uuid.UUI
 		return readmodel.Student{}, false
 	}
 	v, _, err := s.model.Get(ctx, student)
-	switch {
-	case errors.Is(err, readmodel.ErrMissing):
+	if errors.Is(err, readmodel.ErrMissing) {
+		// A student the model lacks is read from PostgreSQL and the value
+		// stored (unless a worker stored one meanwhile: then that one is
+		// answered). A plain query here could show attempts committed
+		// but not yet folded, and the next read, from the model, fewer.
 		s.fallback(read, "missing")
-		return readmodel.Student{}, false
-	case err != nil:
+		floor, err := s.ackFloor(ctx)
+		if err != nil {
+			return readmodel.Student{}, false
+		}
+		if v, err = s.model.Seed(ctx, student, floor); err != nil {
+			s.log.Debug("api: seeding the read model failed; reading PostgreSQL", "err", err)
+			return readmodel.Student{}, false
+		}
+		return v, true
+	}
+	if err != nil {
 		s.log.Debug("api: read model get failed; reading PostgreSQL", "err", err)
 		s.fallback(read, "error")
 		return readmodel.Student{}, false

@@ -181,7 +181,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		ac.Store, ac.Notices, ac.Logger, ac.Registerer = a.Store, events.NewNotices(a.Conn), a.log, a.Registry
 		ac.Exams.Log = a.Exams
 		if a.Model != nil {
-			ac.ReadModel = a.Model
+			ac.ReadModel = apiModel{a.Model, a.Store}
 		}
 		pc := cfg.Publish
 		pc.Logger, pc.Index = a.log, a.Tail

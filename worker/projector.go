@@ -155,6 +155,28 @@ func (p *Projector) seed(ctx context.Context, id uuid.UUID, floor uint64, was re
 	return FromSnapshot(snap, floor, was.Seq), nil
 }
 
+// SeedModel builds a student's value from PostgreSQL (read after the ack
+// floor floor) and stores it unless the model holds one already, and
+// returns the value the model holds then: the API's read of a student
+// the model lacks, so that what it answers is never more than the model
+// answers afterwards. A value of another version is answered, not stored.
+func SeedModel(ctx context.Context, model *readmodel.Model, st *store.Store, id uuid.UUID, floor uint64) (readmodel.Student, error) {
+	snap, err := st.GetStudentSnapshot(ctx, id, floor, readmodel.PageSize)
+	if err != nil {
+		return readmodel.Student{}, err
+	}
+	v := FromSnapshot(snap, floor, 0)
+	_, err = model.Put(ctx, id, &v, 0)
+	if !errors.Is(err, readmodel.ErrConflict) {
+		return v, err
+	}
+	held, _, err := model.Get(ctx, id)
+	if errors.Is(err, readmodel.ErrMissing) {
+		return v, nil
+	}
+	return held, err
+}
+
 // FromSnapshot is the value a PostgreSQL snapshot of a student (taken
 // after reading the ack floor floor) gives, its Seq at least seq: the one
 // mapping from rows to a value, which workers and the rebuild share.
