@@ -14,9 +14,10 @@ const ReadModelBucket = "quizstream_students"
 // binary's settings use them too. Sized for a million students
 // (docs/operations.md, "Read model").
 const (
-	// DefaultReadModelMaxBytes holds a million students of about 2.3 KB
-	// each (a page of 21 attempts and 20 quizzes' progress) with room.
-	DefaultReadModelMaxBytes = int64(4 << 30)
+	// DefaultReadModelMaxBytes holds a million students of about 5 KB
+	// each (a page of 21 attempts and 20 quizzes' progress, measured) with
+	// room.
+	DefaultReadModelMaxBytes = int64(8 << 30)
 	// DefaultReadModelTTL is a term: a student not written for this long
 	// drops out of the model and is read from PostgreSQL until a worker
 	// folds their next attempt (which builds their value again).

@@ -72,7 +72,7 @@ type StreamConfig struct {
 	MaxAckPending int
 	// ReadModelMaxBytes bounds the read model's bucket (ReadModel); past
 	// it the least recently written students drop out (and fall back to
-	// PostgreSQL). Defaults to 4 GiB.
+	// PostgreSQL). Defaults to 8 GiB.
 	ReadModelMaxBytes int64
 	// ReadModelTTL is how long a student's value lives unwritten. Defaults
 	// to 120 days (a term).

@@ -242,6 +242,8 @@ func stream(fs *flag.FlagSet, c *config) {
 	fs.Int64Var(&c.Exams.MaxBytes, "exams-max-bytes", streams.DefaultMaxBytes, "how many bytes the exams stream keeps; past it starts, saves and submits answer 503")
 	fs.Int64Var(&c.Exams.TimerMaxBytes, "exam-timers-max-bytes", streams.DefaultExamTimerMaxBytes, "how many bytes the exam timers stream keeps")
 	fs.DurationVar(&c.Exams.MaxAge, "exams-max-age", streams.DefaultMaxAge, "how long exam events and timers are kept; above the longest time limit plus grace")
+	fs.Int64Var(&s.ReadModelMaxBytes, "read-model-max-bytes", streams.DefaultReadModelMaxBytes, "bytes the student read model's bucket keeps; past it the least recently written students drop out (read from PostgreSQL)")
+	fs.DurationVar(&s.ReadModelTTL, "read-model-ttl", streams.DefaultReadModelTTL, "how long a student's read-model value lives unwritten (a term)")
 	fs.IntVar(&s.MaxAckPending, "max-ack-pending", streams.DefaultMaxAckPending, "unacknowledged messages across all workers (>= workers x batch size)")
 }
 
