@@ -42,6 +42,8 @@ var pinned = []struct{ flag, env, def, cmds string }{
 	{"login-burst", "LOGIN_BURST", "100", "api,dev"},
 	{"login-rate", "LOGIN_RATE", "5", "api,dev"},
 	{"max-ack-pending", "MAX_ACK_PENDING", "20000", "api,worker,dev,stream"},
+	{"read-model-max-bytes", "READ_MODEL_MAX_BYTES", "8589934592", "api,worker,dev,stream"},
+	{"read-model-ttl", "READ_MODEL_TTL", "2880h0m0s", "api,worker,dev,stream"},
 	{"max-connections", "MAX_CONNECTIONS", "4096", "api,dev"},
 	{"max-header-bytes", "MAX_HEADER_BYTES", "16384", "api,dev"},
 	{"max-unsettled-per-student", "MAX_UNSETTLED_PER_STUDENT", "200", "api,dev"},
