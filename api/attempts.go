@@ -296,12 +296,18 @@ func (s *Server) getAttempt(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	a, err := s.store.GetAttempt(ctx, student, id)
-	if err == nil {
-		return writeJSON(c, http.StatusOK, attemptFromRow(a))
-	}
-	if !errors.Is(err, store.ErrNotFound) {
-		return err
+	// The read model first (api/readmodel.go), then PostgreSQL: the
+	// stored attempt wins over the stream's copy.
+	if m, stored, ok := s.modelAttempt(ctx, student, id); ok && stored {
+		return writeJSON(c, http.StatusOK, m)
+	} else if !ok {
+		a, err := s.store.GetAttempt(ctx, student, id)
+		if err == nil {
+			return writeJSON(c, http.StatusOK, attemptFromRow(a))
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
 	}
 	pub, err := s.events.Attempt(ctx, student, id)
 	switch {
@@ -386,7 +392,7 @@ func (s *Server) listAttempts(c echo.Context) error {
 		s.log.Debug("api: reading pending attempts from the event log failed", "err", err)
 		return unavailable("the event log")
 	}
-	rows, err := s.store.ListAttempts(ctx, p)
+	rows, err := s.storedPage(ctx, p)
 	if err != nil {
 		return err
 	}
@@ -396,14 +402,15 @@ func (s *Server) listAttempts(c echo.Context) error {
 		return unavailable("the attempts list")
 	}
 
-	// The page is the first `want` of (this page of stored rows) merged with
+	// The page is the first `want` of (this page of stored attempts, from
+	// the read model or PostgreSQL) merged with
 	// (the stream's attempts above the floor): any attempt of the true page
 	// is in one or the other.
 	out := make([]attemptJSON, 0, len(rows)+len(pending))
 	stored := make(map[uuid.UUID]bool, len(rows))
 	for _, a := range rows {
-		stored[a.ID] = true
-		out = append(out, attemptFromRow(a))
+		stored[a.AttemptID] = true
+		out = append(out, a)
 	}
 	var cursor attemptJSON
 	if p.After != nil {

@@ -16,6 +16,7 @@ type metrics struct {
 	connections  prometheus.Gauge
 	hashes       *prometheus.CounterVec
 	tokensPurged prometheus.Counter
+	fallbacks    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -49,9 +50,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "quizstream_api_tokens_purged_total",
 			Help: "Expired tokens deleted from PostgreSQL.",
 		}),
+		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quizstream_api_readmodel_fallbacks_total",
+			Help: "Student reads the read model could not answer, read from PostgreSQL instead, by read (progress, attempts, attempt) and reason: no_model, missing (no value for the student), error (the bucket did not answer), filter, cursor, limit (beyond the model's page), older (an attempt older than the page).",
+		}, []string{"read", "reason"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.requests, m.duration, m.publishes, m.refused, m.connections, m.hashes, m.tokensPurged} {
+		for _, c := range []prometheus.Collector{m.requests, m.duration, m.publishes, m.refused, m.connections, m.hashes, m.tokensPurged, m.fallbacks} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

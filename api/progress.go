@@ -17,10 +17,11 @@ type courseProgressJSON struct {
 	ExercisesPassed  int               `json:"exercises_passed"`
 }
 
-// getProgress answers from the progress projection (one query) shaped over
-// every course of the content snapshot. It counts recorded attempts only.
+// getProgress answers from the read model (or the progress projection in
+// PostgreSQL, api/readmodel.go) shaped over every course of the content
+// snapshot. It counts recorded attempts only.
 func (s *Server) getProgress(c echo.Context) error {
-	rows, err := s.store.GetProgress(c.Request().Context(), session(c).Student.ID)
+	rows, err := s.progressRows(c.Request().Context(), session(c).Student.ID)
 	if err != nil {
 		return err
 	}

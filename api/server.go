@@ -124,6 +124,12 @@ type Config struct {
 	// when PostgreSQL is down at start. Defaults to none: such an instance
 	// cannot start without PostgreSQL.
 	ContentCopy ContentCopy
+	// ReadModel, when set, answers student reads (progress, the first
+	// page of attempts, an attempt of that page) with one direct get;
+	// what it cannot answer is read from PostgreSQL and counted as a
+	// fallback (api/readmodel.go). Defaults to none: every such read is a
+	// fallback.
+	ReadModel ReadModel
 	// Notices, when set, carries content-changed and token-revoked notices
 	// between instances, so that they act at once rather than after
 	// ContentReload or TokenCacheTTL. Defaults to none.
@@ -368,6 +374,7 @@ type Server struct {
 	ready         *health.Readiness
 	floor         floorCache // the attempts consumer's
 	checkFloor    floorCache // the check writers' consumer's
+	model         ReadModel
 	// published is the highest stream sequence this instance's attempt
 	// POSTs were answered with: the position its own limit checks wait for.
 	published atomic.Uint64
@@ -390,6 +397,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		cfg:          cfg,
 		store:        cfg.Store,
 		events:       cfg.Events,
+		model:        cfg.ReadModel,
 		log:          cfg.Logger,
 		metrics:      m,
 		hasher:       newHasher(cfg.HashConcurrency),

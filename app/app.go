@@ -25,6 +25,7 @@ import (
 	"github.com/quizstream/quizstream/eventlog"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/health"
+	"github.com/quizstream/quizstream/readmodel"
 	"github.com/quizstream/quizstream/store"
 	"github.com/quizstream/quizstream/streams"
 	"github.com/quizstream/quizstream/tail"
@@ -113,6 +114,9 @@ type App struct {
 	Checks        *eventlog.CheckLog
 	Checker       *worker.Checker
 	checkerClient *checker.Client
+	// Model is the student read model: workers fold into it, the API reads
+	// it (app/readmodel.go).
+	Model *readmodel.Model
 
 	cfg     Config
 	log     *slog.Logger
@@ -169,6 +173,9 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err := a.openStream(ctx); err != nil {
 		return nil, err
 	}
+	if err := a.openReadModel(ctx); err != nil {
+		return nil, err
+	}
 
 	if err := a.buildWorkers(ctx); err != nil {
 		return nil, err
@@ -186,6 +193,9 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		ac := cfg.APIConfig
 		ac.Store, ac.Notices, ac.Logger, ac.Registerer = a.Store, events.NewNotices(a.Conn), a.log, a.Registry
 		ac.Exams.Log, ac.Checks = a.Exams, a.Checks
+		if a.Model != nil {
+			ac.ReadModel = apiModel{a.Model, a.Store}
+		}
 		pc := cfg.Publish
 		pc.Logger, pc.Index = a.log, a.Tail
 		if a.Batcher, err = eventlog.NewBatcher(ctx, a.Log, pc); err != nil {
@@ -307,6 +317,7 @@ func (a *App) buildWorkers(ctx context.Context) error {
 	// The consumer's AckWait as found, not as configured: the heartbeat
 	// must beat the redelivery the server actually does.
 	wc.AckWait, wc.Logger, wc.Registerer = a.ackWait[a.cfg.Stream.Consumer], a.log, a.Registry
+	wc.ReadModel = a.Model
 	for range a.cfg.Workers {
 		w, err := worker.New(cons, a.Store, dl, wc)
 		if err != nil {
@@ -439,6 +450,10 @@ func (a *App) closeEvents() {
 	if a.checkerClient != nil {
 		a.checkerClient.Close()
 		a.checkerClient = nil
+	}
+	if a.Model != nil {
+		a.Model.Close()
+		a.Model = nil
 	}
 }
 

@@ -131,5 +131,5 @@ func Declared(attempts StreamConfig, exams ExamStreamConfig, checks CheckStreamC
 	if checks.Replicas == 0 {
 		checks.Replicas = replicas
 	}
-	return []Family{Attempts(attempts), Exams(exams), Checks(checks)}
+	return []Family{Attempts(attempts), Exams(exams), Checks(checks), ReadModel(attempts)}
 }

@@ -70,6 +70,13 @@ type StreamConfig struct {
 	// MaxAckPending bounds unacknowledged messages across all workers; at
 	// least workers x batch size. Defaults to 20000.
 	MaxAckPending int
+	// ReadModelMaxBytes bounds the read model's bucket (ReadModel); past
+	// it the least recently written students drop out (and fall back to
+	// PostgreSQL). Defaults to 8 GiB.
+	ReadModelMaxBytes int64
+	// ReadModelTTL is how long a student's value lives unwritten. Defaults
+	// to 120 days (a term).
+	ReadModelTTL time.Duration
 }
 
 func (c *StreamConfig) defaults() {
@@ -102,6 +109,12 @@ func (c *StreamConfig) defaults() {
 	}
 	if c.MaxAckPending <= 0 {
 		c.MaxAckPending = DefaultMaxAckPending
+	}
+	if c.ReadModelMaxBytes <= 0 {
+		c.ReadModelMaxBytes = DefaultReadModelMaxBytes
+	}
+	if c.ReadModelTTL <= 0 {
+		c.ReadModelTTL = DefaultReadModelTTL
 	}
 }
 

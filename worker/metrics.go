@@ -13,6 +13,7 @@ type metrics struct {
 	batchSize          *prometheus.HistogramVec
 	deadLetterFailures prometheus.Counter
 	handedBack         *prometheus.CounterVec
+	folds              *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -43,6 +44,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "quizstream_worker_batches_handed_back_total",
 			Help: "Batches handed back (Nak) unstored, by event family and reason: hold (held past MAX_BATCH_HOLD), shutdown.",
 		}, []string{"family", "reason"}),
+		folds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quizstream_worker_readmodel_folds_total",
+			Help: "Events folded into the read model by result: folded, skipped (folded before), reseeded (a value built again from PostgreSQL), conflict (a lost compare-and-set, retried).",
+		}, []string{"result"}),
 	}
 	if reg == nil {
 		return m, nil
@@ -66,6 +71,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.handedBack, err = register(reg, m.handedBack); err != nil {
+		return nil, err
+	}
+	if m.folds, err = register(reg, m.folds); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -250,6 +250,8 @@ func stream(fs *flag.FlagSet, c *config) {
 	fs.Int64Var(&c.Checks.MaxBytes, "checks-max-bytes", streams.DefaultCheckMaxBytes, "how many bytes the code checks stream keeps; past it check requests answer 503")
 	fs.DurationVar(&c.Checks.MaxAge, "checks-max-age", streams.DefaultMaxAge, "how long code check events are kept; a request must be checked within it")
 	fs.DurationVar(&c.Checks.CheckerAckWait, "checker-ack-wait", streams.DefaultCheckerAckWait, "how long a checker may hold a check request unheard before it is redelivered")
+	fs.Int64Var(&s.ReadModelMaxBytes, "read-model-max-bytes", streams.DefaultReadModelMaxBytes, "bytes the student read model's bucket keeps; past it the least recently written students drop out (read from PostgreSQL)")
+	fs.DurationVar(&s.ReadModelTTL, "read-model-ttl", streams.DefaultReadModelTTL, "how long a student's read-model value lives unwritten (a term)")
 	fs.IntVar(&s.MaxAckPending, "max-ack-pending", streams.DefaultMaxAckPending, "unacknowledged messages across all workers (>= workers x batch size)")
 }
 

@@ -40,6 +40,8 @@ var pinned = []struct{ flag, env, def, cmds string }{
 	{"log-format", "LOG_FORMAT", "text", "api,worker,checker,migrate,seed,content,dev,dlq,stream,replay"},
 	{"log-level", "LOG_LEVEL", "info", "api,worker,checker,migrate,seed,content,dev,dlq,stream,replay"},
 	{"max-ack-pending", "MAX_ACK_PENDING", "20000", "api,worker,checker,dev,stream"},
+	{"read-model-max-bytes", "READ_MODEL_MAX_BYTES", "8589934592", "api,worker,checker,dev,stream"},
+	{"read-model-ttl", "READ_MODEL_TTL", "2880h0m0s", "api,worker,checker,dev,stream"},
 	{"max-connections", "MAX_CONNECTIONS", "16384", "api,dev"},
 	{"max-header-bytes", "MAX_HEADER_BYTES", "16384", "api,dev"},
 	{"max-unsettled-per-student", "MAX_UNSETTLED_PER_STUDENT", "200", "api,dev"},

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/quizstream/quizstream/app"
 	"github.com/quizstream/quizstream/progress"
 	"github.com/quizstream/quizstream/replay"
@@ -30,7 +32,7 @@ func replayFlags(fs *flag.FlagSet, c *config) {
 	fs.StringVar(&o.until, "until", "", "read up to the last event stored at or before this RFC 3339 time (default: the stream's last event when the replay starts)")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "validate and count, write nothing")
 	fs.BoolVar(&o.exams, "exams", false, "restore the timed-exam sessions and answers from the exams stream instead of attempts")
-	fs.StringVar(&o.rebuild, "rebuild", "", "rebuild a projection instead of restoring attempts; the only one is \"progress\"")
+	fs.StringVar(&o.rebuild, "rebuild", "", "rebuild a projection instead of restoring attempts: \"progress\" or \"readmodel\"")
 	fs.BoolVar(&o.cfg.Swap, "swap", false, "with --rebuild: replace the live table with the rebuilt one")
 	fs.BoolVar(&o.cfg.KeepShadow, "keep-shadow", false, "with --rebuild and without --swap: keep the rebuilt table as progress_rebuild for inspection")
 	fs.IntVar(&o.cfg.DiffRows, "diff-rows", 10, "with --rebuild: how many differing rows to print")
@@ -56,6 +58,9 @@ func runReplay(ctx context.Context, c *config, in invocation) error {
 		return err
 	}
 	defer nc.Close()
+	if o.rebuild == "readmodel" {
+		return rebuildReadModel(ctx, c, in, st, js)
+	}
 	cfg := o.cfg
 	cfg.Store, cfg.JetStream, cfg.Stream, cfg.Logger = st, js, c.Stream, log
 	meterOut := in.stdout
@@ -103,8 +108,8 @@ func (o *replayOptions) validate() error {
 		return usageErr("replay: --until %s is before --since %s", o.until, o.since)
 	case c.BatchSize < 1 || c.BatchSize > replay.MaxBatchSize:
 		return usageErr("replay: --batch-size must be between 1 and %d, not %d", replay.MaxBatchSize, c.BatchSize)
-	case o.rebuild != "" && o.rebuild != "progress":
-		return usageErr("replay: --rebuild %q: the only projection that can be rebuilt is progress", o.rebuild)
+	case o.rebuild != "" && o.rebuild != "progress" && o.rebuild != "readmodel":
+		return usageErr("replay: --rebuild %q: the projections that can be rebuilt are progress and readmodel", o.rebuild)
 	case o.rebuild != "" && o.dryRun:
 		return usageErr("replay: --dry-run and --rebuild are exclusive: a rebuild without --swap already leaves the live table untouched")
 	case c.Swap && o.rebuild == "":
@@ -146,6 +151,26 @@ func parseTime(name, v string) (time.Time, error) {
 func resumeHint(err error, res replay.Result) error {
 	if errors.Is(err, replay.ErrInterrupted) && res.ResumeSeq > 0 {
 		return fmt.Errorf("%w: run again with --from-seq %d to go on", err, res.ResumeSeq)
+	}
+	return err
+}
+
+// rebuildReadModel rebuilds the student read model (replay.RebuildReadModel)
+// and prints what it did. Differing values left in place return errDrift.
+func rebuildReadModel(ctx context.Context, c *config, in invocation, st *store.Store, js jetstream.JetStream) error {
+	res, err := replay.RebuildReadModel(ctx, replay.ReadModelConfig{Store: st, JetStream: js, Stream: c.Stream,
+		Swap: c.Replay.cfg.Swap, Logger: in.log})
+	if c.JSON {
+		err = errors.Join(err, printJSON(in.stdout, res))
+	} else {
+		fmt.Fprintf(in.stdout, "replay rebuild readmodel: %d events folded into the shadow (%d undecodable), %d students in PostgreSQL\n",
+			res.Read, res.Poison, res.Students)
+		fmt.Fprintf(in.stdout, "  shadow equal to PostgreSQL: %d; from PostgreSQL (history beyond the stream): %d; in the stream only: %d\n",
+			res.Matched, res.FromPostgres, res.NotInPostgres)
+		fmt.Fprintf(in.stdout, "  live values differing: %d; swapped: %d; took %s\n", res.Differed, res.Swapped, res.Duration.Round(time.Millisecond))
+	}
+	if err == nil && res.Differed > res.Swapped {
+		return fmt.Errorf("%w: %d values of the read model differ from PostgreSQL (--swap replaces them)", errDrift, res.Differed-res.Swapped)
 	}
 	return err
 }

@@ -38,7 +38,7 @@ func TestReplayFlags(t *testing.T) {
 		{[]string{"--from-seq", "5", "--since", "2025-01-01T00:00:00Z"}, "exclusive"},
 		{[]string{"--since", "2025-01-02T00:00:00Z", "--until", "2025-01-01T00:00:00Z"}, "is before --since"},
 		{[]string{"--batch-size", "0"}, "--batch-size must be between"},
-		{[]string{"--rebuild", "attempts"}, "the only projection that can be rebuilt is progress"},
+		{[]string{"--rebuild", "attempts"}, "the projections that can be rebuilt are progress and readmodel"},
 		{[]string{"--swap"}, "--swap needs --rebuild progress"},
 		{[]string{"--keep-shadow"}, "--keep-shadow needs --rebuild"},
 		{[]string{"--rebuild", "progress", "--swap", "--keep-shadow"}, "exclusive"},

@@ -1,0 +1,46 @@
+package app
+
+import (
+	"context"
+	"errors"
+
+	"github.com/google/uuid"
+
+	"github.com/quizstream/quizstream/api"
+
+	"github.com/quizstream/quizstream/eventlog"
+	"github.com/quizstream/quizstream/readmodel"
+	"github.com/quizstream/quizstream/store"
+	"github.com/quizstream/quizstream/streams"
+	"github.com/quizstream/quizstream/worker"
+)
+
+// openReadModel binds the student read model's bucket, its writes batched
+// as the attempt publishes are. Without the bucket an API reads PostgreSQL (every student
+// read counted as a fallback); a worker has refused to start already
+// (openStream: the bucket's stream is a declared, optional stream).
+func (a *App) openReadModel(ctx context.Context) error {
+	// Both write: workers fold, and an API stores the value of a student
+	// the model lacks (worker.SeedModel).
+	var err error
+	a.Model, err = readmodel.OpenWriter(ctx, a.JS, eventlog.BatchConfig{Logger: a.log})
+	if errors.Is(err, streams.ErrNotApplied) && a.cfg.Workers == 0 {
+		a.log.Warn("events: no read model bucket: student reads go to PostgreSQL; `quizstream stream apply` creates it",
+			"bucket", streams.ReadModelBucket)
+		return nil
+	}
+	return err
+}
+
+// apiModel is the API's read model: reads from the bucket, and values of
+// students it lacks built from PostgreSQL.
+type apiModel struct {
+	*readmodel.Model
+	store *store.Store
+}
+
+var _ api.ReadModel = apiModel{}
+
+func (m apiModel) Seed(ctx context.Context, student uuid.UUID, floor uint64) (readmodel.Student, error) {
+	return worker.SeedModel(ctx, m.Model, m.store, student, floor)
+}
