@@ -13,6 +13,9 @@ import (
 	"github.com/quizstream/quizstream/retry"
 )
 
+// studentPassword is every virtual student's password.
+const studentPassword = "load test password"
+
 // signup creates student i; it returns nil (and counts the failure) when
 // the API refused.
 func (r *runner) signup(ctx context.Context, i int) *student {
@@ -25,10 +28,10 @@ func (r *runner) signup(ctx context.Context, i int) *student {
 	}
 	err := r.try(ctx, TaskSignup, time.Now(), func(ctx context.Context) error {
 		var err error
-		st, token, err = api.Signup(ctx, email, fmt.Sprintf("Load %d", i), "load test password")
+		st, token, err = api.Signup(ctx, email, fmt.Sprintf("Load %d", i), studentPassword)
 		if client.IsCode(err, client.CodeConflict) {
 			// A try whose answer was lost created the account: log in.
-			token, err = api.Login(ctx, email, "load test password")
+			token, err = api.Login(ctx, email, studentPassword)
 			if err == nil {
 				st, err = api.WithToken(token).User(ctx)
 			}
@@ -39,7 +42,7 @@ func (r *runner) signup(ctx context.Context, i int) *student {
 		return nil
 	}
 	s := &student{
-		idx: i, id: st.ID, api: api.WithToken(token), own: r.patient.WithToken(token),
+		idx: i, id: st.ID, email: email, base: api, api: api.WithToken(token), own: r.patient.WithToken(token),
 		etags: map[string]string{}, sent: map[string]*submission{},
 	}
 	r.studentsMu.Lock()
