@@ -284,18 +284,21 @@ func (r *runner) finish() Result {
 	res := r.result
 	c := r.cfg
 	res.Mode, res.Users, res.Rate, res.Weights = c.Mode(), c.Users, c.Rate, c.Weights
-	if c.Exam != nil {
+	if c.Exam != nil || c.Floor != "" {
 		res.Weights = Weights{}
 	}
 	res.ThinkTime, res.WarmUp, res.Window = c.ThinkTime.Seconds(), c.WarmUp.Seconds(), r.window.Seconds()
 	total := TaskResult{Name: "total"}
 	all := newHist()
 	tasks := mixTasks
-	if c.Exam != nil {
+	switch {
+	case c.Exam != nil:
 		tasks = examTasks
+	case c.Floor != "":
+		tasks = []string{TaskFloor}
 	}
 	for i, name := range tasks {
-		if c.Exam == nil && c.Weights.list()[i] == 0 {
+		if c.Exam == nil && c.Floor == "" && c.Weights.list()[i] == 0 {
 			continue
 		}
 		t, h := r.stats.result(name, r.window)

@@ -52,8 +52,31 @@ func (r *runner) signup(ctx context.Context, i int) *student {
 	return s
 }
 
+// bareStudents returns Config.Users students that never signed up, each
+// on its own connections, for the floor.
+func (r *runner) bareStudents() []*student {
+	r.studentsMu.Lock()
+	defer r.studentsMu.Unlock()
+	for i := range r.cfg.Users {
+		api := r.api
+		if r.addrs != nil {
+			api = client.New(r.cfg.URL, client.Options{HTTPClient: r.addrs.client(i), Policy: retry.Policy{Elapsed: time.Nanosecond}, Deadline: r.cfg.RequestTimeout})
+		}
+		r.students = append(r.students, &student{idx: i, base: api, api: api, own: r.patient})
+	}
+	r.signedUp.Store(int64(r.cfg.Users))
+	return append([]*student(nil), r.students...)
+}
+
 // runTask runs one task of the mix, due at due.
 func (r *runner) runTask(ctx context.Context, s *student, due time.Time) {
+	if r.cfg.Floor != "" {
+		_ = r.try(ctx, TaskFloor, due, func(ctx context.Context) error {
+			_, err := get(ctx, s.api, r.cfg.Floor, nil)
+			return err
+		})
+		return
+	}
 	n := rand.IntN(lastOr0(r.cum))
 	task := 0
 	for n >= r.cum[task] {

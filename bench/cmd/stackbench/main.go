@@ -79,6 +79,16 @@ type options struct {
 	BacklogWorkerEnv []string `json:"backlog_worker_env,omitempty"`
 	// Only, when set, runs that phase alone ("backlog").
 	Only string `json:"only,omitempty"`
+	// The exam workload (exam.go), on quizstream alone: ExamUsers
+	// students, the sprint's time limit and grace, the logins' spread and
+	// the submits' window; SkipExam skips it. SkipFloor skips the floor.
+	ExamUsers        int           `json:"exam_users"`
+	ExamLimit        time.Duration `json:"exam_limit_ns"`
+	ExamGrace        time.Duration `json:"exam_grace_ns"`
+	ExamLoginSpread  time.Duration `json:"exam_login_spread_ns"`
+	ExamSubmitWindow time.Duration `json:"exam_submit_window_ns"`
+	SkipExam         bool          `json:"skip_exam"`
+	SkipFloor        bool          `json:"skip_floor"`
 	// LoadGOGC is the load generator's collector target (load.TuneGC).
 	LoadGOGC string `json:"load_gogc,omitempty"`
 	Keep     bool   `json:"-"`
@@ -117,8 +127,15 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return nil
 	})
 	fs.StringVar(&o.Only, "only", "", `run one phase alone: "backlog"`)
+	fs.IntVar(&o.ExamUsers, "exam-users", 2000, "students of the exam workload (run once from many addresses, once from one)")
+	fs.DurationVar(&o.ExamLimit, "exam-limit", 3*time.Minute, "the exam's time limit (the demo sprint's, set for the run)")
+	fs.DurationVar(&o.ExamGrace, "exam-grace", 5*time.Second, "the exam's grace after its deadline")
+	fs.DurationVar(&o.ExamLoginSpread, "exam-login-spread", time.Minute, "the exam's logins spread evenly over this")
+	fs.DurationVar(&o.ExamSubmitWindow, "exam-submit-window", time.Minute, "the exam's submits fall within this before the deadline")
+	fs.BoolVar(&o.SkipExam, "skip-exam", false, "do not run the exam workload")
+	fs.BoolVar(&o.SkipFloor, "skip-floor", false, "do not measure the floor (a trivial Echo server through the same load tool)")
 	render := fs.String("render", "", "only write the Markdown of a results JSON file again, beside it")
-	quick := fs.Bool("quick", false, "a short smoke run: 50 students, 3s windows, two open rates, a backlog of 20000 (unless -backlog), results not written")
+	quick := fs.Bool("quick", false, "a short smoke run: 50 students, 3s windows, two open rates, an exam of 100 students on a 30s sprint, a backlog of 20000 (unless -backlog), results not written")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -140,6 +157,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		o.Users, o.WarmUp, o.MixDuration, o.PostDuration = 50, time.Second, 3*time.Second, 3*time.Second
 		o.OpenUsers, o.OpenStart, o.OpenMax, o.OpenRefine, o.OpenConfirm, o.OpenWarmUp, o.OpenDuration = 20, 100, 150, 0, 0, time.Second, 2*time.Second
 		o.CeilingDuration, o.SkipEventsBench = time.Second, true
+		o.ExamUsers, o.ExamLimit, o.ExamGrace, o.ExamLoginSpread, o.ExamSubmitWindow = 100, 30*time.Second, 2*time.Second, 10*time.Second, 10*time.Second
 	}
 	b := &bench{o: o, log: stderr, began: time.Now(), quick: *quick}
 	return b.run(ctx)
@@ -275,6 +293,11 @@ func (b *bench) run(ctx context.Context) (err error) {
 	}
 	b.runAll(ctx, designs)
 	for _, d := range designs {
+		if d.name == "quizstream" && !b.o.SkipExam && ctx.Err() == nil {
+			b.runExams(ctx, d)
+		}
+	}
+	for _, d := range designs {
 		d.stop()
 		b.rep.Designs = append(b.rep.Designs, d.result)
 	}
@@ -355,6 +378,9 @@ func (b *bench) runAll(ctx context.Context, designs []*design) {
 			}
 			cfg := load.Config{URL: d.url, Users: b.o.Users, WarmUp: b.o.WarmUp, Duration: sc.duration, Weights: sc.weights}
 			d.result.Runs = append(d.result.Runs, b.measure(ctx, d.name, sc.kind, cfg, d.tiers))
+		}
+		if sc.kind == runMix && !b.o.SkipFloor && ctx.Err() == nil {
+			b.runFloorLoad(ctx) // right after the mix, to meet the machine as it did
 		}
 	}
 	for rate := b.o.OpenStart; rate <= b.o.OpenMax && ctx.Err() == nil; rate = float64(int(rate*b.o.OpenFactor + 0.5)) {
@@ -528,10 +554,15 @@ func (b *bench) measure(ctx context.Context, design, kind string, cfg load.Confi
 	for _, name := range t.rss {
 		rec.PeakRSSKiB[name] = peakRSS(t.pids[name])
 	}
+	b.printTable(res)
+	return rec
+}
+
+// printTable prints a run's table as progress lines.
+func (b *bench) printTable(res load.Result) {
 	var tbl strings.Builder
 	_ = res.WriteTable(&tbl)
 	for _, line := range strings.Split(strings.TrimRight(tbl.String(), "\n"), "\n") {
 		b.say("  %s", line)
 	}
-	return rec
 }

@@ -33,6 +33,9 @@ type report struct {
 	EventsBenchError string       `json:"events_bench_error,omitempty"`
 	// Backlog is the backlog phase (issue 8's target).
 	Backlog *backlogResult `json:"backlog,omitempty"`
+	// Floor is the trivial server's run (bench/cmd/floor), the unit of
+	// CPU per request.
+	Floor *runRecord `json:"floor,omitempty"`
 }
 
 type machine struct {
@@ -74,8 +77,11 @@ type runRecord struct {
 	Why    string       `json:"why,omitempty"`
 	Result *load.Result `json:"result,omitempty"`
 	Error  string       `json:"error,omitempty"`
-	// CPU is each tier's CPU seconds during the measured window.
+	// CPU is each tier's CPU seconds during the measured window (the
+	// exam workload's: its logins and the exam).
 	CPU map[string]float64 `json:"cpu_s,omitempty"`
+	// LoginCPU is the exam workload's logins' share of CPU.
+	LoginCPU map[string]float64 `json:"login_cpu_s,omitempty"`
 	// PeakRSSKiB is VmHWM over the run (reset before it when PeakRSSReset).
 	PeakRSSKiB   map[string]int64 `json:"peak_rss_kib,omitempty"`
 	PeakRSSReset bool             `json:"peak_rss_reset"`
@@ -352,6 +358,9 @@ func (r *report) writeMarkdown(w io.Writer) error {
 		p("\n")
 	}
 
+	writeExams(&b, r)
+	writeFloor(&b, r)
+
 	p("## CPU seconds per tier in the measured window, peak RSS\n\n")
 	p("| design | run | api | worker | nats-server | postgres (all) | postgres (bench db backends) | load generator | other programs | machine: programs | machine: irq, steal | load avg | disk writes/s, flushes/s, busy | stack CPU ms / request | api peak RSS | worker peak RSS |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|\n")
 	for _, d := range r.Designs {
@@ -398,7 +407,7 @@ func (r *report) writeMarkdown(w io.Writer) error {
 	for _, d := range r.Designs {
 		for _, rec := range d.Runs {
 			res := rec.Result
-			if res == nil {
+			if res == nil || res.Exam != nil {
 				continue
 			}
 			name := rec.Kind
