@@ -77,6 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&x.SubmitShare, "exam-submit-share", 0.8, "exam: share of students who submit; the rest are finalized by the deadline (negative: none submits)")
 	fs.Float64Var(&x.ResaveShare, "exam-resave", 0.05, "exam: share of saves re-sent with the same seq (negative: none)")
 	fs.Float64Var(&x.OutOfOrderShare, "exam-out-of-order", 0.05, "exam: share of saves sent after the next, higher-seq one (negative: none)")
+	keyPath := fs.String("exam-key", "", `exam: a JSON file of the quiz's answer key, {"question id": "correct choice id", ...}, to check every attempt's score against the grading of its saves (without it, the saves alone are checked)`)
 	fs.DurationVar(&x.FinalizePoll, "exam-finalize-poll", 250*time.Millisecond, "exam: how often a session left to its deadline is read until its attempt is recorded")
 	cpuProfile := fs.String("cpuprofile", "", "write the load tool's own CPU profile to this file (pprof)")
 	if err := fs.Parse(args); err != nil {
@@ -98,8 +99,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *exam {
-		// The demo's quizzes have a known key: scores are checked too.
-		x.Key = load.DemoKey(x.QuizID)
+		if *keyPath != "" {
+			b, err := os.ReadFile(*keyPath)
+			if err != nil {
+				return err
+			}
+			if err := json.Unmarshal(b, &x.Key); err != nil {
+				return fmt.Errorf("-exam-key %s: %w", *keyPath, err)
+			}
+		}
 		c.Exam = &x
 	}
 	tty := false

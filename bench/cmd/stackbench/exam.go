@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/quizstream/quizstream/bench/load"
@@ -130,7 +131,7 @@ func (b *bench) runExams(ctx context.Context, d *design) {
 		}
 		cfg := load.Config{
 			URL: d.url, Users: b.o.ExamUsers, SingleAddr: kind == runExamOne, VerifyTimeout: 5 * time.Minute,
-			Exam: &load.ExamConfig{QuizID: quiz, LoginSpread: b.o.ExamLoginSpread, SubmitWindow: b.o.ExamSubmitWindow, Key: load.DemoKey(quiz)},
+			Exam: &load.ExamConfig{QuizID: quiz, LoginSpread: b.o.ExamLoginSpread, SubmitWindow: b.o.ExamSubmitWindow, Key: demoKey(store.DemoSprintID)},
 		}
 		d.result.Runs = append(d.result.Runs, b.measureExam(ctx, d.name, kind, cfg, d.tiers))
 	}
@@ -187,4 +188,28 @@ func (b *bench) measureExam(ctx context.Context, design, kind string, cfg load.C
 	}
 	b.printTable(res)
 	return rec
+}
+
+// demoKey returns the answer key (question id -> correct choice id) of a
+// quiz of the demo content `quizstream seed` loads, for the exam's check;
+// nil when quiz is none of the demo's. The demo's ids are the same on
+// every database.
+func demoKey(quiz uuid.UUID) map[string]string {
+	for _, c := range store.DemoContent(store.DefaultDemo) {
+		for _, q := range c.Quizzes {
+			if q.ID != quiz {
+				continue
+			}
+			key := map[string]string{}
+			for _, qu := range q.Questions {
+				for _, ch := range qu.Choices {
+					if ch.Correct {
+						key[qu.ID.String()] = ch.ID.String()
+					}
+				}
+			}
+			return key
+		}
+	}
+	return nil
 }

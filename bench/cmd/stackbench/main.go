@@ -135,7 +135,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.BoolVar(&o.SkipExam, "skip-exam", false, "do not run the exam workload")
 	fs.BoolVar(&o.SkipFloor, "skip-floor", false, "do not measure the floor (a trivial Echo server through the same load tool)")
 	render := fs.String("render", "", "only write the Markdown of a results JSON file again, beside it")
-	quick := fs.Bool("quick", false, "a short smoke run: 50 students, 3s windows, two open rates, an exam of 100 students on a 30s sprint, a backlog of 20000 (unless -backlog), results not written")
+	quick := fs.Bool("quick", false, "a short smoke run: 50 students, 3s windows, two open rates, an exam of 100 students on a 30s sprint, a backlog of 20000 (the -backlog and -exam-* given stay), results not written")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -149,15 +149,25 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return errors.New("-only backlog needs -backlog above 0")
 	}
 	if *quick {
-		backlogSet := false
-		fs.Visit(func(f *flag.Flag) { backlogSet = backlogSet || f.Name == "backlog" })
-		if !backlogSet {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["backlog"] {
 			o.Backlog = 20000
 		}
 		o.Users, o.WarmUp, o.MixDuration, o.PostDuration = 50, time.Second, 3*time.Second, 3*time.Second
 		o.OpenUsers, o.OpenStart, o.OpenMax, o.OpenRefine, o.OpenConfirm, o.OpenWarmUp, o.OpenDuration = 20, 100, 150, 0, 0, time.Second, 2*time.Second
 		o.CeilingDuration, o.SkipEventsBench = time.Second, true
-		o.ExamUsers, o.ExamLimit, o.ExamGrace, o.ExamLoginSpread, o.ExamSubmitWindow = 100, 30*time.Second, 2*time.Second, 10*time.Second, 10*time.Second
+		// The exam's settings given on the command line stay.
+		quickExam := map[string]func(){
+			"exam-users": func() { o.ExamUsers = 100 }, "exam-limit": func() { o.ExamLimit = 30 * time.Second },
+			"exam-grace": func() { o.ExamGrace = 2 * time.Second }, "exam-login-spread": func() { o.ExamLoginSpread = 10 * time.Second },
+			"exam-submit-window": func() { o.ExamSubmitWindow = 10 * time.Second },
+		}
+		for name, quick := range quickExam {
+			if !set[name] {
+				quick()
+			}
+		}
 	}
 	b := &bench{o: o, log: stderr, began: time.Now(), quick: *quick}
 	return b.run(ctx)
@@ -445,6 +455,7 @@ func (b *bench) holds(ctx context.Context, d *design, rate float64) bool {
 var publishMetrics = []string{
 	"quizstream_publish_batch_size_messages_sum", "quizstream_publish_batch_size_messages_count",
 	"quizstream_publish_unbatched_attempts_total", "quizstream_publish_batch_resends_total",
+	"quizstream_publish_held_duplicates_total", "quizstream_publish_recent_id_alone_total",
 }
 
 // publishing is how the API published attempts during a run.
@@ -454,6 +465,10 @@ type publishing struct {
 	MeanBatch float64 `json:"mean_batch"`
 	Unbatched float64 `json:"attempts_one_at_a_time"`
 	Resends   float64 `json:"batch_resends"`
+	// Held are retries the API's tail answered without a publish; Alone
+	// messages sent alone because the publisher sent their id lately.
+	Held  float64 `json:"held_duplicates"`
+	Alone float64 `json:"recent_id_alone"`
 }
 
 func publishingBetween(before, after map[string]float64) *publishing {
@@ -464,6 +479,7 @@ func publishingBetween(before, after map[string]float64) *publishing {
 	p := &publishing{
 		Batches: d("quizstream_publish_batch_size_messages_count"), InBatches: d("quizstream_publish_batch_size_messages_sum"),
 		Unbatched: d("quizstream_publish_unbatched_attempts_total"), Resends: d("quizstream_publish_batch_resends_total"),
+		Held: d("quizstream_publish_held_duplicates_total"), Alone: d("quizstream_publish_recent_id_alone_total"),
 	}
 	if p.Batches > 0 {
 		p.MeanBatch = p.InBatches / p.Batches

@@ -428,14 +428,14 @@ func (r *report) writeMarkdown(w io.Writer) error {
 	for _, d := range r.Designs {
 		for _, rec := range d.Runs {
 			if pb := rec.Publish; pb != nil {
-				pubRows = append(pubRows, fmt.Sprintf("| %s | %s%s | %.0f | %.0f | %.1f | %.0f | %.0f |", d.Name, rec.Kind, rateOf(rec),
-					pb.Batches, pb.InBatches, pb.MeanBatch, pb.Unbatched, pb.Resends))
+				pubRows = append(pubRows, fmt.Sprintf("| %s | %s%s | %.0f | %.0f | %.1f | %.0f | %.0f | %.0f | %.0f |", d.Name, rec.Kind, rateOf(rec),
+					pb.Batches, pb.InBatches, pb.MeanBatch, pb.Unbatched, pb.Resends, pb.Held, pb.Alone))
 			}
 		}
 	}
 	if len(pubRows) > 0 {
-		p("How the API published attempts over each whole run (its own metrics): atomic batches, the attempts in them, and the attempts it published one at a time.\n\n")
-		p("| design | run | atomic batches | attempts in batches | mean batch | one at a time | batches re-sent without a duplicate |\n|---|---|---:|---:|---:|---:|---:|\n")
+		p("How the API published events over each whole run (its own metrics, every family): atomic batches, the events in them, the events it published one at a time, the batches refused for a duplicate and sent again without it, the retries its tail answered without a publish, and the re-sends it sent alone (their id sent lately) rather than in a batch they would get refused.\n\n")
+		p("| design | run | atomic batches | events in batches | mean batch | one at a time | batches re-sent without a duplicate | retries answered by the tail | re-sends sent alone |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
 		p("%s\n\n", strings.Join(pubRows, "\n"))
 	}
 	for _, d := range r.Designs {
