@@ -3,6 +3,7 @@ package eventlog_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -36,7 +37,22 @@ func BenchmarkPublish(b *testing.B) {
 	}
 }
 
+// BenchmarkPublishResends is the coalesced path with a 5% re-send rate:
+// a caller publishes a share of its attempts again at once, as a client
+// that lost the 202 would, with no index to answer it (the API's tail
+// lagging). It reports events/s (first sends) and the share of atomic
+// batches refused for holding a duplicate.
+//
+//	go test ./eventlog -run '^$' -bench PublishResends -benchtime=20000x
+func BenchmarkPublishResends(b *testing.B) {
+	benchmarkPublishWith(b, 256, true, 0.05)
+}
+
 func benchmarkPublish(b *testing.B, conc int, coalesced bool) {
+	benchmarkPublishWith(b, conc, coalesced, 0)
+}
+
+func benchmarkPublishWith(b *testing.B, conc int, coalesced bool, resend float64) {
 	ctx := b.Context()
 	_, js := eventstest.Connect(b, eventstest.NewServer(b))
 	lg, err := eventlog.NewLog(ctx, js, streams.StreamConfig{})
@@ -66,9 +82,17 @@ func benchmarkPublish(b *testing.B, conc int, coalesced bool) {
 	for range conc {
 		wg.Go(func() {
 			for i := next.Add(1) - 1; i < int64(len(evs)); i = next.Add(1) - 1 {
-				if p, err := pub.PublishAttempt(ctx, evs[i]); err != nil || p.Duplicate {
+				p, err := pub.PublishAttempt(ctx, evs[i])
+				if err != nil || p.Duplicate {
 					b.Errorf("publish %d: %+v, %v", i, p, err)
 					return
+				}
+				if resend > 0 && rand.Float64() < resend {
+					again, err := pub.PublishAttempt(ctx, evs[i])
+					if err != nil || !again.Duplicate || again.Seq != p.Seq {
+						b.Errorf("re-send %d: %+v, %v; want the original at %d", i, again, err, p.Seq)
+						return
+					}
 				}
 			}
 		})
@@ -81,10 +105,23 @@ func benchmarkPublish(b *testing.B, conc int, coalesced bool) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		var batches, refused float64
 		for _, mf := range mfs {
-			if h := mf.GetMetric()[0].GetHistogram(); mf.GetName() == "quizstream_publish_batch_size_messages" && h.GetSampleCount() > 0 {
-				b.ReportMetric(h.GetSampleSum()/float64(h.GetSampleCount()), "msgs/batch")
+			m := mf.GetMetric()[0]
+			switch mf.GetName() {
+			case "quizstream_publish_batch_size_messages":
+				if h := m.GetHistogram(); h.GetSampleCount() > 0 {
+					batches = float64(h.GetSampleCount())
+					b.ReportMetric(h.GetSampleSum()/batches, "msgs/batch")
+				}
+			case "quizstream_publish_batch_resends_total":
+				refused = m.GetCounter().GetValue()
 			}
+		}
+		if resend > 0 && batches > 0 {
+			// Each refused batch that was sent again counts twice in
+			// batches: the refused send and its re-send.
+			b.ReportMetric(refused/(batches-refused), "refused/batch")
 		}
 	}
 	if n := eventstest.StreamMessages(b, js, "ATTEMPTS"); n != uint64(b.N) {

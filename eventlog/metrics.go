@@ -7,13 +7,14 @@ import (
 // BatchCollector reports how a Publisher publishes, labelled by family: the size of each atomic
 // batch, how often a batch refused for a duplicate went again without it,
 // and how many attempts went one at a time (in a batch below MinMessages,
-// too large, in a batch it could not settle, or on a stream without atomic
-// batches). Register it once: reg.MustRegister(eventlog.NewBatchCollector(b)).
+// too large, in a batch it could not settle, on a stream without atomic
+// batches, or because their id was sent lately: a likely re-send). Register it once: reg.MustRegister(eventlog.NewBatchCollector(b)).
 type BatchCollector struct {
 	sizes     prometheus.Histogram
 	resends   prometheus.Counter
 	unbatched prometheus.Counter
 	held      prometheus.Counter
+	alone     prometheus.Counter
 }
 
 func newBatchCollector(family, stream string) *BatchCollector {
@@ -40,6 +41,11 @@ func newBatchCollector(family, stream string) *BatchCollector {
 			ConstLabels: labels,
 			Help:        "Retried attempts answered from the API's own view of the stream, without a publish.",
 		}),
+		alone: prometheus.NewCounter(prometheus.CounterOpts{
+			Name:        "quizstream_publish_recent_id_alone_total",
+			ConstLabels: labels,
+			Help:        "Messages whose id the publisher sent lately (likely re-sends), published one at a time rather than in a batch they would get refused.",
+		}),
 	}
 }
 
@@ -49,6 +55,7 @@ func (c *BatchCollector) Describe(ch chan<- *prometheus.Desc) {
 	c.resends.Describe(ch)
 	c.unbatched.Describe(ch)
 	c.held.Describe(ch)
+	c.alone.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -57,4 +64,5 @@ func (c *BatchCollector) Collect(ch chan<- prometheus.Metric) {
 	c.resends.Collect(ch)
 	c.unbatched.Collect(ch)
 	c.held.Collect(ch)
+	c.alone.Collect(ch)
 }

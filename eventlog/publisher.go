@@ -162,6 +162,7 @@ type Publisher struct {
 	maxData int
 	base    context.Context
 	metrics *BatchCollector
+	recent  *recent
 
 	batching atomic.Bool
 	tooLarge atomic.Bool // warned that the server refuses batches this large
@@ -199,6 +200,7 @@ func NewPublisher(ctx context.Context, js jetstream.JetStream, stream, family st
 		// Batches outlive the calls that fill them; Close waits for them.
 		base:    context.WithoutCancel(ctx),
 		metrics: newBatchCollector(family, info.Config.Name),
+		recent:  newRecent(),
 		reqs:    make(chan *request),
 		batches: make(chan []*request),
 		quit:    make(chan struct{}),
@@ -357,6 +359,18 @@ func (p *Publisher) publishBatch(batch []*request) {
 			first[id] = r
 		}
 		msgs = append(msgs, r)
+	}
+	// A message whose id this Publisher sent lately is most likely a
+	// re-send of one the stream holds: in the batch it would get the
+	// whole batch refused, and each message sifted and sent again. Alone
+	// it gets the server's own answer (a duplicate), at the cost of one
+	// publish.
+	msgs, alone := p.recent.split(msgs)
+	if len(alone) > 0 {
+		p.metrics.alone.Add(float64(len(alone)))
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		wg.Go(func() { p.publishEach(ctx, alone) })
 	}
 	for resends := 0; len(msgs) > 0; resends++ {
 		if len(msgs) < p.cfg.MinMessages || resends > maxResends {

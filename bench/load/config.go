@@ -18,6 +18,7 @@ const (
 	TaskAttempts = "attempts" // the first page of the student's attempts
 	TaskSubmit   = "submit"   // an attempt POST with an Idempotency-Key, sometimes re-sent
 	TaskSignup   = "signup"   // not in the mix
+	TaskFloor    = "floor"    // Config.Floor's GET: no mix, no signup
 )
 
 // mixTasks lists the tasks of the mix in the order results show them.
@@ -176,6 +177,15 @@ type Config struct {
 	SingleAddr bool
 	// Progress, when set, is called once a second with the run's state.
 	Progress func(Progress)
+	// Floor, when set, is a path every task GETs instead of the mix, from
+	// students that never sign up, with no check afterwards: the load on a
+	// trivial server, whose CPU per request is the floor others are
+	// measured against. Closed model only.
+	Floor string
+	// Exam, when set, runs the exam workload (see ExamConfig) instead of
+	// the mix: Weights, ThinkTime, Ramp, WarmUp, Duration and Rate do not
+	// apply; the run lasts the logins and the quiz's time limit.
+	Exam *ExamConfig
 	// OnPhase, when set, is called as the run enters each phase (see
 	// Progress.Phase), from the goroutine that changes it: "measure" starts
 	// the measured window and "finish" ends it, for sampling the servers'
@@ -192,6 +202,20 @@ func (c *Config) defaults() error {
 	}
 	if c.Users > maxSourceAddrs && c.HTTPClient == nil && !c.SingleAddr && isLoopback(c.URL) {
 		return fmt.Errorf("load: Config.Users: at most %d students have a loopback address of their own; set SingleAddr for more", maxSourceAddrs)
+	}
+	if c.Floor != "" {
+		if c.Rate > 0 || c.Exam != nil {
+			return errors.New("load: Config.Floor runs the closed model alone")
+		}
+		c.SkipVerify, c.LagRate = true, -1
+	}
+	if c.Exam != nil {
+		x := *c.Exam // the caller's stays as it was
+		c.Exam = &x
+		if err := c.Exam.defaults(); err != nil {
+			return err
+		}
+		c.Rate = 0
 	}
 	if c.Weights == (Weights{}) {
 		c.Weights = DefaultWeights
@@ -246,8 +270,12 @@ func (c *Config) defaults() error {
 	return nil
 }
 
-// Mode returns "open" for a constant arrival rate, else "closed".
+// Mode returns "exam" for the exam workload, "open" for a constant
+// arrival rate, else "closed".
 func (c Config) Mode() string {
+	if c.Exam != nil {
+		return "exam"
+	}
 	if c.Rate > 0 {
 		return "open"
 	}

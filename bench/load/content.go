@@ -15,11 +15,13 @@ type content struct {
 	courses  []string          // course ids
 	quizIDs  []string          // every quiz, for reads
 	quizzes  []quiz            // the quizzes an attempt POST takes (untimed)
+	timed    []quiz            // the timed quizzes (sessions), for the exam workload
 	courseOf map[string]string // quiz id -> course id
 }
 
 type quiz struct {
 	id        string
+	timeLimit int // seconds; 0 for an untimed quiz
 	questions []question
 }
 
@@ -44,6 +46,9 @@ type quizJSON struct {
 // loadContent reads every course and quiz once, and picks the run's id.
 func (r *runner) loadContent(ctx context.Context) error {
 	r.runID = fmt.Sprintf("%x", rand.Uint64())
+	if r.cfg.Floor != "" {
+		return nil // the floor serves no content
+	}
 	courses, _, err := r.patient.Courses(ctx)
 	if err != nil {
 		return fmt.Errorf("load: read the courses: %w", err)
@@ -72,10 +77,10 @@ func (r *runner) loadContent(ctx context.Context) error {
 		if err := json.Unmarshal(body, &q); err != nil {
 			return fmt.Errorf("load: read quiz %s: %w", id, err)
 		}
-		if q.TimeLimit != nil {
-			continue
-		}
 		qz := quiz{id: q.ID}
+		if q.TimeLimit != nil {
+			qz.timeLimit = *q.TimeLimit
+		}
 		for _, qu := range q.Questions {
 			if len(qu.Choices) == 0 {
 				continue
@@ -86,9 +91,13 @@ func (r *runner) loadContent(ctx context.Context) error {
 			}
 			qz.questions = append(qz.questions, question{id: qu.ID, choices: choices})
 		}
-		c.quizzes = append(c.quizzes, qz)
+		if qz.timeLimit > 0 {
+			c.timed = append(c.timed, qz)
+		} else {
+			c.quizzes = append(c.quizzes, qz)
+		}
 	}
-	if len(c.quizzes) == 0 && r.cfg.Weights.Submit > 0 {
+	if len(c.quizzes) == 0 && r.cfg.Weights.Submit > 0 && r.cfg.Exam == nil {
 		return errors.New("load: the API serves no untimed quiz to submit attempts to")
 	}
 	r.content = c

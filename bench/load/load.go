@@ -59,8 +59,11 @@ type Result struct {
 	// LagPollErrors those that failed, which count as not yet recorded.
 	LagPolls      int64 `json:"lag_polls"`
 	LagPollErrors int64 `json:"lag_poll_errors"`
-	// Verify is the check after the run; nil when it was skipped.
+	// Verify is the check after the run; nil when it was skipped (or for
+	// the exam workload, whose check is Exam.Verify).
 	Verify *Verification `json:"verify,omitempty"`
+	// Exam is the exam workload's figures; nil for the mix.
+	Exam *ExamResult `json:"exam,omitempty"`
 	// ErrorSamples holds the first failures' messages.
 	ErrorSamples []string `json:"error_samples,omitempty"`
 }
@@ -80,7 +83,8 @@ func (r Result) Task(name string) (TaskResult, bool) {
 type Progress struct {
 	Elapsed time.Duration
 	// Phase is "signup", "warmup", "measure", "finish" (waiting for the
-	// tasks in flight) or "verify".
+	// tasks in flight) or "verify"; the exam workload's are "signup",
+	// "login", "exam", "finish" and "verify".
 	Phase string
 	// Students counts the students signed up so far.
 	Students int
@@ -151,14 +155,24 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 
 	stopProgress := r.reportProgress()
 	var err error
-	if cfg.Rate > 0 {
+	switch {
+	case cfg.Exam != nil:
+		err = r.exam(ctx)
+	case cfg.Rate > 0:
 		err = r.open(ctx)
-	} else {
+	default:
 		err = r.closed(ctx)
 	}
 	r.setPhase("finish")
 	r.lagWG.Wait()
-	if err == nil && !cfg.SkipVerify {
+	switch {
+	case err != nil || cfg.SkipVerify:
+	case cfg.Exam != nil:
+		r.setPhase("verify")
+		var v ExamVerification
+		v, err = r.verifyExam(ctx)
+		r.result.Exam.Verify = &v
+	default:
 		r.setPhase("verify")
 		var v Verification
 		v, err = r.verify(ctx)
@@ -202,14 +216,17 @@ type runner struct {
 	acceptedAll                       atomic.Int64 // every 202, for the progress line
 	window                            time.Duration
 	result                            Result
+	examRun                           *examRun // the exam workload's state; nil for the mix
 }
 
 // student is one virtual student: who it is and what it was told.
 type student struct {
-	idx int
-	id  string
-	api *client.Client // as this student, without retries
-	own *client.Client // as this student, with the client's retries
+	idx   int
+	id    string
+	email string
+	base  *client.Client // this student's connections, without a token
+	api   *client.Client // as this student, without retries
+	own   *client.Client // as this student, with the client's retries
 
 	mu    sync.Mutex
 	etags map[string]string
@@ -267,11 +284,21 @@ func (r *runner) finish() Result {
 	res := r.result
 	c := r.cfg
 	res.Mode, res.Users, res.Rate, res.Weights = c.Mode(), c.Users, c.Rate, c.Weights
+	if c.Exam != nil || c.Floor != "" {
+		res.Weights = Weights{}
+	}
 	res.ThinkTime, res.WarmUp, res.Window = c.ThinkTime.Seconds(), c.WarmUp.Seconds(), r.window.Seconds()
 	total := TaskResult{Name: "total"}
 	all := newHist()
-	for i, name := range mixTasks {
-		if c.Weights.list()[i] == 0 {
+	tasks := mixTasks
+	switch {
+	case c.Exam != nil:
+		tasks = examTasks
+	case c.Floor != "":
+		tasks = []string{TaskFloor}
+	}
+	for i, name := range tasks {
+		if c.Exam == nil && c.Floor == "" && c.Weights.list()[i] == 0 {
 			continue
 		}
 		t, h := r.stats.result(name, r.window)
@@ -295,5 +322,6 @@ func (r *runner) finish() Result {
 	r.lag.mu.Unlock()
 	res.LagPolls, res.LagPollErrors = r.lag.polls.Load(), r.lag.pollErrors.Load()
 	res.ErrorSamples = r.stats.errorSamples()
+	r.finishExam(&res)
 	return res
 }

@@ -99,7 +99,7 @@ const maxErrorSamples = 20
 
 func newStats() *stats {
 	s := &stats{tasks: map[string]*taskStats{}, interval: newHist()}
-	for _, name := range append([]string{TaskSignup}, mixTasks...) {
+	for _, name := range append(append([]string{TaskSignup, TaskFloor}, mixTasks...), examTasks...) {
 		s.tasks[name] = &taskStats{hist: newHist()}
 	}
 	return s

@@ -13,6 +13,9 @@ import (
 	"github.com/quizstream/quizstream/retry"
 )
 
+// studentPassword is every virtual student's password.
+const studentPassword = "load test password"
+
 // signup creates student i; it returns nil (and counts the failure) when
 // the API refused.
 func (r *runner) signup(ctx context.Context, i int) *student {
@@ -25,10 +28,10 @@ func (r *runner) signup(ctx context.Context, i int) *student {
 	}
 	err := r.try(ctx, TaskSignup, time.Now(), func(ctx context.Context) error {
 		var err error
-		st, token, err = api.Signup(ctx, email, fmt.Sprintf("Load %d", i), "load test password")
+		st, token, err = api.Signup(ctx, email, fmt.Sprintf("Load %d", i), studentPassword)
 		if client.IsCode(err, client.CodeConflict) {
 			// A try whose answer was lost created the account: log in.
-			token, err = api.Login(ctx, email, "load test password")
+			token, err = api.Login(ctx, email, studentPassword)
 			if err == nil {
 				st, err = api.WithToken(token).User(ctx)
 			}
@@ -39,7 +42,7 @@ func (r *runner) signup(ctx context.Context, i int) *student {
 		return nil
 	}
 	s := &student{
-		idx: i, id: st.ID, api: api.WithToken(token), own: r.patient.WithToken(token),
+		idx: i, id: st.ID, email: email, base: api, api: api.WithToken(token), own: r.patient.WithToken(token),
 		etags: map[string]string{}, sent: map[string]*submission{},
 	}
 	r.studentsMu.Lock()
@@ -49,8 +52,31 @@ func (r *runner) signup(ctx context.Context, i int) *student {
 	return s
 }
 
+// bareStudents returns Config.Users students that never signed up, each
+// on its own connections, for the floor.
+func (r *runner) bareStudents() []*student {
+	r.studentsMu.Lock()
+	defer r.studentsMu.Unlock()
+	for i := range r.cfg.Users {
+		api := r.api
+		if r.addrs != nil {
+			api = client.New(r.cfg.URL, client.Options{HTTPClient: r.addrs.client(i), Policy: retry.Policy{Elapsed: time.Nanosecond}, Deadline: r.cfg.RequestTimeout})
+		}
+		r.students = append(r.students, &student{idx: i, base: api, api: api, own: r.patient})
+	}
+	r.signedUp.Store(int64(r.cfg.Users))
+	return append([]*student(nil), r.students...)
+}
+
 // runTask runs one task of the mix, due at due.
 func (r *runner) runTask(ctx context.Context, s *student, due time.Time) {
+	if r.cfg.Floor != "" {
+		_ = r.try(ctx, TaskFloor, due, func(ctx context.Context) error {
+			_, err := get(ctx, s.api, r.cfg.Floor, nil)
+			return err
+		})
+		return
+	}
 	n := rand.IntN(lastOr0(r.cum))
 	task := 0
 	for n >= r.cum[task] {

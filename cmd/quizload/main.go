@@ -66,6 +66,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&c.VerifyTimeout, "verify-timeout", 2*time.Minute, "how long to wait for every 202 to read as recorded")
 	fs.StringVar(&jsonPath, "json", "", "also write the result as JSON to this file")
 	fs.BoolVar(&quiet, "quiet", false, "no progress line")
+	exam := fs.Bool("exam", false, "run the exam workload instead of the mix: students log in, start a timed quiz, autosave and submit or leave it to the deadline (the -exam-* flags; -mix, -think, -ramp, -warmup, -duration and -rate do not apply)")
+	var x load.ExamConfig
+	fs.StringVar(&x.QuizID, "exam-quiz", "", "exam: the timed quiz (default: the served timed quiz with the shortest time limit); the exam lasts its time limit")
+	fs.DurationVar(&x.LoginSpread, "exam-login-spread", time.Minute, "exam: the logins spread evenly over this")
+	fs.DurationVar(&x.StartWithin, "exam-start-within", 5*time.Second, "exam: every session starts within this after the logins")
+	fs.DurationVar(&x.SaveEveryMin, "exam-save-min", 5*time.Second, "exam: shortest pause between a student's autosaves")
+	fs.DurationVar(&x.SaveEveryMax, "exam-save-max", 10*time.Second, "exam: longest pause between a student's autosaves")
+	fs.DurationVar(&x.SubmitWindow, "exam-submit-window", time.Minute, "exam: submits fall within this before the deadline")
+	fs.Float64Var(&x.SubmitShare, "exam-submit-share", 0.8, "exam: share of students who submit; the rest are finalized by the deadline (negative: none submits)")
+	fs.Float64Var(&x.ResaveShare, "exam-resave", 0.05, "exam: share of saves re-sent with the same seq (negative: none)")
+	fs.Float64Var(&x.OutOfOrderShare, "exam-out-of-order", 0.05, "exam: share of saves sent after the next, higher-seq one (negative: none)")
+	keyPath := fs.String("exam-key", "", `exam: a JSON file of the quiz's answer key, {"question id": "correct choice id", ...}, to check every attempt's score against the grading of its saves (without it, the saves alone are checked)`)
+	fs.DurationVar(&x.FinalizePoll, "exam-finalize-poll", 250*time.Millisecond, "exam: how often a session left to its deadline is read until its attempt is recorded")
 	cpuProfile := fs.String("cpuprofile", "", "write the load tool's own CPU profile to this file (pprof)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -84,6 +97,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var err error
 	if c.Weights, err = load.ParseWeights(mix); err != nil {
 		return err
+	}
+	if *exam {
+		if *keyPath != "" {
+			b, err := os.ReadFile(*keyPath)
+			if err != nil {
+				return err
+			}
+			if err := json.Unmarshal(b, &x.Key); err != nil {
+				return fmt.Errorf("-exam-key %s: %w", *keyPath, err)
+			}
+		}
+		c.Exam = &x
 	}
 	tty := false
 	if f, ok := stderr.(*os.File); ok {
@@ -117,7 +142,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	if res.Verify != nil && !res.Verify.OK {
+	if res.Verify != nil && !res.Verify.OK || res.Exam != nil && res.Exam.Verify != nil && !res.Exam.Verify.OK {
 		return errors.New("the check after the run failed")
 	}
 	return nil

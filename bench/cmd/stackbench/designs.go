@@ -78,6 +78,7 @@ const (
 type design struct {
 	name   string
 	url    string
+	dbURL  string
 	tiers  tiers
 	procs  []*proc
 	result designResult
@@ -108,7 +109,7 @@ func (b *bench) startQuizstream(ctx context.Context, db, dbURL string) (*design,
 	// closed-loop students submit far above a person's pace.
 	env := []string{"DATABASE_URL=" + dbURL, "NATS_URL=" + b.nats.url, "LOG_LEVEL=warn", "ATTEMPT_RATE=-1"}
 	b.say("starting quizstream api and quizstream worker")
-	d := &design{name: "quizstream", url: "http://" + listen}
+	d := &design{name: "quizstream", url: "http://" + listen, dbURL: dbURL}
 	d.result = designResult{Name: d.name, Description: "quizstream api (its default publisher: concurrent attempts coalesced into atomic batches when the stream allows them) + quizstream worker (its default of 2 batch writers) processes; NATS JetStream R1 file stream, sync_interval: always; the 202 follows the stream's PubAck"}
 	api, err := start(b.tmp, "api", b.bins["quizstream"], append(env, "LISTEN_ADDR="+listen, "METRICS_ADDR="+apiOps), "api")
 	if err != nil {
@@ -138,7 +139,7 @@ func (b *bench) startBaseline(ctx context.Context, db, dbURL string) (*design, e
 		return nil, err
 	}
 	b.say("starting the baseline")
-	d := &design{name: "baseline", url: "http://" + listen}
+	d := &design{name: "baseline", url: "http://" + listen, dbURL: dbURL}
 	d.result = designResult{Name: d.name, Description: "the same api.Server (auth, grading, encoding, pool) writing each attempt with a synchronous single-row store.InsertAttempts (attempt + progress, one transaction) before the 202; no worker"}
 	p, err := start(b.tmp, "baseline", b.bins["baseline"], []string{"DATABASE_URL=" + dbURL}, "-listen-addr", listen)
 	if err != nil {

@@ -79,6 +79,16 @@ type options struct {
 	BacklogWorkerEnv []string `json:"backlog_worker_env,omitempty"`
 	// Only, when set, runs that phase alone ("backlog").
 	Only string `json:"only,omitempty"`
+	// The exam workload (exam.go), on quizstream alone: ExamUsers
+	// students, the sprint's time limit and grace, the logins' spread and
+	// the submits' window; SkipExam skips it. SkipFloor skips the floor.
+	ExamUsers        int           `json:"exam_users"`
+	ExamLimit        time.Duration `json:"exam_limit_ns"`
+	ExamGrace        time.Duration `json:"exam_grace_ns"`
+	ExamLoginSpread  time.Duration `json:"exam_login_spread_ns"`
+	ExamSubmitWindow time.Duration `json:"exam_submit_window_ns"`
+	SkipExam         bool          `json:"skip_exam"`
+	SkipFloor        bool          `json:"skip_floor"`
 	// LoadGOGC is the load generator's collector target (load.TuneGC).
 	LoadGOGC string `json:"load_gogc,omitempty"`
 	Keep     bool   `json:"-"`
@@ -117,8 +127,15 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return nil
 	})
 	fs.StringVar(&o.Only, "only", "", `run one phase alone: "backlog"`)
+	fs.IntVar(&o.ExamUsers, "exam-users", 2000, "students of the exam workload (run once from many addresses, once from one)")
+	fs.DurationVar(&o.ExamLimit, "exam-limit", 3*time.Minute, "the exam's time limit (the demo sprint's, set for the run)")
+	fs.DurationVar(&o.ExamGrace, "exam-grace", 5*time.Second, "the exam's grace after its deadline")
+	fs.DurationVar(&o.ExamLoginSpread, "exam-login-spread", time.Minute, "the exam's logins spread evenly over this")
+	fs.DurationVar(&o.ExamSubmitWindow, "exam-submit-window", time.Minute, "the exam's submits fall within this before the deadline")
+	fs.BoolVar(&o.SkipExam, "skip-exam", false, "do not run the exam workload")
+	fs.BoolVar(&o.SkipFloor, "skip-floor", false, "do not measure the floor (a trivial Echo server through the same load tool)")
 	render := fs.String("render", "", "only write the Markdown of a results JSON file again, beside it")
-	quick := fs.Bool("quick", false, "a short smoke run: 50 students, 3s windows, two open rates, a backlog of 20000 (unless -backlog), results not written")
+	quick := fs.Bool("quick", false, "a short smoke run: 50 students, 3s windows, two open rates, an exam of 100 students on a 30s sprint, a backlog of 20000 (the -backlog and -exam-* given stay), results not written")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -132,14 +149,25 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return errors.New("-only backlog needs -backlog above 0")
 	}
 	if *quick {
-		backlogSet := false
-		fs.Visit(func(f *flag.Flag) { backlogSet = backlogSet || f.Name == "backlog" })
-		if !backlogSet {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["backlog"] {
 			o.Backlog = 20000
 		}
 		o.Users, o.WarmUp, o.MixDuration, o.PostDuration = 50, time.Second, 3*time.Second, 3*time.Second
 		o.OpenUsers, o.OpenStart, o.OpenMax, o.OpenRefine, o.OpenConfirm, o.OpenWarmUp, o.OpenDuration = 20, 100, 150, 0, 0, time.Second, 2*time.Second
 		o.CeilingDuration, o.SkipEventsBench = time.Second, true
+		// The exam's settings given on the command line stay.
+		quickExam := map[string]func(){
+			"exam-users": func() { o.ExamUsers = 100 }, "exam-limit": func() { o.ExamLimit = 30 * time.Second },
+			"exam-grace": func() { o.ExamGrace = 2 * time.Second }, "exam-login-spread": func() { o.ExamLoginSpread = 10 * time.Second },
+			"exam-submit-window": func() { o.ExamSubmitWindow = 10 * time.Second },
+		}
+		for name, quick := range quickExam {
+			if !set[name] {
+				quick()
+			}
+		}
 	}
 	b := &bench{o: o, log: stderr, began: time.Now(), quick: *quick}
 	return b.run(ctx)
@@ -275,6 +303,11 @@ func (b *bench) run(ctx context.Context) (err error) {
 	}
 	b.runAll(ctx, designs)
 	for _, d := range designs {
+		if d.name == "quizstream" && !b.o.SkipExam && ctx.Err() == nil {
+			b.runExams(ctx, d)
+		}
+	}
+	for _, d := range designs {
 		d.stop()
 		b.rep.Designs = append(b.rep.Designs, d.result)
 	}
@@ -356,6 +389,9 @@ func (b *bench) runAll(ctx context.Context, designs []*design) {
 			cfg := load.Config{URL: d.url, Users: b.o.Users, WarmUp: b.o.WarmUp, Duration: sc.duration, Weights: sc.weights}
 			d.result.Runs = append(d.result.Runs, b.measure(ctx, d.name, sc.kind, cfg, d.tiers))
 		}
+		if sc.kind == runMix && !b.o.SkipFloor && ctx.Err() == nil {
+			b.runFloorLoad(ctx) // right after the mix, to meet the machine as it did
+		}
 	}
 	for rate := b.o.OpenStart; rate <= b.o.OpenMax && ctx.Err() == nil; rate = float64(int(rate*b.o.OpenFactor + 0.5)) {
 		left := 0
@@ -419,6 +455,7 @@ func (b *bench) holds(ctx context.Context, d *design, rate float64) bool {
 var publishMetrics = []string{
 	"quizstream_publish_batch_size_messages_sum", "quizstream_publish_batch_size_messages_count",
 	"quizstream_publish_unbatched_attempts_total", "quizstream_publish_batch_resends_total",
+	"quizstream_publish_held_duplicates_total", "quizstream_publish_recent_id_alone_total",
 }
 
 // publishing is how the API published attempts during a run.
@@ -428,6 +465,10 @@ type publishing struct {
 	MeanBatch float64 `json:"mean_batch"`
 	Unbatched float64 `json:"attempts_one_at_a_time"`
 	Resends   float64 `json:"batch_resends"`
+	// Held are retries the API's tail answered without a publish; Alone
+	// messages sent alone because the publisher sent their id lately.
+	Held  float64 `json:"held_duplicates"`
+	Alone float64 `json:"recent_id_alone"`
 }
 
 func publishingBetween(before, after map[string]float64) *publishing {
@@ -438,6 +479,7 @@ func publishingBetween(before, after map[string]float64) *publishing {
 	p := &publishing{
 		Batches: d("quizstream_publish_batch_size_messages_count"), InBatches: d("quizstream_publish_batch_size_messages_sum"),
 		Unbatched: d("quizstream_publish_unbatched_attempts_total"), Resends: d("quizstream_publish_batch_resends_total"),
+		Held: d("quizstream_publish_held_duplicates_total"), Alone: d("quizstream_publish_recent_id_alone_total"),
 	}
 	if p.Batches > 0 {
 		p.MeanBatch = p.InBatches / p.Batches
@@ -528,10 +570,15 @@ func (b *bench) measure(ctx context.Context, design, kind string, cfg load.Confi
 	for _, name := range t.rss {
 		rec.PeakRSSKiB[name] = peakRSS(t.pids[name])
 	}
+	b.printTable(res)
+	return rec
+}
+
+// printTable prints a run's table as progress lines.
+func (b *bench) printTable(res load.Result) {
 	var tbl strings.Builder
 	_ = res.WriteTable(&tbl)
 	for _, line := range strings.Split(strings.TrimRight(tbl.String(), "\n"), "\n") {
 		b.say("  %s", line)
 	}
-	return rec
 }

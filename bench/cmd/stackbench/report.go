@@ -33,6 +33,9 @@ type report struct {
 	EventsBenchError string       `json:"events_bench_error,omitempty"`
 	// Backlog is the backlog phase (issue 8's target).
 	Backlog *backlogResult `json:"backlog,omitempty"`
+	// Floor is the trivial server's run (bench/cmd/floor), the unit of
+	// CPU per request.
+	Floor *runRecord `json:"floor,omitempty"`
 }
 
 type machine struct {
@@ -74,8 +77,11 @@ type runRecord struct {
 	Why    string       `json:"why,omitempty"`
 	Result *load.Result `json:"result,omitempty"`
 	Error  string       `json:"error,omitempty"`
-	// CPU is each tier's CPU seconds during the measured window.
+	// CPU is each tier's CPU seconds during the measured window (the
+	// exam workload's: its logins and the exam).
 	CPU map[string]float64 `json:"cpu_s,omitempty"`
+	// LoginCPU is the exam workload's logins' share of CPU.
+	LoginCPU map[string]float64 `json:"login_cpu_s,omitempty"`
 	// PeakRSSKiB is VmHWM over the run (reset before it when PeakRSSReset).
 	PeakRSSKiB   map[string]int64 `json:"peak_rss_kib,omitempty"`
 	PeakRSSReset bool             `json:"peak_rss_reset"`
@@ -352,6 +358,9 @@ func (r *report) writeMarkdown(w io.Writer) error {
 		p("\n")
 	}
 
+	writeExams(&b, r)
+	writeFloor(&b, r)
+
 	p("## CPU seconds per tier in the measured window, peak RSS\n\n")
 	p("| design | run | api | worker | nats-server | postgres (all) | postgres (bench db backends) | load generator | other programs | machine: programs | machine: irq, steal | load avg | disk writes/s, flushes/s, busy | stack CPU ms / request | api peak RSS | worker peak RSS |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|\n")
 	for _, d := range r.Designs {
@@ -398,7 +407,7 @@ func (r *report) writeMarkdown(w io.Writer) error {
 	for _, d := range r.Designs {
 		for _, rec := range d.Runs {
 			res := rec.Result
-			if res == nil {
+			if res == nil || res.Exam != nil {
 				continue
 			}
 			name := rec.Kind
@@ -419,14 +428,14 @@ func (r *report) writeMarkdown(w io.Writer) error {
 	for _, d := range r.Designs {
 		for _, rec := range d.Runs {
 			if pb := rec.Publish; pb != nil {
-				pubRows = append(pubRows, fmt.Sprintf("| %s | %s%s | %.0f | %.0f | %.1f | %.0f | %.0f |", d.Name, rec.Kind, rateOf(rec),
-					pb.Batches, pb.InBatches, pb.MeanBatch, pb.Unbatched, pb.Resends))
+				pubRows = append(pubRows, fmt.Sprintf("| %s | %s%s | %.0f | %.0f | %.1f | %.0f | %.0f | %.0f | %.0f |", d.Name, rec.Kind, rateOf(rec),
+					pb.Batches, pb.InBatches, pb.MeanBatch, pb.Unbatched, pb.Resends, pb.Held, pb.Alone))
 			}
 		}
 	}
 	if len(pubRows) > 0 {
-		p("How the API published attempts over each whole run (its own metrics): atomic batches, the attempts in them, and the attempts it published one at a time.\n\n")
-		p("| design | run | atomic batches | attempts in batches | mean batch | one at a time | batches re-sent without a duplicate |\n|---|---|---:|---:|---:|---:|---:|\n")
+		p("How the API published events over each whole run (its own metrics, every family): atomic batches, the events in them, the events it published one at a time, the batches refused for a duplicate and sent again without it, the retries its tail answered without a publish, and the re-sends it sent alone (their id sent lately) rather than in a batch they would get refused.\n\n")
+		p("| design | run | atomic batches | events in batches | mean batch | one at a time | batches re-sent without a duplicate | retries answered by the tail | re-sends sent alone |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
 		p("%s\n\n", strings.Join(pubRows, "\n"))
 	}
 	for _, d := range r.Designs {

@@ -127,6 +127,7 @@ func build(ctx context.Context, root, dir string) (map[string]string, error) {
 		"quizstream":  "./cmd/quizstream",
 		"nats-server": "github.com/nats-io/nats-server/v2", // the version go.mod pins
 		"baseline":    "./bench/cmd/baseline",
+		"floor":       "./bench/cmd/floor",
 	}
 	out := map[string]string{}
 	for name, pkg := range bins {
