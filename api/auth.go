@@ -115,13 +115,16 @@ func (s *Server) checkToken(c echo.Context, key string, hit bool) (store.Session
 			return store.Session{}, store.ErrNotFound
 		}
 		if b := s.limits.tokenMiss; b != nil {
-			r, ok, wait := b.reserve(clientKey(c))
-			if !ok {
+			addr := clientKey(c)
+			if ok, wait, _ := b.peek(addr); !ok {
 				return store.Session{}, s.rateLimited("token_miss_rate", wait, "too many unknown tokens from this address; retry after the time in Retry-After")
 			}
 			sess, err := s.lookupToken(ctx, key)
-			if !errors.Is(err, store.ErrNotFound) {
-				r.Cancel() // only a token PostgreSQL does not know uses the budget
+			if errors.Is(err, store.ErrNotFound) {
+				// Only a token PostgreSQL does not know spends the budget,
+				// charged after the fact: a hall's new tokens arriving at
+				// once never hold it, as reservations would.
+				b.charge(addr)
 			}
 			return sess, err
 		}

@@ -25,7 +25,7 @@ func TestExam(t *testing.T) {
 	}
 	// Logins and signups wait for a hash as long as it takes: a 503 would
 	// be tried again, but the test's machine may be slow.
-	in := s.StartAPI(t, api.Config{LoginRate: -1, TokenMissRate: -1, HashWait: time.Minute,
+	in := s.StartAPI(t, api.Config{HashWait: time.Minute,
 		Exams: api.ExamConfig{Grace: time.Second, Settle: 300 * time.Millisecond}})
 	s.StartWorker(t, worker.Config{})
 	const students = 8
