@@ -334,6 +334,25 @@ const (
 // pageLimit parses a limit parameter: a whole number of at least 1,
 // clamped to maxPageSize however large it is. It returns an
 // invalid-request error for anything else.
+// pageQuery reads a list's page: its limit (defaultPageSize without one)
+// and the cursor it continues after (nil without one).
+func pageQuery(c echo.Context) (limit int, after *store.Cursor, err error) {
+	limit = defaultPageSize
+	if v := c.QueryParam("limit"); v != "" {
+		if limit, err = pageLimit(v); err != nil {
+			return 0, nil, err
+		}
+	}
+	if v := c.QueryParam("cursor"); v != "" {
+		cur, err := decodeCursor(v)
+		if err != nil {
+			return 0, nil, invalid("cursor is not one this API issued")
+		}
+		after = &cur
+	}
+	return limit, after, nil
+}
+
 func pageLimit(v string) (int, error) {
 	n, err := strconv.Atoi(v)
 	if errors.Is(err, strconv.ErrRange) && n > 0 {
@@ -355,20 +374,10 @@ func before(a, b attemptJSON) bool {
 }
 
 func (s *Server) listAttempts(c echo.Context) error {
-	p := store.ListAttemptsParams{StudentID: session(c).Student.ID, Limit: defaultPageSize}
-	if v := c.QueryParam("limit"); v != "" {
-		n, err := pageLimit(v)
-		if err != nil {
-			return err
-		}
-		p.Limit = n
-	}
-	if v := c.QueryParam("cursor"); v != "" {
-		cur, err := decodeCursor(v)
-		if err != nil {
-			return invalid("cursor is not one this API issued")
-		}
-		p.After = &cur
+	p := store.ListAttemptsParams{StudentID: session(c).Student.ID}
+	var err error
+	if p.Limit, p.After, err = pageQuery(c); err != nil {
+		return err
 	}
 	if v := c.QueryParam("quiz_id"); v != "" {
 		id, err := uuid.Parse(v)

@@ -231,20 +231,10 @@ func (s *Server) getCheck(c echo.Context) error {
 // stored rows merged with the stream's checks above the check writers'
 // ack floor, as listAttempts does.
 func (s *Server) listChecks(c echo.Context) error {
-	p := store.ListChecksParams{StudentID: session(c).Student.ID, Limit: defaultPageSize}
-	if v := c.QueryParam("limit"); v != "" {
-		n, err := pageLimit(v)
-		if err != nil {
-			return err
-		}
-		p.Limit = n
-	}
-	if v := c.QueryParam("cursor"); v != "" {
-		cur, err := decodeCursor(v)
-		if err != nil {
-			return invalid("cursor is not one this API issued")
-		}
-		p.After = &cur
+	p := store.ListChecksParams{StudentID: session(c).Student.ID}
+	var err error
+	if p.Limit, p.After, err = pageQuery(c); err != nil {
+		return err
 	}
 	if v := c.QueryParam("exercise_id"); v != "" {
 		id, err := uuid.Parse(v)

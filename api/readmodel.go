@@ -74,9 +74,17 @@ func (s *Server) progressRows(ctx context.Context, student uuid.UUID) ([]store.P
 	if !ok {
 		return s.store.GetProgress(ctx, student)
 	}
-	rows := make([]store.Progress, len(v.Progress))
+	rows := make([]store.Progress, len(v.Progress), len(v.Progress)+len(v.Passed))
 	for i, q := range v.Progress {
 		rows[i] = store.Progress{QuizID: q.QuizID, CourseID: q.CourseID, Attempts: q.Attempts, BestScore: q.Best}
+	}
+	// The exercises passed, one row per course, as store.GetProgress has them.
+	passed := map[uuid.UUID]int{}
+	for _, p := range v.Passed {
+		passed[p.CourseID]++
+	}
+	for course, n := range passed {
+		rows = append(rows, store.Progress{CourseID: course, ExercisesPassed: n})
 	}
 	return rows, nil
 }

@@ -43,7 +43,11 @@ func (a *App) openChecks(ctx context.Context) error {
 		}
 		wc := a.cfg.WorkerConfig
 		wc.AckWait, wc.Logger, wc.Registerer = a.ackWait[a.Checks.Config().Writer], a.log, a.Registry
-		w, err := worker.NewFamily("checks", cons, worker.NewCheckWriter(a.Store, a.log), wc)
+		cw := worker.NewCheckWriter(a.Store, a.log)
+		if a.Model != nil {
+			cw.Projector = worker.NewProjector(a.Model, a.Store, a.Log.AckFloor, a.log)
+		}
+		w, err := worker.NewFamily("checks", cons, cw, wc)
 		if err != nil {
 			return err
 		}

@@ -34,13 +34,8 @@ func OpenCheckLog(ctx context.Context, js jetstream.JetStream, cfg streams.Check
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	check, err := streams.Check(ctx, js, streams.Checks(cfg))
-	if err != nil {
+	if err := streams.Require(ctx, js, streams.Checks(cfg)); err != nil {
 		return nil, err
-	}
-	if fatal := check.Fatal(); len(fatal) > 0 {
-		return nil, fmt.Errorf("checks stream: %s %s is %s, this process expects %s; apply the configuration",
-			fatal[0].Object, fatal[0].Field, fatal[0].Was, fatal[0].Now)
 	}
 	s, err := js.Stream(ctx, cfg.Name)
 	if err != nil {

@@ -30,15 +30,13 @@ func OpenExamLog(ctx context.Context, js jetstream.JetStream, cfg streams.ExamSt
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	check, err := streams.Check(ctx, js, streams.Exams(cfg))
-	if err != nil {
+	if err := streams.Require(ctx, js, streams.Exams(cfg)); err != nil {
 		return nil, err
 	}
-	if fatal := check.Fatal(); len(fatal) > 0 {
-		return nil, fmt.Errorf("exams streams: %s %s is %s, this process expects %s; apply the configuration",
-			fatal[0].Object, fatal[0].Field, fatal[0].Was, fatal[0].Now)
-	}
-	var found [2]jetstream.Stream
+	var (
+		found [2]jetstream.Stream
+		err   error
+	)
 	for i, name := range []string{cfg.Name, cfg.TimerName} {
 		if found[i], err = js.Stream(ctx, name); err != nil {
 			return nil, fmt.Errorf("stream %s: %w", name, err)

@@ -50,6 +50,26 @@ type Student struct {
 	// Page holds the newest attempts (at most PageSize), in the HTTP
 	// contract's order: submitted_at, then id, descending.
 	Page []Attempt `json:"page"`
+	// Passed holds the exercises the student passed (code checks, their
+	// own stream), in exercise id order. A pass is never undone, so
+	// adding one again changes nothing: it needs no sequence.
+	Passed []Pass `json:"x,omitempty"`
+}
+
+// Pass is an exercise a student passed, in its course.
+type Pass struct {
+	CourseID   uuid.UUID `json:"c"`
+	ExerciseID uuid.UUID `json:"e"`
+}
+
+// AddPass adds p to the student's passes and reports whether it was new.
+func (s *Student) AddPass(p Pass) bool {
+	i, found := slices.BinarySearchFunc(s.Passed, p, func(a, b Pass) int { return bytes.Compare(a.ExerciseID[:], b.ExerciseID[:]) })
+	if found {
+		return false
+	}
+	s.Passed = slices.Insert(s.Passed, i, p)
+	return true
 }
 
 // Quiz is a student's recorded attempts at one quiz.
@@ -205,10 +225,10 @@ func Decode(data []byte) (Student, error) {
 }
 
 // Equal reports whether s and o show a student the same: their attempt
-// count, progress and page (not the sequences they cover). A rebuild
+// count, progress, page and passes (not the sequences they cover). A rebuild
 // compares the model with PostgreSQL so.
 func (s *Student) Equal(o *Student) bool {
-	return s.Total == o.Total && slices.Equal(s.Progress, o.Progress) &&
+	return s.Total == o.Total && slices.Equal(s.Progress, o.Progress) && slices.Equal(s.Passed, o.Passed) &&
 		slices.EqualFunc(s.Page, o.Page, func(a, b Attempt) bool {
 			return a.ID == b.ID && a.QuizID == b.QuizID && a.Score == b.Score && a.MaxScore == b.MaxScore &&
 				a.Failed == b.Failed && a.SubmittedAt.Equal(b.SubmittedAt)

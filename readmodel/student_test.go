@@ -92,3 +92,24 @@ func TestApplyOlderThanPage(t *testing.T) {
 		t.Fatalf("round trip: %v", err)
 	}
 }
+
+// A pass is added once, kept in exercise id order, and part of what Equal
+// compares: the rebuild finds a value missing one.
+func TestAddPass(t *testing.T) {
+	course := uuid.New()
+	a, b := uuid.MustParse("00000000-0000-0000-0000-00000000000a"), uuid.MustParse("00000000-0000-0000-0000-00000000000b")
+	var s Student
+	for _, e := range []uuid.UUID{b, a, b} {
+		s.AddPass(Pass{CourseID: course, ExerciseID: e})
+	}
+	if s.AddPass(Pass{CourseID: course, ExerciseID: a}) {
+		t.Error("a pass added twice reported new")
+	}
+	if len(s.Passed) != 2 || s.Passed[0].ExerciseID != a || s.Passed[1].ExerciseID != b {
+		t.Errorf("passes %v, want %s then %s", s.Passed, a, b)
+	}
+	other := Student{Passed: s.Passed[:1]}
+	if other.Equal(&s) {
+		t.Error("values with other passes compare equal")
+	}
+}

@@ -19,10 +19,18 @@ type StudentSnapshot struct {
 	// Above lists the stream sequences of the student's attempts above
 	// the floor the snapshot was asked for.
 	Above []uint64
+	// Passes are the exercises the student passed, in exercise id order.
+	Passes []ExercisePass
+}
+
+// ExercisePass is an exercise a student passed, in its course.
+type ExercisePass struct {
+	CourseID, ExerciseID uuid.UUID
 }
 
 // GetStudentSnapshot returns a student's progress, attempt count, newest
-// page attempts and the stream sequences of their attempts above floor,
+// page attempts, the stream sequences of their attempts above floor and
+// the exercises they passed,
 // all from one repeatable-read snapshot, or the error.
 func (s *Store) GetStudentSnapshot(ctx context.Context, student uuid.UUID, floor uint64, page int) (StudentSnapshot, error) {
 	var snap StudentSnapshot
@@ -50,16 +58,24 @@ func (s *Store) GetStudentSnapshot(ctx context.Context, student uuid.UUID, floor
 		for _, seq := range above {
 			snap.Above = append(snap.Above, uint64(seq))
 		}
-		return nil
+		rows, _ = tx.Query(ctx, `SELECT course_id, exercise_id FROM exercise_passes WHERE student_id = $1 ORDER BY exercise_id`, student)
+		snap.Passes, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (ExercisePass, error) {
+			var p ExercisePass
+			err := row.Scan(scanID(&p.CourseID), scanID(&p.ExerciseID))
+			return p, err
+		})
+		return err
 	})
 	return snap, wrap("student snapshot", err)
 }
 
-// StudentsWithAttempts calls fn with every student who has an attempt,
+// StudentsWithAttempts calls fn with every student who has an attempt or
+// a passed exercise,
 // in id order, or returns the first error: what a rebuild of the read
 // model walks.
 func (s *Store) StudentsWithAttempts(ctx context.Context, fn func(uuid.UUID) error) error {
-	rows, _ := s.pool.Query(ctx, `SELECT DISTINCT student_id FROM progress UNION SELECT DISTINCT student_id FROM attempts ORDER BY 1`)
+	rows, _ := s.pool.Query(ctx, `SELECT DISTINCT student_id FROM progress UNION SELECT DISTINCT student_id FROM attempts
+		UNION SELECT DISTINCT student_id FROM exercise_passes ORDER BY 1`)
 	ids, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (uuid.UUID, error) {
 		var id uuid.UUID
 		err := row.Scan(scanID(&id))

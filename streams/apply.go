@@ -275,6 +275,21 @@ func (r CheckResult) Fatal() []Mismatch {
 	return out
 }
 
+// Require checks one family (Check) for a log that opens it: an error
+// wrapping ErrNotApplied, the error of a lookup, or one naming the first
+// setting that differs where the family's promises depend on it.
+func Require(ctx context.Context, js jetstream.JetStream, f Family) error {
+	check, err := Check(ctx, js, f)
+	if err != nil {
+		return err
+	}
+	if fatal := check.Fatal(); len(fatal) > 0 {
+		return fmt.Errorf("%s streams: %s %s is %s, this process expects %s; apply the configuration",
+			f.Name, fatal[0].Object, fatal[0].Field, fatal[0].Was, fatal[0].Now)
+	}
+	return nil
+}
+
 // Check compares every family's streams and consumers with their
 // declarations and changes nothing. It returns an error wrapping
 // ErrNotApplied naming the first stream or consumer that does not exist

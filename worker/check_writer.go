@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/quizstream/quizstream/events"
+	"github.com/quizstream/quizstream/readmodel"
 	"github.com/quizstream/quizstream/retry"
 	"github.com/quizstream/quizstream/store"
 )
@@ -16,6 +17,10 @@ import (
 // times) into the checks projection and the exercises passed, one
 // transaction per batch, splitting it to isolate what PostgreSQL refuses.
 type CheckWriter struct {
+	// Projector, when set, adds the passes a batch committed to the read
+	// model before the batch is acknowledged.
+	Projector *Projector
+
 	store      *store.Store
 	log        *slog.Logger
 	maxBackoff time.Duration
@@ -71,6 +76,14 @@ func (w *CheckWriter) write(ctx context.Context, items []checkItem, out *Outcome
 		})
 	switch {
 	case err == nil:
+		if w.Projector != nil && w.Projector.ProjectPasses(ctx, passes(items)) != nil {
+			// Stored, not yet in the read model: delivered again, stored
+			// again as nothing new, and projected then.
+			for _, it := range items {
+				out.Unsettled = append(out.Unsettled, it.index)
+			}
+			return
+		}
 		out.Stored += res.Changed
 		out.Duplicates += int64(len(items)) - res.Changed
 		return
@@ -87,6 +100,17 @@ func (w *CheckWriter) write(ctx context.Context, items []checkItem, out *Outcome
 	half := len(items) / 2
 	w.write(ctx, items[:half], out)
 	w.write(ctx, items[half:], out)
+}
+
+// passes are the exercises items pass.
+func passes(items []checkItem) []StudentPass {
+	var out []StudentPass
+	for _, it := range items {
+		if r := it.row; r.Status == store.CheckPassed {
+			out = append(out, StudentPass{Student: r.StudentID, Pass: readmodel.Pass{CourseID: r.CourseID, ExerciseID: r.ExerciseID}})
+		}
+	}
+	return out
 }
 
 // CheckRow returns the row a check event read at stream sequence seq becomes.

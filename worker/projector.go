@@ -193,5 +193,53 @@ func FromSnapshot(snap store.StudentSnapshot, floor, seq uint64) readmodel.Stude
 	for _, seq := range snap.Above {
 		s.Seq = max(s.Seq, seq)
 	}
+	for _, p := range snap.Passes {
+		s.Passed = append(s.Passed, readmodel.Pass{CourseID: p.CourseID, ExerciseID: p.ExerciseID})
+	}
 	return s
+}
+
+// StudentPass is an exercise one student passed, as the check writers
+// commit it.
+type StudentPass struct {
+	Student uuid.UUID
+	Pass    readmodel.Pass
+}
+
+// ProjectPasses adds committed exercise passes to the model, retrying
+// each student's until it is put or ctx ends; it returns ctx's error then,
+// after which the records must not be acknowledged. A student the model
+// lacks is built from PostgreSQL, where the passes are committed already.
+func (p *Projector) ProjectPasses(ctx context.Context, passes []StudentPass) error {
+	by := map[uuid.UUID][]readmodel.Pass{}
+	for _, sp := range passes {
+		by[sp.Student] = append(by[sp.Student], sp.Pass)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(projectConcurrency)
+	for student, ps := range by {
+		g.Go(func() error {
+			return retry.Do(gctx, retry.Policy{Initial: 5 * time.Millisecond, Max: p.backoff}, retry.Always, nil, func() error {
+				s, rev, err := p.model.Get(gctx, student)
+				switch {
+				case errors.Is(err, readmodel.ErrMissing):
+					s, err = p.seed(gctx, student, p.ackFloor(gctx), readmodel.Student{})
+				case err == nil:
+					changed := false
+					for _, pass := range ps {
+						changed = s.AddPass(pass) || changed
+					}
+					if !changed {
+						return nil
+					}
+				}
+				if err != nil {
+					return err
+				}
+				_, err = p.model.Put(gctx, student, &s, rev)
+				return err
+			})
+		})
+	}
+	return g.Wait()
 }

@@ -21,7 +21,7 @@ import (
 // Races at the edge of the deadline, with real short deadlines end to end
 // and, where it helps, the API's clock under the test's control.
 func TestRacesAtTheEdge(t *testing.T) {
-	alone(t)
+	// Not parallel: see doc.go.
 	// The limit leaves the 40 racing sessions time to start and save
 	// before their deadline on a slow machine (the race detector, others'
 	// jobs): it is only waited for once.
@@ -45,16 +45,16 @@ func TestRacesAtTheEdge(t *testing.T) {
 
 	// oneAttempt checks that a session ended once, as its final says, and
 	// that the attempt a client got (when not nil) is the stored one.
-	oneAttempt := func(t *testing.T, st student, sessionID string, got *client.Attempt) events.ExamFinalized {
+	oneAttempt := func(t *testing.T, st apptest.Student, sessionID string, got *client.Attempt) events.ExamFinalized {
 		t.Helper()
-		fs := finals(t, xl, []uuid.UUID{uuid.MustParse(sessionID)}, []uuid.UUID{st.id})[uuid.MustParse(sessionID)]
+		fs := finals(t, xl, []uuid.UUID{uuid.MustParse(sessionID)}, []uuid.UUID{st.ID})[uuid.MustParse(sessionID)]
 		if len(fs) != 1 {
 			t.Fatalf("session %s: %d finalizations, want 1", sessionID, len(fs))
 		}
 		f := fs[0]
 		var rows, score int
 		var at time.Time
-		if err := s.DB.QueryRow(t.Context(), `SELECT count(*), max(score), max(submitted_at) FROM attempts WHERE student_id = $1`, st.id).
+		if err := s.DB.QueryRow(t.Context(), `SELECT count(*), max(score), max(submitted_at) FROM attempts WHERE student_id = $1`, st.ID).
 			Scan(&rows, &score, &at); err != nil {
 			t.Fatal(err)
 		}
@@ -70,9 +70,9 @@ func TestRacesAtTheEdge(t *testing.T) {
 	t.Run("submit meets the deadline", func(t *testing.T) {
 		t.Parallel()
 		const n = 20
-		people := newStudents(t, s, "race", 2*n)
+		people := apptest.NewStudents(t, s, "race", 2*n)
 		type race struct {
-			st      student
+			st      apptest.Student
 			api     *apptest.Instance
 			session client.Session
 			offset  time.Duration // of the submit, from deadline + grace
@@ -88,7 +88,7 @@ func TestRacesAtTheEdge(t *testing.T) {
 			}
 			races[i] = r
 			wg.Go(func() {
-				c := r.st.on(r.api.URL)
+				c := r.st.On(r.api.URL)
 				if r.session, r.err = c.StartSession(t.Context(), short.ID.String()); r.err != nil {
 					return
 				}
@@ -146,8 +146,8 @@ func TestRacesAtTheEdge(t *testing.T) {
 		t.Parallel()
 		clk := &clock{}
 		in := s.StartAPI(t, api.Config{TokenMissRate: -1, Exams: api.ExamConfig{Now: clk.Now}})
-		st := newStudents(t, s, "clock", 1)[0]
-		c := st.on(in.URL)
+		st := apptest.NewStudents(t, s, "clock", 1)[0]
+		c := st.On(in.URL)
 		sess, err := c.StartSession(t.Context(), long.ID.String())
 		if err != nil {
 			t.Fatal(err)
@@ -191,8 +191,8 @@ func TestRacesAtTheEdge(t *testing.T) {
 	// after is 409.
 	t.Run("save at deadline plus grace, in real time", func(t *testing.T) {
 		t.Parallel()
-		st := newStudents(t, s, "real", 1)[0]
-		c := st.on(exact.URL)
+		st := apptest.NewStudents(t, s, "real", 1)[0]
+		c := st.On(exact.URL)
 		sess, err := c.StartSession(t.Context(), short.ID.String())
 		if err != nil {
 			t.Fatal(err)

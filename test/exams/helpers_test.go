@@ -2,13 +2,9 @@ package exams_test
 
 import (
 	"bytes"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -57,51 +53,6 @@ func addExam(t testing.TB, s *apptest.Stack, name string, shape func(*store.Quiz
 func seconds(n int) *time.Duration {
 	d := time.Duration(n) * time.Second
 	return &d
-}
-
-// alone runs t in parallel with the package's light tests but never beside
-// another test that calls it: those load the machine (thousands of students
-// on a server built with the race detector) or hold margins in real time,
-// and CI runs other packages beside this one already.
-func alone(t *testing.T) {
-	t.Parallel()
-	aloneMu.Lock()
-	t.Cleanup(aloneMu.Unlock) // the first cleanup registered runs last
-}
-
-var aloneMu sync.Mutex
-
-// student is an account made straight in the database, with a token:
-// signing thousands up through the API would mostly measure argon2id.
-type student struct {
-	id    uuid.UUID
-	token string
-}
-
-// on returns a client of the API at base acting as st.
-func (st student) on(base string) *client.Client { return apptest.Client(base).WithToken(st.token) }
-
-// newStudents creates n students with a token each.
-func newStudents(t testing.TB, s *apptest.Stack, prefix string, n int) []student {
-	t.Helper()
-	out := make([]student, n)
-	for i := range out {
-		b := make([]byte, 32)
-		rand.Read(b)
-		tok := base64.RawURLEncoding.EncodeToString(b)
-		sum := sha256.Sum256([]byte(tok))
-		id := uuid.New()
-		err := s.Store.CreateStudent(t.Context(), store.NewStudent{
-			Student:      store.Student{ID: id, Email: fmt.Sprintf("%s-%d-%s@example.com", prefix, i, id), Name: "Student", CreatedAt: time.Now()},
-			PasswordHash: "not a hash: this account has a token only",
-			TokenHash:    sum[:], TokenExpires: time.Now().Add(24 * time.Hour),
-		})
-		if err != nil {
-			t.Fatalf("create student: %v", err)
-		}
-		out[i] = student{id: id, token: tok}
-	}
-	return out
 }
 
 // choice returns the id of choice h of question u of q.

@@ -28,7 +28,7 @@ import (
 // answers (the highest seq of each question), once, as "expired" with its
 // deadline as submitted_at.
 func TestLostInTheLastMinute(t *testing.T) {
-	alone(t)
+	// Not parallel: see doc.go.
 	const (
 		students = 40
 		limit    = 20 * time.Second // time to start and save on a slow machine (CI runs every package at once)
@@ -41,7 +41,7 @@ func TestLostInTheLastMinute(t *testing.T) {
 	quiz := addExam(t, s, "last-minute", func(q *store.Quiz) { q.TimeLimit, q.Grace = limit, seconds(grace) })
 	worker := s.Spawn(t, "worker")
 	api, base := s.SpawnAPI(t, "")
-	people := newStudents(t, s, "lost", students)
+	people := apptest.NewStudents(t, s, "lost", students)
 
 	type plan struct {
 		session  client.Session
@@ -54,7 +54,7 @@ func TestLostInTheLastMinute(t *testing.T) {
 	for i, st := range people {
 		wg.Go(func() {
 			errs[i] = func() error {
-				c := st.on(base)
+				c := st.On(base)
 				rng := rand.New(rand.NewPCG(uint64(i), 2))
 				sess, err := c.StartSession(t.Context(), quiz.ID.String())
 				if err != nil {
@@ -137,7 +137,7 @@ func TestLostInTheLastMinute(t *testing.T) {
 	xl := examLog(t, s)
 	ids, owners := make([]uuid.UUID, students), make([]uuid.UUID, students)
 	for i, p := range plans {
-		ids[i], owners[i] = uuid.MustParse(p.session.SessionID), people[i].id
+		ids[i], owners[i] = uuid.MustParse(p.session.SessionID), people[i].ID
 	}
 	apptest.WaitFor(t, 30*time.Second, "every session to be finalized", func() bool {
 		return len(finals(t, xl, ids, owners)) == students
@@ -181,7 +181,7 @@ func TestLostInTheLastMinute(t *testing.T) {
 		var rows, score int
 		var submitted time.Time
 		if err := s.DB.QueryRow(t.Context(), `SELECT count(*), max(score), max(submitted_at) FROM attempts WHERE student_id = $1`,
-			people[i].id).Scan(&rows, &score, &submitted); err != nil {
+			people[i].ID).Scan(&rows, &score, &submitted); err != nil {
 			t.Fatal(err)
 		}
 		if rows != 1 || score != want || !submitted.Equal(p.session.Deadline) {
@@ -189,7 +189,7 @@ func TestLostInTheLastMinute(t *testing.T) {
 		}
 		var sess client.Session
 		if err := apptest.Expect(t.Context(), http.StatusOK, func(ctx context.Context) (err error) {
-			sess, err = people[i].on(base).Session(ctx, p.session.SessionID)
+			sess, err = people[i].On(base).Session(ctx, p.session.SessionID)
 			return err
 		}); err != nil {
 			t.Fatal(err)

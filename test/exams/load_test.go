@@ -69,7 +69,7 @@ func planSaves(q store.Quiz, rng *rand.Rand) ([]plannedSave, map[string]string) 
 // their own counter), in the 202, in the session and in the stored row;
 // every session is one attempt.
 func TestFullExamUnderLoad(t *testing.T) {
-	alone(t)
+	// Not parallel: see doc.go.
 	const students = 300
 	s := apptest.New(t, streams.StreamConfig{})
 	quiz := s.Quizzes[0] // replaced below by the demo's 20-minute exam
@@ -90,7 +90,7 @@ func TestFullExamUnderLoad(t *testing.T) {
 	s.StartWorker(t, worker.Config{})
 	s.StartWorker(t, worker.Config{})
 	xl := examLog(t, s)
-	people := newStudents(t, s, "load", students)
+	people := apptest.NewStudents(t, s, "load", students)
 
 	type result struct {
 		session string
@@ -110,7 +110,7 @@ func TestFullExamUnderLoad(t *testing.T) {
 			defer func() { <-sem }()
 			results[i], errs[i] = func() (result, error) {
 				rng := rand.New(rand.NewPCG(uint64(i), 11))
-				on := []*client.Client{st.on(apis[0].URL), st.on(apis[1].URL)}
+				on := []*client.Client{st.On(apis[0].URL), st.On(apis[1].URL)}
 				var r result
 				sess, err := on[i%2].StartSession(t.Context(), quiz.ID.String())
 				if err != nil {
@@ -189,7 +189,7 @@ func TestFullExamUnderLoad(t *testing.T) {
 		if got, ok := stored[r.attempt.AttemptID]; !ok || got != want {
 			t.Errorf("student %d: stored attempt %s has score %d (found %t), want %d", i, r.attempt.AttemptID, got, ok, want)
 		}
-		sess, err := people[i].on(apis[i%2].URL).Session(t.Context(), r.session)
+		sess, err := people[i].On(apis[i%2].URL).Session(t.Context(), r.session)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -35,27 +35,27 @@ func TestRules(t *testing.T) {
 	a := s.StartAPI(t, api.Config{})
 	s.StartWorker(t, worker.Config{})
 	xl := examLog(t, s)
-	students := newStudents(t, s, "rules", 8)
+	students := apptest.NewStudents(t, s, "rules", 8)
 
 	// stored waits for the workers, then counts a student's rows.
 	type rows struct{ sessions, answers, finals, attempts, events int }
-	stored := func(st student) rows {
+	stored := func(st apptest.Student) rows {
 		t.Helper()
 		waitExamsStored(t, s, xl, 30*time.Second)
 		s.WaitDrained(t, 30*time.Second)
-		msgs, err := xl.Events(t.Context(), events.ExamStudentSubjects(st.id), 0, 10000)
+		msgs, err := xl.Events(t.Context(), events.ExamStudentSubjects(st.ID), 0, 10000)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return rows{
-			sessions: count(t, s, `SELECT count(*) FROM exam_sessions WHERE student_id = $1`, st.id),
-			answers:  count(t, s, `SELECT count(*) FROM exam_answers a JOIN exam_sessions s ON s.id = a.session_id WHERE s.student_id = $1`, st.id),
-			finals:   count(t, s, `SELECT count(*) FROM exam_finals f JOIN exam_sessions s ON s.id = f.session_id WHERE s.student_id = $1`, st.id),
-			attempts: count(t, s, `SELECT count(*) FROM attempts WHERE student_id = $1`, st.id),
+			sessions: count(t, s, `SELECT count(*) FROM exam_sessions WHERE student_id = $1`, st.ID),
+			answers:  count(t, s, `SELECT count(*) FROM exam_answers a JOIN exam_sessions s ON s.id = a.session_id WHERE s.student_id = $1`, st.ID),
+			finals:   count(t, s, `SELECT count(*) FROM exam_finals f JOIN exam_sessions s ON s.id = f.session_id WHERE s.student_id = $1`, st.ID),
+			attempts: count(t, s, `SELECT count(*) FROM attempts WHERE student_id = $1`, st.ID),
 			events:   len(msgs),
 		}
 	}
-	check := func(st student, want rows) {
+	check := func(st apptest.Student, want rows) {
 		t.Helper()
 		if got := stored(st); got != want {
 			t.Errorf("stored %+v, want %+v", got, want)
@@ -82,7 +82,7 @@ func TestRules(t *testing.T) {
 
 	t.Run("max_sessions", func(t *testing.T) {
 		st := students[0]
-		c := st.on(a.URL)
+		c := st.On(a.URL)
 		for i := range 2 {
 			sess, err := c.StartSession(t.Context(), limited.ID.String())
 			if err != nil {
@@ -98,7 +98,7 @@ func TestRules(t *testing.T) {
 
 	t.Run("window", func(t *testing.T) {
 		st := students[1]
-		c := st.on(a.URL)
+		c := st.On(a.URL)
 		raw(c, http.MethodPost, "/api/v1/quizzes/"+notYet.ID.String()+"/sessions", nil, nil, http.StatusForbidden, "forbidden")
 		raw(c, http.MethodPost, "/api/v1/quizzes/"+closed.ID.String()+"/sessions", nil, nil, http.StatusForbidden, "forbidden")
 		check(st, rows{})
@@ -123,7 +123,7 @@ func TestRules(t *testing.T) {
 
 	t.Run("second start while one is open", func(t *testing.T) {
 		st := students[2]
-		c := st.on(a.URL)
+		c := st.On(a.URL)
 		first, err := c.StartSession(t.Context(), exam.ID.String(), client.WithIdempotencyKey("k1"))
 		if err != nil {
 			t.Fatal(err)
@@ -163,11 +163,11 @@ func TestRules(t *testing.T) {
 
 	t.Run("foreign session", func(t *testing.T) {
 		owner, stranger := students[3], students[4]
-		sess, err := owner.on(a.URL).StartSession(t.Context(), exam.ID.String())
+		sess, err := owner.On(a.URL).StartSession(t.Context(), exam.ID.String())
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := stranger.on(a.URL)
+		c := stranger.On(a.URL)
 		path := "/api/v1/sessions/" + sess.SessionID
 		raw(c, http.MethodGet, path, nil, nil, http.StatusNotFound, "not_found")
 		raw(c, http.MethodPut, path+"/answers/"+exam.Questions[0].ID.String(), nil,
@@ -184,7 +184,7 @@ func TestRules(t *testing.T) {
 
 	t.Run("bad question or choice", func(t *testing.T) {
 		st := students[5]
-		c := st.on(a.URL)
+		c := st.On(a.URL)
 		sess, err := c.StartSession(t.Context(), exam.ID.String())
 		if err != nil {
 			t.Fatal(err)
@@ -213,7 +213,7 @@ func TestRules(t *testing.T) {
 
 	t.Run("untimed POST on a timed quiz", func(t *testing.T) {
 		st := students[6]
-		c := st.on(a.URL)
+		c := st.On(a.URL)
 		raw(c, http.MethodPost, "/api/v1/quizzes/"+exam.ID.String()+"/attempts", http.Header{"Idempotency-Key": {"x"}},
 			map[string]any{"answers": []any{}}, http.StatusConflict, "conflict")
 		// And a session of an untimed quiz is refused alike.
@@ -223,7 +223,7 @@ func TestRules(t *testing.T) {
 
 	t.Run("save after submit", func(t *testing.T) {
 		st := students[7]
-		c := st.on(a.URL)
+		c := st.On(a.URL)
 		sess, err := c.StartSession(t.Context(), exam.ID.String())
 		if err != nil {
 			t.Fatal(err)

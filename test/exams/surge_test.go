@@ -22,7 +22,7 @@ import (
 // statement through it all (its tokens are cached, as for attempt POSTs).
 // It logs the starts' latencies: p50 and p99.
 func TestStartSurge(t *testing.T) {
-	alone(t)
+	// Not parallel: see doc.go.
 	const students = 2000
 	s := apptest.New(t, streams.StreamConfig{})
 	// Tokens are confirmed once, before the surge, and trusted through it;
@@ -36,12 +36,12 @@ func TestStartSurge(t *testing.T) {
 		PublishTimeout: 20 * time.Second, WriteTimeout: 30 * time.Second})
 	const callDeadline = 3 * time.Minute
 	xl := examLog(t, s)
-	people := newStudents(t, s, "surge", students)
+	people := apptest.NewStudents(t, s, "surge", students)
 	clients := make([]*client.Client, students)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 32)
 	for i, st := range people {
-		clients[i] = apptest.ClientWith(in.URL, client.Options{Token: st.token, Deadline: callDeadline})
+		clients[i] = apptest.ClientWith(in.URL, client.Options{Token: st.Token, Deadline: callDeadline})
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()

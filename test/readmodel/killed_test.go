@@ -33,12 +33,12 @@ func TestWorkerKilledNoReadGoesBackwards(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	people := newStudents(t, s, "killed", 8)
+	people := apptest.NewStudents(t, s, "killed", 8)
 	ctx, stop := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
 	var submitted, reads, modelReads atomic.Int64
 	for i, st := range people {
-		c := st.on(in.URL)
+		c := st.On(in.URL)
 		wg.Go(func() { // submits
 			for k := 0; ctx.Err() == nil; k++ {
 				q := s.Quizzes[(i+k)%len(s.Quizzes)]
@@ -76,7 +76,7 @@ func TestWorkerKilledNoReadGoesBackwards(t *testing.T) {
 			var lastSeq uint64
 			lastTotal := 0
 			for ctx.Err() == nil {
-				v, _, err := m.Get(ctx, st.id)
+				v, _, err := m.Get(ctx, st.ID)
 				switch {
 				case errors.Is(err, readmodel.ErrMissing):
 					if lastSeq > 0 {

@@ -27,11 +27,11 @@ func TestReadsWithoutPostgres(t *testing.T) {
 	s := apptest.New(t, streams.StreamConfig{})
 	s.StartWorker(t, worker.Config{})
 	in := s.StartAPI(t, api.Config{TokenMissRate: -1, TokenCacheTTL: 10 * time.Minute, AttemptRate: -1, MaxUnsettledPerStudent: -1})
-	people := newStudents(t, s, "reads", 20)
+	people := apptest.NewStudents(t, s, "reads", 20)
 	clients := make([]*client.Client, len(people))
 	var wg sync.WaitGroup
 	for i, st := range people {
-		clients[i] = st.on(in.URL)
+		clients[i] = st.On(in.URL)
 		// 1 to 39 attempts: some students fit the model's page whole,
 		// others overflow it.
 		wg.Go(func() {
@@ -59,14 +59,14 @@ func TestReadsWithoutPostgres(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkProgress(t, s, people[i].id, p)
+			checkProgress(t, s, people[i].ID, p)
 			continue
 		}
 		page, err := clients[i].Attempts(t.Context(), client.AttemptsQuery{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkPage(t, s, people[i].id, store.ListAttemptsParams{StudentID: people[i].id, Limit: 20}, page)
+		checkPage(t, s, people[i].ID, store.ListAttemptsParams{StudentID: people[i].ID, Limit: 20}, page)
 	}
 	if n := in.App.Store.Queries() - before; n != 0 {
 		t.Errorf("1,000 student reads sent PostgreSQL %d statements, want 0", n)
@@ -82,26 +82,26 @@ func TestReadsWithoutPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkPage(t, s, people[big].id, store.ListAttemptsParams{StudentID: people[big].id, QuizID: q.ID, Limit: 20}, page)
+	checkPage(t, s, people[big].ID, store.ListAttemptsParams{StudentID: people[big].ID, QuizID: q.ID, Limit: 20}, page)
 	// A filter of a student whose attempts all fit the page: the model.
 	page, err = clients[1].Attempts(t.Context(), client.AttemptsQuery{QuizID: s.Quizzes[1].ID.String()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkPage(t, s, people[1].id, store.ListAttemptsParams{StudentID: people[1].id, QuizID: s.Quizzes[1].ID, Limit: 20}, page)
+	checkPage(t, s, people[1].ID, store.ListAttemptsParams{StudentID: people[1].ID, QuizID: s.Quizzes[1].ID, Limit: 20}, page)
 
 	// A student whose attempts were stored without the stream (as a
 	// restore of PostgreSQL would): the model holds nothing of them.
-	ghost := newStudents(t, s, "ghost", 1)[0]
-	row := worker.Row(1, eventFor(ghost.id, q))
+	ghost := apptest.NewStudents(t, s, "ghost", 1)[0]
+	row := worker.Row(1, eventFor(ghost.ID, q))
 	if _, err := s.Store.InsertAttempts(t.Context(), []store.Attempt{row}); err != nil {
 		t.Fatal(err)
 	}
-	p, err := ghost.on(in.URL).Progress(t.Context())
+	p, err := ghost.On(in.URL).Progress(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkProgress(t, s, ghost.id, p)
+	checkProgress(t, s, ghost.ID, p)
 	f := fallbacks(t, in.App.Registry)
 	if f["filter"] != 1 || f["missing"] != 1 || len(f) != 2 {
 		t.Errorf("fallbacks = %v, want filter 1 and missing 1", f)

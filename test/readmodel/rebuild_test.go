@@ -24,9 +24,9 @@ func TestRebuild(t *testing.T) {
 	s := apptest.New(t, streams.StreamConfig{})
 	s.StartWorker(t, worker.Config{})
 	in := s.StartAPI(t, api.Config{TokenMissRate: -1, AttemptRate: -1, MaxUnsettledPerStudent: -1})
-	people := newStudents(t, s, "rebuild", 6)
+	people := apptest.NewStudents(t, s, "rebuild", 6)
 	for i, st := range people {
-		c := st.on(in.URL)
+		c := st.On(in.URL)
 		for k := range 5 + 5*i {
 			q := s.Quizzes[(i+k)%len(s.Quizzes)]
 			if _, err := c.SubmitAttempt(t.Context(), q.ID.String(), apptest.AnswersFor(q, k%10),
@@ -44,7 +44,7 @@ func TestRebuild(t *testing.T) {
 	modelEqualsPostgres(t, s, m, people)
 	// Corrupt three values: a count too high, a best score, a page entry.
 	for i, st := range people[:3] {
-		v, rev, err := m.Get(t.Context(), st.id)
+		v, rev, err := m.Get(t.Context(), st.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -56,7 +56,7 @@ func TestRebuild(t *testing.T) {
 		case 2:
 			v.Page[0].Score++
 		}
-		if _, err := m.Put(t.Context(), st.id, &v, rev); err != nil {
+		if _, err := m.Put(t.Context(), st.ID, &v, rev); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -68,7 +68,7 @@ func TestRebuild(t *testing.T) {
 	if res.Students != 6 || res.Matched != 6 || res.FromPostgres != 0 || res.NotInPostgres != 0 || res.Differed != 3 || res.Swapped != 0 {
 		t.Fatalf("rebuild without swap: %+v, want 6 students matched, 3 differing, none swapped", res)
 	}
-	if v, _, _ := m.Get(t.Context(), people[0].id); v.Total != fromPostgres(t, s, people[0].id).Total+3 {
+	if v, _, _ := m.Get(t.Context(), people[0].ID); v.Total != fromPostgres(t, s, people[0].ID).Total+3 {
 		t.Fatal("a rebuild without swap changed the model")
 	}
 	cfg.Swap = true
