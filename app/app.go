@@ -67,6 +67,12 @@ type Config struct {
 
 	// Workers is how many batch writers this process runs. Defaults to 0.
 	Workers int
+	// ReadModel has API instances read students from the read model and
+	// workers fold every stored batch into it before acking (docs/
+	// architecture.md, "Read model"). Off, both use PostgreSQL alone: the
+	// projection's puts cost the write path (README, issue notes), so a
+	// site turns it on where reads, not writes, bound it.
+	ReadModel bool
 	// WorkerConfig holds the workers' settings; App fills its AckWait from
 	// Stream, and its Logger and Registerer.
 	WorkerConfig worker.Config
@@ -264,7 +270,7 @@ func (a *App) openStream(ctx context.Context) error {
 		}
 		a.log.Warn(msg, "object", m.Object, "setting", m.Field, "found", m.Was, "configured", m.Now)
 	}
-	if a.cfg.Workers > 0 && len(check.Missing) > 0 {
+	if a.cfg.Workers > 0 && a.cfg.ReadModel && len(check.Missing) > 0 {
 		return fmt.Errorf("events: %s: %w", strings.Join(check.Missing, ", "), streams.ErrNotApplied)
 	}
 	if a.cfg.API && !check.ContentBucket {

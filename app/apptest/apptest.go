@@ -116,6 +116,7 @@ func (s *Stack) WithDatabase(dbURL string) *Stack {
 // does; a test of an instance that only checks them unsets ApplyStream).
 func (s *Stack) Config(t testing.TB) app.Config {
 	return app.Config{
+		ReadModel:   true, // tests hold the model to its promises; a site turns it on
 		DatabaseURL: s.DBURL, NATSURL: s.NATSURL, Stream: s.Stream, ApplyStream: true,
 		ListenAddr: "127.0.0.1:0", APIConfig: api.Config{ContentReload: -1},
 		Logger: Logger(t), Dev: true,
@@ -247,6 +248,7 @@ func (s *Stack) Env() []string {
 	return []string{
 		"DATABASE_URL=" + s.DBURL,
 		"NATS_URL=" + s.NATSURL,
+		"READ_MODEL=true",
 		"METRICS_ADDR=off",
 		"LOG_LEVEL=warn",
 		fmt.Sprintf("ACK_WAIT=%s", s.Stream.AckWait),

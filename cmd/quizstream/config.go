@@ -48,6 +48,7 @@ type config struct {
 
 	ShutdownTimeout time.Duration
 	Profiling       bool
+	ReadModel       bool
 
 	DataDir  string
 	NATSPort int
@@ -255,6 +256,10 @@ func stream(fs *flag.FlagSet, c *config) {
 	fs.IntVar(&s.MaxAckPending, "max-ack-pending", streams.DefaultMaxAckPending, "unacknowledged messages across all workers (>= workers x batch size)")
 }
 
+func readModel(fs *flag.FlagSet, c *config) {
+	fs.BoolVar(&c.ReadModel, "read-model", false, "API instances read students from the read model and workers fold into it before acking (docs/architecture.md, \"Read model\"); off, both use PostgreSQL alone")
+}
+
 func shutdown(fs *flag.FlagSet, c *config) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", worker.DefaultShutdownTimeout, "how long shutdown may take to finish the work in hand")
 }
@@ -342,7 +347,7 @@ func (c *config) app(log *slog.Logger, withAPI, dev bool, workers int) app.Confi
 		ApplyStream: dev, // dev owns its server; api and worker only check (quizstream stream apply)
 		API:         withAPI, ListenAddr: c.ListenAddr, APIConfig: ac, Publish: c.Publish, Exams: c.Exams, ExamWorker: c.ExamWorker,
 		Checks: c.Checks, Checker: c.Checker,
-		Workers: workers, WorkerConfig: wc,
+		Workers: workers, WorkerConfig: wc, ReadModel: c.ReadModel,
 		MetricsAddr: c.MetricsAddr, Profiling: c.Profiling, Dev: dev, Logger: log,
 	}
 }
