@@ -67,11 +67,8 @@ type Config struct {
 
 	// Workers is how many batch writers this process runs. Defaults to 0.
 	Workers int
-	// ReadModel has API instances read students from the read model and
-	// workers fold every stored batch into it before acking (docs/
-	// architecture.md, "Read model"). Off, both use PostgreSQL alone: the
-	// projection's puts cost the write path (README, issue notes), so a
-	// site turns it on where reads, not writes, bound it.
+	// ReadModel: API instances read students from the read model, workers
+	// fold into it (docs/architecture.md, "Read model"; off by default).
 	ReadModel bool
 	// WorkerConfig holds the workers' settings; App fills its AckWait from
 	// Stream, and its Logger and Registerer.
@@ -115,8 +112,7 @@ type App struct {
 	// runs workers (app/exams.go).
 	Exams      *eventlog.ExamLog
 	ExamWorker *worker.ExamWorker
-	// Checks is the code-checks log; Checker the checker role, when the
-	// process runs it (app/checks.go).
+	// Checks is the code-checks log; Checker the role, if run (app/checks.go).
 	Checks        *eventlog.CheckLog
 	Checker       *worker.Checker
 	checkerClient *checker.Client
