@@ -37,6 +37,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/quizstream/quizstream/checker/judge0test"
 	"github.com/quizstream/quizstream/deploy"
 )
 
@@ -87,7 +88,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	c := &check{root: root, dir: filepath.Join(root, "deploy"), tmp: tmp, out: stdout, opts: o, addrs: map[string]string{}}
+	// The checker role talks to a Judge0 a site points CHECKER_URL at:
+	// here the Judge0-compatible fake the tests use.
+	judge0 := judge0test.New(judge0test.Config{})
+	defer judge0.Close()
+	c := &check{root: root, dir: filepath.Join(root, "deploy"), tmp: tmp, out: stdout, opts: o, addrs: map[string]string{},
+		checkerURL: judge0.URL}
 	defer func() {
 		if !o.keep {
 			os.RemoveAll(tmp)
@@ -123,6 +129,7 @@ type check struct {
 	opts           options
 	compose        *deploy.Compose
 	env            map[string]string // .env.example, secrets made up
+	checkerURL     string            // CHECKER_URL: a Judge0-compatible fake
 	bins           map[string]string
 	addrs          map[string]string // "service:port" in compose -> loopback address here
 	dbName, dbURL  string
@@ -186,6 +193,7 @@ func (c *check) load() error {
 			env[k] = randomHex(12)
 		}
 	}
+	env["CHECKER_URL"] = c.checkerURL
 	c.env = env
 	c.compose, err = deploy.LoadCompose(filepath.Join(c.dir, "compose.yaml"), func(k string) (string, bool) {
 		v, ok := env[k]
