@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/google/uuid"
@@ -281,7 +282,7 @@ func (l *CheckLog) Backlog(ctx context.Context) (int, time.Duration, error) {
 		return 0, 0, err
 	}
 	info := c.CachedInfo()
-	n := int(info.NumPending) + info.NumAckPending
+	n := int(min(info.NumPending, math.MaxInt32)) + info.NumAckPending //nolint:gosec // G115: bounded just before
 	if n == 0 {
 		return 0, 0, nil
 	}
