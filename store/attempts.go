@@ -146,21 +146,29 @@ func scanAttempt(row pgx.CollectableRow) (Attempt, error) {
 	return a, err
 }
 
+// pageSQL is the query of one page of a student's rows of table, newest
+// first (submitted_at, then id, descending), filtered on column = filter
+// unless filter is the nil UUID, after the cursor when there is one.
+func pageSQL(columns, table string, student uuid.UUID, column string, filter uuid.UUID, after *Cursor, limit int) (string, []any) {
+	sql := `SELECT ` + columns + ` FROM ` + table + ` WHERE student_id = $1`
+	args := []any{student}
+	if filter != uuid.Nil {
+		args = append(args, filter)
+		sql += fmt.Sprintf(` AND %s = $%d`, column, len(args))
+	}
+	if after != nil {
+		args = append(args, after.SubmittedAt, after.ID)
+		sql += fmt.Sprintf(` AND (submitted_at, id) < ($%d, $%d)`, len(args)-1, len(args))
+	}
+	args = append(args, limit)
+	sql += fmt.Sprintf(` ORDER BY submitted_at DESC, id DESC LIMIT $%d`, len(args))
+	return sql, args
+}
+
 // ListAttempts returns one page of a student's attempts ordered by
 // submitted_at, then id, both descending; one index scan serves it.
 func (s *Store) ListAttempts(ctx context.Context, p ListAttemptsParams) ([]Attempt, error) {
-	sql := `SELECT ` + attemptColumns + ` FROM attempts WHERE student_id = $1`
-	args := []any{p.StudentID}
-	if p.QuizID != uuid.Nil {
-		args = append(args, p.QuizID)
-		sql += fmt.Sprintf(` AND quiz_id = $%d`, len(args))
-	}
-	if p.After != nil {
-		args = append(args, p.After.SubmittedAt, p.After.ID)
-		sql += fmt.Sprintf(` AND (submitted_at, id) < ($%d, $%d)`, len(args)-1, len(args))
-	}
-	args = append(args, p.Limit)
-	sql += fmt.Sprintf(` ORDER BY submitted_at DESC, id DESC LIMIT $%d`, len(args))
+	sql, args := pageSQL(attemptColumns, "attempts", p.StudentID, "quiz_id", p.QuizID, p.After, p.Limit)
 	rows, _ := s.pool.Query(ctx, sql, args...)
 	out, err := pgx.CollectRows(rows, scanAttempt)
 	return out, wrap("list attempts", err)

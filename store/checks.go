@@ -152,18 +152,7 @@ type ListChecksParams struct {
 // ListChecks returns one page of a student's checks ordered by
 // submitted_at, then id, both descending; one index scan serves it.
 func (s *Store) ListChecks(ctx context.Context, p ListChecksParams) ([]Check, error) {
-	sql := `SELECT ` + checkColumns + ` FROM checks WHERE student_id = $1`
-	args := []any{p.StudentID}
-	if p.ExerciseID != uuid.Nil {
-		args = append(args, p.ExerciseID)
-		sql += fmt.Sprintf(` AND exercise_id = $%d`, len(args))
-	}
-	if p.After != nil {
-		args = append(args, p.After.SubmittedAt, p.After.ID)
-		sql += fmt.Sprintf(` AND (submitted_at, id) < ($%d, $%d)`, len(args)-1, len(args))
-	}
-	args = append(args, p.Limit)
-	sql += fmt.Sprintf(` ORDER BY submitted_at DESC, id DESC LIMIT $%d`, len(args))
+	sql, args := pageSQL(checkColumns, "checks", p.StudentID, "exercise_id", p.ExerciseID, p.After, p.Limit)
 	rows, _ := s.pool.Query(ctx, sql, args...)
 	out, err := pgx.CollectRows(rows, scanCheck)
 	return out, wrap("list checks", err)
