@@ -277,6 +277,11 @@ func (a *App) openStream(ctx context.Context) error {
 	if a.Log, err = eventlog.OpenLog(ctx, a.JS, s); err != nil {
 		return fmt.Errorf("events: %w", err)
 	}
+	if a.cfg.ReadModel {
+		// Student reads answer from the model, so an event is settled for
+		// them once the model's consumer has folded it too.
+		a.Log.SettledAlsoBy(streams.ReadModelConsumer)
+	}
 	a.Registry.MustRegister(streams.NewStreamCollector(a.JS, families...))
 	st, err := streams.Status(ctx, a.JS, families...)
 	if err != nil {
@@ -319,7 +324,6 @@ func (a *App) buildWorkers(ctx context.Context) error {
 	// The consumer's AckWait as found, not as configured: the heartbeat
 	// must beat the redelivery the server actually does.
 	wc.AckWait, wc.Logger, wc.Registerer = a.ackWait[a.cfg.Stream.Consumer], a.log, a.Registry
-	wc.ReadModel = a.Model
 	for range a.cfg.Workers {
 		w, err := worker.New(cons, a.Store, dl, wc)
 		if err != nil {
@@ -327,6 +331,23 @@ func (a *App) buildWorkers(ctx context.Context) error {
 		}
 		a.Workers = append(a.Workers, w)
 	}
+	if a.Model == nil {
+		return nil
+	}
+	// One fold loop a process: its batches are large, and any number of
+	// processes share the model's consumer.
+	mc, err := a.JS.Consumer(ctx, a.cfg.Stream.Name, streams.ReadModelConsumer)
+	if err != nil {
+		return fmt.Errorf("consumer %s: %w", streams.ReadModelConsumer, err)
+	}
+	mcfg := wc
+	mcfg.BatchSize, mcfg.MaxWait = 0, 0 // the model's own defaults
+	mcfg.AckWait = a.ackWait[streams.ReadModelConsumer]
+	w, err := worker.NewModelWorker(mc, cons, a.Model, a.Store, mcfg)
+	if err != nil {
+		return err
+	}
+	a.Workers = append(a.Workers, w)
 	return nil
 }
 

@@ -24,6 +24,10 @@ type Log struct {
 	js       jetstream.JetStream
 	stream   jetstream.Stream
 	consumer string
+	// alsoBy names a second durable consumer an event must be
+	// acknowledged by before it counts as settled (the read model's,
+	// SettledAlsoBy), or "".
+	alsoBy string
 
 	trimmed        atomic.Bool  // the stream was seen to have removed events
 	trimCheckedAtN atomic.Int64 // when it was last seen not to have (unix nanoseconds)
@@ -155,14 +159,29 @@ func isWrongLastSequence(err error) bool {
 			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
+// SettledAlsoBy makes an event settled only once the durable consumer
+// named consumer has acknowledged it too (the read model's projection:
+// student reads answer from it, and must find in the stream what it has
+// not folded yet). Call it before the Log is used.
+func (l *Log) SettledAlsoBy(consumer string) { l.alsoBy = consumer }
+
 // AckFloor returns the stream sequence at and below which the workers have
-// acknowledged every event, or the error of the lookup.
+// acknowledged every event (and the consumer SettledAlsoBy names, when
+// set: the lower of the two floors), or the error of the lookup.
 func (l *Log) AckFloor(ctx context.Context) (uint64, error) {
 	c, err := l.Consumer(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("ack floor: %w", err)
 	}
-	return c.CachedInfo().AckFloor.Stream, nil
+	floor := c.CachedInfo().AckFloor.Stream
+	if l.alsoBy == "" {
+		return floor, nil
+	}
+	also, err := l.js.Consumer(ctx, l.stream.CachedInfo().Config.Name, l.alsoBy)
+	if err != nil {
+		return 0, fmt.Errorf("ack floor: consumer %s: %w", l.alsoBy, err)
+	}
+	return min(floor, also.CachedInfo().AckFloor.Stream), nil
 }
 
 // Trimmed reports whether the stream has removed events (MaxAge, a purge):

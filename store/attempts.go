@@ -182,6 +182,21 @@ func (s *Store) GetAttempt(ctx context.Context, studentID, id uuid.UUID) (Attemp
 	return a, wrap("get attempt", err)
 }
 
+// AttemptStatuses returns the status (StatusRecorded or StatusFailed) of
+// each of ids that is stored; an id not stored is absent. The read
+// model's projection asks it once a batch, for what the writers decided.
+func (s *Store) AttemptStatuses(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]string, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT id, status FROM attempts WHERE id = ANY($1)`, ids)
+	out := make(map[uuid.UUID]string, len(ids))
+	var id uuid.UUID
+	var status string
+	_, err := pgx.ForEachRow(rows, []any{scanID(&id), &status}, func() error {
+		out[id] = status
+		return nil
+	})
+	return out, wrap("attempt statuses", err)
+}
+
 // Progress is a student's recorded attempts at one quiz, or (QuizID
 // uuid.Nil) the exercises passed in one course.
 type Progress struct {

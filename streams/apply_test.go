@@ -34,7 +34,7 @@ func TestApplyCreatesThenChangesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"stream ATTEMPTS", "stream ATTEMPTS_DLQ", "consumer attempt-writer", "bucket quizstream_content"}
+	want := []string{"stream ATTEMPTS", "stream ATTEMPTS_DLQ", "consumer attempt-writer", "consumer readmodel", "bucket quizstream_content"}
 	if !slices.Equal(res.Created, want) || len(res.Changed) != 0 || len(res.Refused) != 0 || res.Forced {
 		t.Fatalf("first apply: %+v, want created %v", res, want)
 	}
@@ -171,6 +171,13 @@ func TestCheck(t *testing.T) {
 	if _, err := streams.EnsureConsumer(t.Context(), js, streams.StreamConfig{AckWait: 10 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := streams.Check(t.Context(), js, streams.Attempts(cfg)); !errors.Is(err, streams.ErrNotApplied) {
+		t.Fatalf("check without the read model's consumer: %v, want ErrNotApplied", err)
+	}
+	if _, err := js.CreateOrUpdateConsumer(t.Context(), "ATTEMPTS", jetstream.ConsumerConfig{Durable: streams.ReadModelConsumer,
+		AckPolicy: jetstream.AckExplicitPolicy, MaxDeliver: -1}); err != nil {
+		t.Fatal(err)
+	}
 	res, err := streams.Check(t.Context(), js, streams.Attempts(cfg))
 	if err != nil {
 		t.Fatal(err)
@@ -278,7 +285,7 @@ func TestStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	f, ok := st.Family("attempts")
-	if !ok || len(f.Streams) != 2 || len(f.Consumers) != 1 || len(f.Missing) != 0 {
+	if !ok || len(f.Streams) != 2 || len(f.Consumers) != 2 || len(f.Missing) != 0 {
 		t.Fatalf("attempts family: %+v", f)
 	}
 	s := f.Streams[0]
@@ -378,7 +385,7 @@ func TestEveryFamily(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"stream ATTEMPTS", "stream ATTEMPTS_DLQ", "stream EXAMS", "stream EXAM_TIMERS", "stream CHECKS", "stream KV_quizstream_students",
-		"consumer attempt-writer", "consumer exam-writer", "consumer exam-finalizer", "consumer check-writer", "consumer checker",
+		"consumer attempt-writer", "consumer readmodel", "consumer exam-writer", "consumer exam-finalizer", "consumer check-writer", "consumer checker",
 		"bucket quizstream_content"}
 	if !slices.Equal(res.Created, want) {
 		t.Fatalf("created %v, want %v", res.Created, want)

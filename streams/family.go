@@ -51,7 +51,8 @@ var (
 )
 
 // Attempts declares the attempts family: the ATTEMPTS stream (the system
-// of record of attempts), its dead letters, and the workers' consumer.
+// of record of attempts), its dead letters, the writers' consumer and the
+// read model's (ReadModelConsumer).
 func Attempts(cfg StreamConfig) Family {
 	err := cfg.Validate()
 	return Family{
@@ -61,8 +62,12 @@ func Attempts(cfg StreamConfig) Family {
 			// Only what decides a dead letter's fate is checked.
 			{Config: deadLetterConfig(cfg), Only: []string{"replicas"}, Optional: true},
 		},
-		Consumers: []Consumer{{Stream: cfg.Name, Config: consumerConfig(cfg), Fatal: consumerFatal}},
-		err:       err,
+		Consumers: []Consumer{
+			{Stream: cfg.Name, Config: consumerConfig(cfg), Fatal: consumerFatal},
+			{Stream: cfg.Name, Config: durableConsumer(cfg, ReadModelConsumer, "quizstream workers: settled attempts into the read model"),
+				Fatal: consumerFatal},
+		},
+		err: err,
 	}
 }
 

@@ -10,6 +10,13 @@ import (
 // (package readmodel): one key per student, its id.
 const ReadModelBucket = "quizstream_students"
 
+// ReadModelConsumer is the durable consumer on the attempts stream that
+// folds what the writers settled into the read model (the attempts
+// family declares it): its own, so that the model may lag the writers,
+// and fold many events of a student into one put, without holding their
+// acknowledgements (the API's tail covers the lag).
+const ReadModelConsumer = "readmodel"
+
 // Defaults of the read model's settings in StreamConfig, named once: the
 // binary's settings use them too. Sized for a million students
 // (docs/operations.md, "Read model").

@@ -2,7 +2,10 @@ package worker_test
 
 import (
 	"context"
+	"errors"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -13,11 +16,13 @@ import (
 	"github.com/quizstream/quizstream/worker"
 )
 
-// A batch committed by a worker killed before its folds, then delivered
-// again with newer events, and again after being folded (killed before
-// the ack): each event is in the model exactly once, and the model equals
-// PostgreSQL; the last delivery writes nothing.
-func TestProjectorFoldsOnce(t *testing.T) {
+// The read model's worker folds what the writers settled, as they
+// settled it: a batch folded, then delivered again with newer events
+// (killed before its acks), then once more: each event is in the model
+// exactly once, an attempt PostgreSQL refused is there as failed, the
+// model equals PostgreSQL, and the last delivery writes nothing. A batch
+// the writers have not settled yet is not folded.
+func TestModelWriterFoldsOnce(t *testing.T) {
 	f := newFixture(t)
 	if _, err := streams.Apply(t.Context(), f.js, false, streams.ReadModel(f.cfg)); err != nil {
 		t.Fatal(err)
@@ -30,32 +35,67 @@ func TestProjectorFoldsOnce(t *testing.T) {
 	students := []uuid.UUID{uuid.New(), uuid.New()}
 	var recs []worker.Record
 	for i := range 40 {
-		e := f.event(t, students[i%2], i%10, []events.Answer{})
+		answers := []events.Answer{}
+		if i == 7 { // decodes, but PostgreSQL refuses it (jsonb cannot hold \u0000): a failed tombstone
+			answers = []events.Answer{{QuestionID: "q\x00", ChoiceID: "c"}}
+		}
+		e := f.event(t, students[i%2], i%10, answers)
 		data, err := events.Encode(e)
 		if err != nil {
 			t.Fatal(err)
 		}
 		recs = append(recs, worker.Record{Seq: uint64(i + 1), Subject: e.Subject(), Data: data})
 	}
-	floor := func(context.Context) (uint64, error) { return 0, nil }
-	plain := worker.NewWriter(f.st, worker.WriterConfig{})
-	projecting := worker.NewWriter(f.st, worker.WriterConfig{Projector: worker.NewProjector(model, f.st, floor, nil)})
+	var settled atomic.Uint64
+	mw := worker.NewModelWriter(worker.NewProjector(model, f.st, func(context.Context) (uint64, error) { return 0, nil }, nil),
+		f.st, func(context.Context) (uint64, error) { return settled.Load(), nil })
 
-	// Committed, never folded (the worker died after its commit).
-	if out := plain.Write(t.Context(), recs[:20]); out.Stored != 20 {
-		t.Fatalf("first write: %+v", out)
+	// Ahead of the writers: nothing is folded, the batch is handed back.
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	if out := mw.Write(ctx, recs[:20]); len(out.Unsettled) != 20 || out.Stored != 0 {
+		t.Fatalf("a batch the writers have not settled: %+v", out)
+	}
+	for _, id := range students {
+		if _, _, err := model.Get(t.Context(), id); !errors.Is(err, readmodel.ErrMissing) {
+			t.Fatalf("a batch ahead of the writers was folded: %v", err)
+		}
+	}
+	if out := worker.NewWriter(f.st, worker.WriterConfig{Tombstones: true}).Write(t.Context(), recs); out.Stored != 39 || len(out.Poison) != 1 {
+		t.Fatalf("writers: %+v", out)
+	}
+	settled.Store(40)
+	if out := mw.Write(t.Context(), recs[:20]); out.Stored != 20 || len(out.Unsettled) != 0 {
+		t.Fatalf("first fold: %+v", out)
 	}
 	// Delivered again with 20 newer events: folded once each.
-	if out := projecting.Write(t.Context(), recs); out.Stored != 20 || out.Duplicates != 20 || len(out.Unsettled) != 0 {
-		t.Fatalf("second write: %+v", out)
+	if out := mw.Write(t.Context(), recs); out.Stored != 40 || len(out.Unsettled) != 0 {
+		t.Fatalf("second fold: %+v", out)
 	}
 	revs := equalToPostgres(t, f, model, students)
-	// Delivered once more (the worker died after its folds, before its
-	// acks): nothing changes, not even a revision.
-	projecting.Write(t.Context(), recs)
+	failed, _, err := model.Get(t.Context(), students[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := countFailed(failed.Page); n != 1 {
+		t.Fatalf("the refused attempt: %d failed in the model's page, want 1", n)
+	}
+	// Delivered once more (killed after its folds, before its acks):
+	// nothing changes, not even a revision.
+	mw.Write(t.Context(), recs)
 	if again := equalToPostgres(t, f, model, students); again[0] != revs[0] || again[1] != revs[1] {
 		t.Fatalf("a redelivered batch rewrote the model: revisions %v then %v", revs, again)
 	}
+}
+
+func countFailed(page []readmodel.Attempt) int {
+	n := 0
+	for _, a := range page {
+		if a.Failed {
+			n++
+		}
+	}
+	return n
 }
 
 // equalToPostgres fails t unless each student's value shows what
@@ -73,7 +113,7 @@ func equalToPostgres(t *testing.T, f *fixture, model *readmodel.Model, students 
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !got.Equal(&want) || got.Total != 20 || sum(got.Progress) != 20 {
+		if !got.Equal(&want) || got.Total != 20 || sum(got.Progress)+countFailed(got.Page) != 20 {
 			t.Fatalf("model of %s: %+v, PostgreSQL %+v", id, got, want)
 		}
 		revs = append(revs, rev)

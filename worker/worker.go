@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/quizstream/quizstream/readmodel"
 	"github.com/quizstream/quizstream/retry"
 	"github.com/quizstream/quizstream/store"
 	"github.com/quizstream/quizstream/streams"
@@ -75,10 +74,6 @@ type Config struct {
 	// this build knows is handed back for (NakWithDelay), for a newer
 	// worker to take. Defaults to 30s.
 	NewerSchemaDelay time.Duration
-	// ReadModel, when set, is the read model the attempts worker folds
-	// every stored batch into before acknowledging it (Projector).
-	// Defaults to none.
-	ReadModel *readmodel.Model
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the worker's metrics. Defaults to none.
@@ -153,16 +148,6 @@ func New(cons jetstream.Consumer, st *store.Store, deadLetters *streams.DeadLett
 		return nil, err
 	}
 	wc := WriterConfig{DeadLetters: deadLetters, Tombstones: true, DeadLetterTimeout: cfg.DeadLetterTimeout, Logger: cfg.Logger}
-	if cfg.ReadModel != nil && cons != nil {
-		wc.Projector = NewProjector(cfg.ReadModel, st, func(ctx context.Context) (uint64, error) {
-			info, err := cons.Info(ctx)
-			if err != nil {
-				return 0, err
-			}
-			return info.AckFloor.Stream, nil
-		}, cfg.Logger)
-		wc.Projector.metrics, wc.Projector.backoff = m, cfg.MaxBackoff
-	}
 	wr := NewWriter(st.WithStatementTimeout(cfg.StatementTimeout), wc)
 	wr.maxBackoff, wr.metrics = cfg.MaxBackoff, m
 	return newWorker("attempts", cons, wr, cfg, m)

@@ -5,14 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quizstream/quizstream/eventlog"
 	"github.com/quizstream/quizstream/events"
-	"github.com/quizstream/quizstream/readmodel"
 	"github.com/quizstream/quizstream/retry"
 	"github.com/quizstream/quizstream/store"
 	"github.com/quizstream/quizstream/streams"
@@ -72,11 +70,6 @@ type WriterConfig struct {
 	// DeadLetterTimeout bounds the retries of one dead-letter write; past
 	// it the record is Held. Defaults to 10s.
 	DeadLetterTimeout time.Duration
-	// Projector, when set, folds every record stored (or stored as a
-	// tombstone) into the read model before Write returns; a record whose
-	// fold did not happen (ctx ended) is Unsettled. Defaults to none
-	// (replay: the rebuild builds the model).
-	Projector *Projector
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -130,30 +123,7 @@ func (w *Writer) Write(ctx context.Context, recs []Record) Outcome {
 	for _, it := range undecodable {
 		w.setAside(ctx, p, it, it.err)
 	}
-	w.project(ctx, p)
 	return p.out
-}
-
-// project folds what the pass stored into the read model; when it cannot
-// (ctx ended), those records are Unsettled rather than acknowledged: the
-// ack floor must never pass an event the model lacks.
-func (w *Writer) project(ctx context.Context, p *pass) {
-	if w.cfg.Projector == nil || len(p.folds) == 0 || w.cfg.DryRun {
-		return
-	}
-	folds := make([]readmodel.Fold, len(p.folds))
-	for i, f := range p.folds {
-		folds[i] = f.fold
-	}
-	if err := w.cfg.Projector.Project(ctx, folds); err == nil {
-		return
-	}
-	unfolded := map[int]bool{}
-	for _, f := range p.folds {
-		unfolded[f.index] = true
-		p.out.Unsettled = append(p.out.Unsettled, f.index)
-	}
-	p.out.Poison = slices.DeleteFunc(p.out.Poison, func(i int) bool { return unfolded[i] })
 }
 
 // pass is one Write: its outcome so far, and whether the dead-letter
@@ -162,14 +132,6 @@ func (w *Writer) project(ctx context.Context, p *pass) {
 type pass struct {
 	out             Outcome
 	deadLettersDown bool
-	// folds are the records stored, for the read model.
-	folds []indexedFold
-}
-
-// indexedFold is a fold and the index of its record in the batch.
-type indexedFold struct {
-	index int
-	fold  readmodel.Fold
 }
 
 func (w *Writer) write(ctx context.Context, items []item, p *pass) {
@@ -195,9 +157,6 @@ func (w *Writer) write(ctx context.Context, items []item, p *pass) {
 	case err == nil:
 		out.Stored += res.Inserted
 		out.Duplicates += int64(len(items)) - res.Inserted
-		for _, it := range items {
-			p.folds = append(p.folds, indexedFold{it.index, readmodel.Fold{Seq: it.rec.Seq, Event: *it.event}})
-		}
 		return
 	case ctx.Err() != nil:
 		for _, it := range items {
@@ -278,8 +237,6 @@ func (w *Writer) setAside(ctx context.Context, p *pass, it item, reason error) {
 		case err != nil:
 			w.log.Error("worker: tombstone refused too; the attempt is only in the dead-letter stream",
 				"attempt_id", tomb.ID, "err", err)
-		default:
-			p.folds = append(p.folds, indexedFold{it.index, readmodel.Fold{Seq: it.rec.Seq, Event: *it.event, Failed: true}})
 		}
 	}
 	out.Poison = append(out.Poison, it.index)

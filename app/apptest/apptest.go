@@ -91,6 +91,9 @@ func NewOn(t testing.TB, natsURL string, stream streams.StreamConfig) *Stack {
 		lg, err = eventlog.OpenLog(ctx, js, stream)
 		return err == nil
 	})
+	// Instances run with the read model (Config): an event is settled once
+	// the model's consumer folded it too, as their own Logs say.
+	lg.SettledAlsoBy(streams.ReadModelConsumer)
 	s := &Stack{DBURL: dbURL, Store: st, DB: storetest.DB(t, dbURL), NATSURL: natsURL, NC: nc, JS: js, Stream: stream, Log: lg}
 	for _, c := range store.DemoContent(store.DefaultDemo) {
 		for _, q := range c.Quizzes {

@@ -61,7 +61,7 @@ func TestStreamCommands(t *testing.T) {
 	attempts, _ := st.Family("attempts")
 	exams, _ := st.Family("exams")
 	if err != nil || len(attempts.Streams) != 2 || attempts.Streams[0].Name != streams.DefaultStreamName || attempts.Streams[0].MaxAge != time.Hour ||
-		len(attempts.Consumers) != 1 || len(exams.Streams) != 2 || len(exams.Consumers) != 2 || len(st.Mismatches) != 0 {
+		len(attempts.Consumers) != 2 || len(exams.Streams) != 2 || len(exams.Consumers) != 2 || len(st.Mismatches) != 0 {
 		t.Fatalf("status --json: %v, %+v", err, st)
 	}
 	maxAgeFlag = "3h" // what status compares the stream with
