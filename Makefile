@@ -47,7 +47,7 @@ lint:
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-## bench: the production-like stack against the baseline, about 12 minutes; writes bench/results/<date>.md and .json
+## bench: the production-like stack against the baseline, then the exam, checker-outage and backlog phases, about 30-35 minutes; writes bench/results/<date>.md and .json
 bench:
 	$(GO) run ./bench/cmd/stackbench
 

@@ -17,12 +17,13 @@ const (
 	TaskProgress = "progress" // GET /student-progress
 	TaskAttempts = "attempts" // the first page of the student's attempts
 	TaskSubmit   = "submit"   // an attempt POST with an Idempotency-Key, sometimes re-sent
+	TaskCheck    = "check"    // a code check POST of one of Config.Checks, with an Idempotency-Key
 	TaskSignup   = "signup"   // not in the mix
 	TaskFloor    = "floor"    // Config.Floor's GET: no mix, no signup
 )
 
 // mixTasks lists the tasks of the mix in the order results show them.
-var mixTasks = []string{TaskContent, TaskUser, TaskProgress, TaskAttempts, TaskSubmit}
+var mixTasks = []string{TaskContent, TaskUser, TaskProgress, TaskAttempts, TaskSubmit, TaskCheck}
 
 // Weights are the relative shares of the tasks in the mix; a zero weight
 // leaves a task out.
@@ -32,6 +33,8 @@ type Weights struct {
 	Progress int `json:"progress"`
 	Attempts int `json:"attempts"`
 	Submit   int `json:"submit"`
+	// Check needs Config.Checks.
+	Check int `json:"check,omitempty"`
 }
 
 // DefaultWeights is exam day's mix: 40% content reads, 10% own user, 15%
@@ -42,7 +45,7 @@ var DefaultWeights = Weights{Content: 40, User: 10, Progress: 15, Attempts: 10, 
 var SubmitOnly = Weights{Submit: 1}
 
 func (w Weights) list() []int {
-	return []int{w.Content, w.User, w.Progress, w.Attempts, w.Submit}
+	return []int{w.Content, w.User, w.Progress, w.Attempts, w.Submit, w.Check}
 }
 
 func (w Weights) total() int {
@@ -89,6 +92,8 @@ func ParseWeights(s string) (Weights, error) {
 			w.Attempts = n
 		case TaskSubmit:
 			w.Submit = n
+		case TaskCheck:
+			w.Check = n
 		default:
 			return Weights{}, fmt.Errorf("weights: unknown task %q (one of %s)", name, strings.Join(mixTasks, ", "))
 		}
@@ -186,6 +191,18 @@ type Config struct {
 	// the mix: Weights, ThinkTime, Ramp, WarmUp, Duration and Rate do not
 	// apply; the run lasts the logins and the quiz's time limit.
 	Exam *ExamConfig
+	// Checks are the programs the check task submits, one drawn at
+	// random per check. Required when Weights.Check is above 0.
+	Checks []CheckProgram
+	// Windows, when set, splits the measured part of the run into
+	// consecutive windows of these lengths (their sum replaces Duration);
+	// Result.Windows has each one's figures. Not with Floor or Exam.
+	Windows []Window
+	// OnWindow, when set, is called as window i of Windows begins, from
+	// the goroutine that starts the tasks, so that what changes with the
+	// window (a fault injected, say) changes at its start. It must not
+	// block.
+	OnWindow func(i int)
 	// OnPhase, when set, is called as the run enters each phase (see
 	// Progress.Phase), from the goroutine that changes it: "measure" starts
 	// the measured window and "finish" ends it, for sampling the servers'
@@ -219,6 +236,21 @@ func (c *Config) defaults() error {
 	}
 	if c.Weights == (Weights{}) {
 		c.Weights = DefaultWeights
+	}
+	if c.Weights.Check > 0 && len(c.Checks) == 0 {
+		return errors.New("load: Config.Weights: check needs Config.Checks")
+	}
+	if len(c.Windows) > 0 {
+		if c.Floor != "" || c.Exam != nil {
+			return errors.New("load: Config.Windows is for the mix, not Floor or Exam")
+		}
+		c.Duration = 0
+		for i, w := range c.Windows {
+			if w.Duration <= 0 {
+				return fmt.Errorf("load: Config.Windows[%d] (%s): the duration must be above 0", i, w.Name)
+			}
+			c.Duration += w.Duration
+		}
 	}
 	for i, v := range c.Weights.list() {
 		if v < 0 {

@@ -62,6 +62,12 @@ type Result struct {
 	// Verify is the check after the run; nil when it was skipped (or for
 	// the exam workload, whose check is Exam.Verify).
 	Verify *Verification `json:"verify,omitempty"`
+	// Windows are Config.Windows' figures, in order.
+	Windows []WindowResult `json:"windows,omitempty"`
+	// Checks are the checks the check task submitted, in the order they
+	// ended; they stay out of the JSON (the caller checks them against
+	// what the service stored).
+	Checks []SentCheck `json:"-"`
 	// Exam is the exam workload's figures; nil for the mix.
 	Exam *ExamResult `json:"exam,omitempty"`
 	// ErrorSamples holds the first failures' messages.
@@ -212,6 +218,9 @@ type runner struct {
 	students   []*student
 	signedUp   atomic.Int64
 
+	checksMu sync.Mutex
+	checks   []SentCheck // the check task's, as they ended
+
 	accepted, resends, late, inFlight atomic.Int64
 	acceptedAll                       atomic.Int64 // every 202, for the progress line
 	window                            time.Duration
@@ -232,6 +241,8 @@ type student struct {
 	etags map[string]string
 	next  int
 	sent  map[string]*submission // by Idempotency-Key: every key sent
+	// nextCheck numbers the student's checks' Idempotency-Keys.
+	nextCheck int
 }
 
 // submission is one logical attempt POST and what its 202 said.
@@ -288,8 +299,6 @@ func (r *runner) finish() Result {
 		res.Weights = Weights{}
 	}
 	res.ThinkTime, res.WarmUp, res.Window = c.ThinkTime.Seconds(), c.WarmUp.Seconds(), r.window.Seconds()
-	total := TaskResult{Name: "total"}
-	all := newHist()
 	tasks := mixTasks
 	switch {
 	case c.Exam != nil:
@@ -297,24 +306,16 @@ func (r *runner) finish() Result {
 	case c.Floor != "":
 		tasks = []string{TaskFloor}
 	}
+	var names []string
 	for i, name := range tasks {
 		if c.Exam == nil && c.Floor == "" && c.Weights.list()[i] == 0 {
 			continue
 		}
-		t, h := r.stats.result(name, r.window)
-		res.Tasks = append(res.Tasks, t)
-		all.Merge(h)
-		total.Requests += t.Requests
-		total.NotModified += t.NotModified
-		total.Unavailable += t.Unavailable
-		total.RateLimited += t.RateLimited
-		total.Errors += t.Errors
+		names = append(names, name)
 	}
-	total.Latency = latencyOf(all)
-	if r.window > 0 {
-		total.RPS = float64(total.Requests) / r.window.Seconds()
-	}
-	res.Total = total
+	res.Tasks, res.Total = tasksOf(names, r.window, func(name string) *taskStats { return r.stats.tasks[name] })
+	res.Windows = r.stats.windowResults(c.Windows, names)
+	res.Checks = r.sentChecks()
 	res.Signup, _ = r.stats.result(TaskSignup, 0)
 	res.Accepted, res.Resends, res.Late = r.accepted.Load(), r.resends.Load(), r.late.Load()
 	r.lag.mu.Lock()

@@ -245,8 +245,8 @@ func TestCheckFails(t *testing.T) {
 }
 
 func TestParseWeights(t *testing.T) {
-	w, err := load.ParseWeights("submit=3, content=1")
-	if err != nil || w != (load.Weights{Submit: 3, Content: 1}) {
+	w, err := load.ParseWeights("submit=3, content=1, check=2")
+	if err != nil || w != (load.Weights{Submit: 3, Content: 1, Check: 2}) {
 		t.Errorf("ParseWeights: %+v, %v", w, err)
 	}
 	if w, err := load.ParseWeights(load.DefaultWeights.String()); err != nil || w != load.DefaultWeights {

@@ -52,6 +52,7 @@ func (r *runner) closed(ctx context.Context) error {
 	begin := time.Now()
 	start := begin.Add(r.cfg.Ramp + r.cfg.WarmUp)
 	end := start.Add(r.cfg.Duration)
+	r.stats.setWindows(start, r.cfg.Windows)
 	r.stats.setWindow(start, end)
 	if r.cfg.Ramp+r.cfg.WarmUp > 0 {
 		r.setPhase("warmup")
@@ -77,6 +78,12 @@ func (r *runner) closed(ctx context.Context) error {
 	}
 	if sleep(ctx, time.Until(start)) {
 		r.setPhase("measure")
+		for i, at := range windowStarts(start, r.cfg.Windows) {
+			if !sleep(ctx, time.Until(at)) {
+				break
+			}
+			r.enterWindow(i)
+		}
 		sleep(ctx, time.Until(end))
 	}
 	r.setPhase("finish")
@@ -96,7 +103,9 @@ func (r *runner) open(ctx context.Context) error {
 	start := time.Now()
 	measureStart := start.Add(r.cfg.WarmUp)
 	end := measureStart.Add(r.cfg.Duration)
+	r.stats.setWindows(measureStart, r.cfg.Windows)
 	r.stats.setWindow(measureStart, end)
+	windows, next := windowStarts(measureStart, r.cfg.Windows), 0
 	if r.cfg.WarmUp > 0 {
 		r.setPhase("warmup")
 	} else {
@@ -116,6 +125,9 @@ func (r *runner) open(ctx context.Context) error {
 		}
 		if !due.Before(measureStart) && r.phase.Load() == "warmup" {
 			r.setPhase("measure")
+		}
+		for ; next < len(windows) && !due.Before(windows[next]); next++ {
+			r.enterWindow(next)
 		}
 		select {
 		case inflight <- struct{}{}:
@@ -137,6 +149,13 @@ func (r *runner) open(ctx context.Context) error {
 	wg.Wait()
 	r.window = r.cfg.Duration
 	return ctx.Err()
+}
+
+// enterWindow tells Config.OnWindow that window i begins.
+func (r *runner) enterWindow(i int) {
+	if r.cfg.OnWindow != nil {
+		r.cfg.OnWindow(i)
+	}
 }
 
 // lateAfter is how late an open-model arrival may be sent before it

@@ -83,6 +83,9 @@ type stats struct {
 	tasks map[string]*taskStats
 	// windowStart and windowEnd are UnixNano; 0 until the window is known.
 	windowStart, windowEnd atomic.Int64
+	// windows split the measured window (Config.Windows); set before
+	// windowStart, read only after it.
+	windows []*windowStats
 
 	mu       sync.Mutex
 	interval *hdrhistogram.Histogram // every answered try this second, measured or not
@@ -159,7 +162,17 @@ func (s *stats) record(task string, start time.Time, d time.Duration, o outcome,
 	if !s.measured(task, start) {
 		return
 	}
-	t := s.tasks[task]
+	s.tasks[task].add(o, d)
+	if task == TaskSignup {
+		return // measured whatever the window, so before windows are set
+	}
+	if w := s.windowOf(start); w != nil {
+		w.tasks[task].add(o, d)
+	}
+}
+
+// add accounts one try.
+func (t *taskStats) add(o outcome, d time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	switch o {
@@ -195,7 +208,10 @@ func (s *stats) tick() (n, fails int64, p99 time.Duration) {
 // result returns task's figures over a window of the given length, and
 // a copy of its histogram for merging.
 func (s *stats) result(task string, window time.Duration) (TaskResult, *hdrhistogram.Histogram) {
-	t := s.tasks[task]
+	return s.tasks[task].result(task, window)
+}
+
+func (t *taskStats) result(task string, window time.Duration) (TaskResult, *hdrhistogram.Histogram) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	r := TaskResult{

@@ -110,6 +110,8 @@ func (r *runner) runTask(ctx context.Context, s *student, due time.Time) {
 		})
 	case TaskSubmit:
 		r.submit(ctx, s, due)
+	case TaskCheck:
+		r.submitCheck(ctx, s, due)
 	}
 }
 

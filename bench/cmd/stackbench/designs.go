@@ -51,7 +51,7 @@ func cpuBetween(before, after sample) map[string]float64 {
 		out[tierPostgresDB] += v - before.backends[pid]
 	}
 	other := out[tierMachine]
-	for _, k := range []string{tierAPI, tierWorker, tierNATS, tierPostgres, tierLoad} {
+	for _, k := range []string{tierAPI, tierWorker, tierChecker, tierNATS, tierPostgres, tierLoad} {
 		other -= out[k]
 	}
 	out[tierOther] = max(other, 0)
@@ -66,6 +66,7 @@ const (
 	tierPostgres   = "postgres"
 	tierPostgresDB = "postgres-db"
 	tierLoad       = "load"
+	tierChecker    = "checker" // the checker role (the checker-outage phase)
 	tierMachine    = "machine" // every CPU's time running programs
 	tierIRQ        = "irq"     // every CPU's time in interrupts
 	tierSteal      = "steal"   // time the hypervisor gave to others
@@ -99,6 +100,12 @@ func (d *design) stop() {
 
 // startQuizstream starts the real stack: api and worker processes.
 func (b *bench) startQuizstream(ctx context.Context, db, dbURL string) (*design, error) {
+	return b.startQuizstreamOn(ctx, b.nats, b.tmp, db, dbURL)
+}
+
+// startQuizstreamOn starts api and worker processes on the server ns,
+// their logs in dir.
+func (b *bench) startQuizstreamOn(ctx context.Context, ns *natsServer, dir, db, dbURL string) (*design, error) {
 	listen, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -107,11 +114,11 @@ func (b *bench) startQuizstream(ctx context.Context, db, dbURL string) (*design,
 	workerOps, _ := freeAddr()
 	// The per-student attempt limiter is off, as in the baseline:
 	// closed-loop students submit far above a person's pace.
-	env := []string{"DATABASE_URL=" + dbURL, "NATS_URL=" + b.nats.url, "LOG_LEVEL=warn", "ATTEMPT_RATE=-1"}
+	env := []string{"DATABASE_URL=" + dbURL, "NATS_URL=" + ns.url, "LOG_LEVEL=warn", "ATTEMPT_RATE=-1"}
 	b.say("starting quizstream api and quizstream worker")
 	d := &design{name: "quizstream", url: "http://" + listen, dbURL: dbURL}
 	d.result = designResult{Name: d.name, Description: "quizstream api (its default publisher: concurrent attempts coalesced into atomic batches when the stream allows them) + quizstream worker (its default of 2 batch writers) processes; NATS JetStream R1 file stream, sync_interval: always; the 202 follows the stream's PubAck"}
-	api, err := start(b.tmp, "api", b.bins["quizstream"], append(env, "LISTEN_ADDR="+listen, "METRICS_ADDR="+apiOps), "api")
+	api, err := start(dir, "api", b.bins["quizstream"], append(env, "LISTEN_ADDR="+listen, "METRICS_ADDR="+apiOps), "api")
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +126,7 @@ func (b *bench) startQuizstream(ctx context.Context, db, dbURL string) (*design,
 	if err := waitReady(ctx, api, d.url+"/readyz"); err != nil {
 		return d, err
 	}
-	worker, err := start(b.tmp, "worker", b.bins["quizstream"], append(env, "METRICS_ADDR="+workerOps), "worker")
+	worker, err := start(dir, "worker", b.bins["quizstream"], append(env, "METRICS_ADDR="+workerOps), "worker")
 	if err != nil {
 		return d, err
 	}
@@ -127,8 +134,8 @@ func (b *bench) startQuizstream(ctx context.Context, db, dbURL string) (*design,
 	if err := waitReady(ctx, worker, "http://"+workerOps+"/readyz"); err != nil {
 		return d, err
 	}
-	d.tiers = tiers{db: db, pids: map[string]int{tierAPI: api.pid(), tierWorker: worker.pid(), tierNATS: b.nats.pid()},
-		rss: []string{tierAPI, tierWorker}, disk: b.tmp, metrics: "http://" + apiOps + "/metrics"}
+	d.tiers = tiers{db: db, pids: map[string]int{tierAPI: api.pid(), tierWorker: worker.pid(), tierNATS: ns.pid()},
+		rss: []string{tierAPI, tierWorker}, disk: dir, metrics: "http://" + apiOps + "/metrics"}
 	return d, nil
 }
 

@@ -12,8 +12,10 @@
 // loop with no think time; attempt POSTs alone, likewise; and the mix at
 // a constant arrival rate rising by -open-factor from -open-start, to find
 // the highest rate at which every task's p99 stays within -p99. Then the
-// ceiling of single synchronous publishes on the same server; the backlog
-// phase (backlog.go: -backlog attempts published with no worker running,
+// ceiling of single synchronous publishes on the same server; the
+// checker-outage phase (outage.go: one fixed-rate load of attempts, reads
+// and code checks with the Judge0 the checker role calls up, down, then
+// back; `-only checker-outage` runs it alone); the backlog phase (backlog.go: -backlog attempts published with no worker running,
 // drained by a `quizstream worker` started afterwards, against the same
 // rows written with COPY + INSERT ... ON CONFLICT, issue 8's target;
 // `-only backlog` runs it alone); and the eventlog package's Go benchmarks
@@ -77,8 +79,11 @@ type options struct {
 	// BacklogWorkerEnv is settings (NAME=value) of the backlog's worker
 	// on top of its defaults.
 	BacklogWorkerEnv []string `json:"backlog_worker_env,omitempty"`
-	// Only, when set, runs that phase alone ("backlog").
+	// Only, when set, runs that phase alone ("backlog" or
+	// "checker-outage").
 	Only string `json:"only,omitempty"`
+	// Outage is the checker-outage phase (outage.go).
+	Outage outageOptions `json:"checker_outage"`
 	// The exam workload (exam.go), on quizstream alone: ExamUsers
 	// students, the sprint's time limit and grace, the logins' spread and
 	// the submits' window; SkipExam skips it. SkipFloor skips the floor.
@@ -126,7 +131,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		o.BacklogWorkerEnv = append(o.BacklogWorkerEnv, v)
 		return nil
 	})
-	fs.StringVar(&o.Only, "only", "", `run one phase alone: "backlog"`)
+	fs.StringVar(&o.Only, "only", "", `run one phase alone: "backlog" or "checker-outage"`)
+	outageFlags(fs, &o.Outage)
 	fs.IntVar(&o.ExamUsers, "exam-users", 2000, "students of the exam workload (run once from many addresses, once from one)")
 	fs.DurationVar(&o.ExamLimit, "exam-limit", 3*time.Minute, "the exam's time limit (the demo sprint's, set for the run)")
 	fs.DurationVar(&o.ExamGrace, "exam-grace", 5*time.Second, "the exam's grace after its deadline")
@@ -135,15 +141,15 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.BoolVar(&o.SkipExam, "skip-exam", false, "do not run the exam workload")
 	fs.BoolVar(&o.SkipFloor, "skip-floor", false, "do not measure the floor (a trivial Echo server through the same load tool)")
 	render := fs.String("render", "", "only write the Markdown of a results JSON file again, beside it")
-	quick := fs.Bool("quick", false, "a short smoke run: 50 students, 3s windows, two open rates, an exam of 100 students on a 30s sprint, a backlog of 20000 (the -backlog and -exam-* given stay), results not written")
+	quick := fs.Bool("quick", false, "a short smoke run: 50 students, 3s windows, two open rates, an exam of 100 students on a 30s sprint, a backlog of 20000, a checker outage of 5s windows at 60/s (the -backlog, -exam-* and -outage-* given stay), results not written")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *render != "" {
 		return rerender(*render)
 	}
-	if o.Only != "" && o.Only != onlyBacklog {
-		return fmt.Errorf("-only %q: the only phase that runs alone is %q", o.Only, onlyBacklog)
+	if o.Only != "" && o.Only != onlyBacklog && o.Only != onlyOutage {
+		return fmt.Errorf("-only %q: the phases that run alone are %q and %q", o.Only, onlyBacklog, onlyOutage)
 	}
 	if o.Only == onlyBacklog && o.Backlog <= 0 {
 		return errors.New("-only backlog needs -backlog above 0")
@@ -168,6 +174,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 				quick()
 			}
 		}
+		o.Outage.quick(set)
 	}
 	b := &bench{o: o, log: stderr, began: time.Now(), quick: *quick}
 	return b.run(ctx)
@@ -224,8 +231,12 @@ func (b *bench) run(ctx context.Context) (err error) {
 	b.rep.Versions.PostgreSQL = b.rep.Versions.PostgresSettings["server_version"]
 
 	suffix := time.Now().UTC().Format("20060102_150405")
-	if b.o.Only == onlyBacklog {
+	switch b.o.Only {
+	case onlyBacklog:
 		b.rep.Backlog = b.backlog(ctx, "quizstream_bench_"+suffix, b.o.Backlog)
+		return b.finish(ctx, root)
+	case onlyOutage:
+		b.rep.Outage = b.outage(ctx, "quizstream_bench_"+suffix)
 		return b.finish(ctx, root)
 	}
 
@@ -318,6 +329,9 @@ func (b *bench) run(ctx context.Context) (err error) {
 	b.ceiling(ctx, "after the load runs")
 	if err := b.nats.stop(); err != nil {
 		b.say("nats-server: %v", err)
+	}
+	if !b.o.Outage.Skip && ctx.Err() == nil {
+		b.rep.Outage = b.outage(ctx, "quizstream_bench_"+suffix)
 	}
 	if b.o.Backlog > 0 && ctx.Err() == nil {
 		b.rep.Backlog = b.backlog(ctx, "quizstream_bench_"+suffix, b.o.Backlog)
@@ -449,42 +463,6 @@ func (b *bench) holds(ctx context.Context, d *design, rate float64) bool {
 		}
 	}
 	return false
-}
-
-// publishMetrics are the API's counters of how it published attempts.
-var publishMetrics = []string{
-	"quizstream_publish_batch_size_messages_sum", "quizstream_publish_batch_size_messages_count",
-	"quizstream_publish_unbatched_attempts_total", "quizstream_publish_batch_resends_total",
-	"quizstream_publish_held_duplicates_total", "quizstream_publish_recent_id_alone_total",
-}
-
-// publishing is how the API published attempts during a run.
-type publishing struct {
-	Batches   float64 `json:"atomic_batches"`
-	InBatches float64 `json:"attempts_in_batches"`
-	MeanBatch float64 `json:"mean_batch"`
-	Unbatched float64 `json:"attempts_one_at_a_time"`
-	Resends   float64 `json:"batch_resends"`
-	// Held are retries the API's tail answered without a publish; Alone
-	// messages sent alone because the publisher sent their id lately.
-	Held  float64 `json:"held_duplicates"`
-	Alone float64 `json:"recent_id_alone"`
-}
-
-func publishingBetween(before, after map[string]float64) *publishing {
-	if len(after) == 0 {
-		return nil // an API without a batching publisher
-	}
-	d := func(k string) float64 { return after[k] - before[k] }
-	p := &publishing{
-		Batches: d("quizstream_publish_batch_size_messages_count"), InBatches: d("quizstream_publish_batch_size_messages_sum"),
-		Unbatched: d("quizstream_publish_unbatched_attempts_total"), Resends: d("quizstream_publish_batch_resends_total"),
-		Held: d("quizstream_publish_held_duplicates_total"), Alone: d("quizstream_publish_recent_id_alone_total"),
-	}
-	if p.Batches > 0 {
-		p.MeanBatch = p.InBatches / p.Batches
-	}
-	return p
 }
 
 // Run names.

@@ -33,6 +33,8 @@ type report struct {
 	EventsBenchError string       `json:"events_bench_error,omitempty"`
 	// Backlog is the backlog phase (issue 8's target).
 	Backlog *backlogResult `json:"backlog,omitempty"`
+	// Outage is the checker-outage phase (issue 17).
+	Outage *outageResult `json:"checker_outage,omitempty"`
 	// Floor is the trivial server's run (bench/cmd/floor), the unit of
 	// CPU per request.
 	Floor *runRecord `json:"floor,omitempty"`
@@ -284,8 +286,9 @@ func (r *report) writeMarkdown(w io.Writer) error {
 	}
 	p(" |\n\n")
 
-	if o.Only == onlyBacklog {
+	if o.Only != "" {
 		writeBacklog(&b, r.Backlog, r.Machine.CPUs)
+		writeOutage(&b, r.Outage, r.Machine.CPUs)
 		_, err := io.WriteString(w, b.String())
 		return err
 	}
@@ -470,6 +473,10 @@ func (r *report) writeMarkdown(w io.Writer) error {
 		}
 	case r.EventsBenchError != "":
 		p("`go test ./eventlog -bench`: %s.\n", r.EventsBenchError)
+	}
+	if r.Outage != nil {
+		p("\n")
+		writeOutage(&b, r.Outage, r.Machine.CPUs)
 	}
 	if r.Backlog != nil {
 		p("\n")

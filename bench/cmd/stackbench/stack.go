@@ -300,6 +300,18 @@ func runTool(ctx context.Context, bin string, env []string, args ...string) erro
 // Prometheus text endpoint; a metric it does not find is absent.
 func scrape(url string, names ...string) map[string]float64 {
 	out := map[string]float64{}
+	for series, v := range scrapeSeries(url, names...) {
+		name, _, _ := strings.Cut(series, "{")
+		out[name] += v
+	}
+	return out
+}
+
+// scrapeSeries returns every series of the named metrics, keyed by the
+// series as the endpoint wrote it (name{labels}); a metric it does not
+// find is absent.
+func scrapeSeries(url string, names ...string) map[string]float64 {
+	out := map[string]float64{}
 	hc := &http.Client{Timeout: 2 * time.Second}
 	resp, err := hc.Get(url)
 	if err != nil {
@@ -319,13 +331,11 @@ func scrape(url string, names ...string) map[string]float64 {
 		if len(f) < 2 {
 			continue
 		}
-		// A name's series summed over its labels (event families).
-		name, _, _ := strings.Cut(f[0], "{")
-		if !want[name] {
+		if name, _, _ := strings.Cut(f[0], "{"); !want[name] {
 			continue
 		}
 		if v, err := strconv.ParseFloat(f[1], 64); err == nil {
-			out[name] += v
+			out[f[0]] += v
 		}
 	}
 	return out
