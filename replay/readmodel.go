@@ -68,8 +68,7 @@ type ReadModelResult struct {
 // the two and the live model (the diff), and with Swap writes the rebuilt
 // values in place. It returns what it did and the first error; transient
 // database failures are retried until ctx ends.
-func RebuildReadModel(ctx context.Context, cfg ReadModelConfig) (ReadModelResult, error) {
-	var res ReadModelResult
+func RebuildReadModel(ctx context.Context, cfg ReadModelConfig) (res ReadModelResult, err error) {
 	start := time.Now()
 	defer func() { res.Duration = time.Since(start) }()
 	if cfg.Store == nil || cfg.JetStream == nil {
@@ -198,4 +197,24 @@ func boolInt(b bool) int64 {
 		return 1
 	}
 	return 0
+}
+
+// WriteText prints what the rebuild did, as `quizstream replay --rebuild
+// readmodel` shows it. A failed write goes unreported, as in
+// Result.WriteText.
+func (res ReadModelResult) WriteText(w io.Writer, _ Config, _ error) {
+	fmt.Fprintf(w, "replay rebuild readmodel: %d events folded into the shadow (%d undecodable), %d students in PostgreSQL\n",
+		res.Read, res.Poison, res.Students)
+	fmt.Fprintf(w, "  shadow equal to PostgreSQL: %d; from PostgreSQL (history beyond the stream): %d; in the stream only: %d\n",
+		res.Matched, res.FromPostgres, res.NotInPostgres)
+	fmt.Fprintf(w, "  live values differing: %d; swapped: %d; took %s\n", res.Differed, res.Swapped, res.Duration.Round(time.Millisecond))
+}
+
+// Drift describes the values of the live model that differ from the
+// rebuilt ones and were left so; "" when none.
+func (res ReadModelResult) Drift() string {
+	if n := res.Differed - res.Swapped; n > 0 {
+		return fmt.Sprintf("%d values of the read model differ from PostgreSQL (--swap replaces them)", n)
+	}
+	return ""
 }

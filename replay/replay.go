@@ -1,9 +1,9 @@
-// Package replay re-reads the attempts stream, from a sequence or a time,
-// to restore the database through the workers' own batch writer (so that
-// a replay stores exactly what a worker would), to check what such a
-// restore would do, or to rebuild the progress projection beside the live
-// one and swap it in. It returns what it did as a Result; printing it is
-// the command's business.
+// Package replay re-reads the streams, from a sequence or a time, to
+// restore the database through the workers' own batch writers (so that a
+// replay stores exactly what a worker would), to check what such a
+// restore would do, or to rebuild a registered projection (Lookup) beside
+// the live one, compare the two and swap it in. It returns what it did as
+// a value that prints itself (WriteText) or encodes as JSON.
 package replay
 
 import (
@@ -17,7 +17,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quizstream/quizstream/eventlog"
-	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/retry"
 	"github.com/quizstream/quizstream/store"
 	"github.com/quizstream/quizstream/streams"
@@ -40,6 +39,11 @@ const (
 	// and compares it with the live one; with Config.Swap it then replaces
 	// the live table.
 	RebuildProgress Mode = "rebuild progress"
+	// RebuildChecks rebuilds the checks projection (checks and
+	// exercise_passes) from the whole checks stream (Config.Checks) into
+	// shadow tables and compares them with the live ones; with
+	// Config.Swap it then replaces the live tables.
+	RebuildChecks Mode = "rebuild checks"
 	// RestoreExams reads the exams stream (Config.ExamStream) instead, and
 	// stores every session event as the exam workers do (worker.ExamWriter):
 	// sessions, their answers (the highest seq of each question) and their
@@ -70,6 +74,9 @@ type Config struct {
 	// ExamStream names the exams stream RestoreExams reads; its zero fields
 	// take the defaults of streams.ExamStreamConfig.
 	ExamStream streams.ExamStreamConfig
+	// Checks names the checks stream RebuildChecks reads; its zero fields
+	// take the defaults of streams.CheckStreamConfig.
+	Checks streams.CheckStreamConfig
 
 	// Mode defaults to Restore.
 	Mode Mode
@@ -86,18 +93,20 @@ type Config struct {
 	// 500; at most 10000.
 	BatchSize int
 
-	// Swap, with RebuildProgress, replaces the live progress table with
-	// the rebuilt one, under an ACCESS EXCLUSIVE lock held for a scan of
-	// attempts (workers wait meanwhile).
+	// Swap, with a rebuild, replaces the live tables with the rebuilt
+	// ones, under an ACCESS EXCLUSIVE lock (workers wait meanwhile), held
+	// for a scan of attempts (progress) or of the checks stored since the
+	// rebuild began (checks).
 	Swap bool
-	// KeepShadow, with RebuildProgress and without Swap, keeps the rebuilt
-	// table as progress_rebuild for inspection. Defaults to dropping it.
+	// KeepShadow, with a rebuild and without Swap, keeps the rebuilt
+	// tables (progress_rebuild; checks_rebuild and
+	// exercise_passes_rebuild) for inspection. Defaults to dropping them.
 	KeepShadow bool
-	// DiffRows is how many differing rows Result.Diff lists, with
-	// RebuildProgress. Defaults to 0: only their counts.
+	// DiffRows is how many differing rows Result.Diff or Result.Checks
+	// lists, with a rebuild. Defaults to 0: only their counts.
 	DiffRows int
-	// LockTimeout bounds the wait for the lock on progress, with Swap.
-	// Defaults to 30s.
+	// LockTimeout bounds the wait for the locks on the live tables, with
+	// Swap. Defaults to 30s.
 	LockTimeout time.Duration
 
 	// Logger defaults to slog.Default().
@@ -131,18 +140,20 @@ func (c *Config) validate() error {
 		return errors.New("replay: Config.Store is required")
 	case c.JetStream == nil:
 		return errors.New("replay: Config.JetStream is required")
-	case c.Mode != Restore && c.Mode != DryRun && c.Mode != RebuildProgress && c.Mode != RestoreExams:
-		return fmt.Errorf("replay: Config.Mode %q is none of %q, %q, %q and %q", c.Mode, Restore, DryRun, RebuildProgress, RestoreExams)
+	case c.Mode != Restore && c.Mode != DryRun && !c.Mode.rebuilds() && c.Mode != RestoreExams:
+		return fmt.Errorf("replay: Config.Mode %q is none of %q, %q, %q, %q and %q", c.Mode, Restore, DryRun, RebuildProgress, RebuildChecks, RestoreExams)
+	case c.Mode == RebuildChecks && (c.FromSeq > 1 || !c.Since.IsZero() || !c.Until.IsZero()):
+		return errors.New("replay: Mode \"rebuild checks\" reads its whole stream: Config.FromSeq, Since and Until must stay unset")
 	case c.FromSeq > 1 && !c.Since.IsZero():
 		return errors.New("replay: Config.FromSeq and Config.Since are exclusive")
 	case !c.Since.IsZero() && !c.Until.IsZero() && c.Until.Before(c.Since):
 		return fmt.Errorf("replay: Config.Until %s is before Config.Since %s", c.Until.Format(time.RFC3339Nano), c.Since.Format(time.RFC3339Nano))
 	case c.BatchSize < 1 || c.BatchSize > MaxBatchSize:
 		return fmt.Errorf("replay: Config.BatchSize must be between 1 and %d, not %d", MaxBatchSize, c.BatchSize)
-	case c.Swap && c.Mode != RebuildProgress:
-		return fmt.Errorf("replay: Config.Swap needs Mode %q", RebuildProgress)
-	case c.KeepShadow && c.Mode != RebuildProgress:
-		return fmt.Errorf("replay: Config.KeepShadow needs Mode %q", RebuildProgress)
+	case c.Swap && !c.Mode.rebuilds():
+		return fmt.Errorf("replay: Config.Swap needs Mode %q or %q", RebuildProgress, RebuildChecks)
+	case c.KeepShadow && !c.Mode.rebuilds():
+		return fmt.Errorf("replay: Config.KeepShadow needs Mode %q or %q", RebuildProgress, RebuildChecks)
 	case c.KeepShadow && c.Swap:
 		return errors.New("replay: Config.KeepShadow and Config.Swap are exclusive: after a swap the shadow is the live table")
 	case c.DiffRows < 0:
@@ -156,8 +167,14 @@ func (c *Config) validate() error {
 	if err := c.ExamStream.Validate(); err != nil {
 		return fmt.Errorf("replay: Config.ExamStream: %w", err)
 	}
+	if err := c.Checks.Validate(); err != nil {
+		return fmt.Errorf("replay: Config.Checks: %w", err)
+	}
 	return nil
 }
+
+// rebuilds reports whether m rebuilds a projection into shadow tables.
+func (m Mode) rebuilds() bool { return m == RebuildProgress || m == RebuildChecks }
 
 // Result is what a replay did. Counts that do not apply to its Mode are 0.
 type Result struct {
@@ -186,26 +203,35 @@ type Result struct {
 	AlreadyPresent int64
 	// Poison counts events set aside (Restore: their failed tombstones
 	// stored where they decode; DryRun: events a restore would set aside;
-	// RebuildProgress: undecodable events, skipped).
+	// a rebuild: undecodable events, skipped).
 	Poison int64
 
-	// Counted counts the events counted into the rebuilt progress: those of
-	// attempts stored as recorded (RebuildProgress).
+	// Counted counts the events counted into the rebuilt progress: those
+	// of attempts stored as recorded (RebuildProgress); or the check rows
+	// the events inserted or advanced, the events of one check in one
+	// batch folded as one (RebuildChecks).
 	Counted int64
-	// NotCounted counts decoded events not counted: their attempt is not
-	// stored as recorded (yet), or was counted already (RebuildProgress).
+	// NotCounted counts the decoded events not counted: their attempt is
+	// not stored as recorded (yet), or was counted already
+	// (RebuildProgress); or the decoded events less Counted (RebuildChecks).
 	NotCounted int64
-	// FromTable counts the recorded attempts counted from the attempts
-	// table rather than from an event: their event was outside the range,
-	// or stored after it was read (RebuildProgress).
+	// FromTable counts what the rebuild took from the live tables rather
+	// than from an event, its event being outside the range or stored
+	// after it was read: recorded attempts counted from the attempts table
+	// (RebuildProgress), live checks rows folded in (RebuildChecks).
 	FromTable int64
 	// Diff is how the live progress table differs from the rebuilt one,
-	// compared before any swap; nil until the comparison is done.
+	// compared before any swap; nil until the comparison is done
+	// (RebuildProgress).
 	Diff *store.ProgressDiff
-	// Swapped reports whether the rebuilt table replaced the live one.
+	// Checks is how the live checks tables differ from the rebuilt ones,
+	// as Diff (RebuildChecks).
+	Checks *store.CheckDiff
+	// Swapped reports whether the rebuilt tables replaced the live ones.
 	Swapped bool
-	// CountedUnderLock counts the attempts workers stored after the
-	// comparison, counted by the swap under its lock.
+	// CountedUnderLock counts what workers stored after the comparison,
+	// folded in by the swap under its lock: attempts (RebuildProgress) or
+	// checks rows (RebuildChecks).
 	CountedUnderLock int64
 
 	// Duration is how long reading (and for a rebuild, comparing) took.
@@ -261,9 +287,15 @@ type runner struct {
 func (r *runner) run(ctx context.Context) (err error) {
 	rng := eventlog.Range{FromSeq: r.cfg.FromSeq, Since: r.cfg.Since, Until: r.cfg.Until, BatchSize: r.cfg.BatchSize}
 	var rd *eventlog.Reader
-	if r.cfg.Mode == RestoreExams {
+	stream := r.cfg.Stream.Name
+	switch r.cfg.Mode {
+	case RestoreExams:
+		stream = r.cfg.ExamStream.Name
 		rd, err = eventlog.OpenExamReader(ctx, r.cfg.JetStream, r.cfg.ExamStream, rng)
-	} else {
+	case RebuildChecks:
+		stream = r.cfg.Checks.Name
+		rd, err = eventlog.OpenCheckReader(ctx, r.cfg.JetStream, r.cfg.Checks, rng)
+	default:
 		rd, err = eventlog.OpenReader(ctx, r.cfg.JetStream, r.cfg.Stream, rng)
 	}
 	if err != nil {
@@ -274,19 +306,19 @@ func (r *runner) run(ctx context.Context) (err error) {
 		defer cancel()
 		rd.Close(cctx)
 	}()
-	var rb *store.ProgressRebuild
+	var sh shadow
 	var wr batchWriter
 	switch r.cfg.Mode {
 	case RestoreExams:
 		wr = worker.NewExamWriter(r.cfg.Store, worker.ExamWriterConfig{Logger: r.log})
-	case RebuildProgress:
-		if rb, err = r.cfg.Store.StartProgressRebuild(ctx); err != nil {
+	case RebuildProgress, RebuildChecks:
+		if sh, err = r.startShadow(ctx); err != nil {
 			return err
 		}
 		defer func() {
 			cctx, cancel := cleanupContext(ctx)
 			defer cancel()
-			if err := rb.Close(cctx, r.cfg.KeepShadow); err != nil {
+			if err := sh.close(cctx, r.cfg.KeepShadow); err != nil {
 				r.log.Warn("replay: shadow tables not dropped", "err", err)
 			}
 		}()
@@ -294,10 +326,6 @@ func (r *runner) run(ctx context.Context) (err error) {
 		wr = worker.NewWriter(r.cfg.Store, worker.WriterConfig{Tombstones: true, DryRun: r.cfg.Mode == DryRun, Logger: r.log})
 	}
 	r.res.Mode, r.res.EndSeq, r.res.Estimate = r.cfg.Mode, rd.Last(), rd.Estimate()
-	stream := r.cfg.Stream.Name
-	if r.cfg.Mode == RestoreExams {
-		stream = r.cfg.ExamStream.Name
-	}
 	r.log.Info("replay: started", "mode", r.cfg.Mode, "stream", stream,
 		"from_seq", r.cfg.FromSeq, "since", r.cfg.Since, "until", r.cfg.Until,
 		"last_seq", rd.Last(), "estimate", rd.Estimate())
@@ -317,8 +345,9 @@ func (r *runner) run(ctx context.Context) (err error) {
 			r.res.FirstSeq = msgs[0].Seq
 		}
 		r.res.Read += int64(len(msgs))
-		if rb != nil {
-			err = r.fold(ctx, rb, msgs)
+		if sh != nil {
+			err = sh.fold(ctx, msgs)
+			r.res.LastSeq = msgs[len(msgs)-1].Seq
 		} else {
 			err = r.write(ctx, wr, msgs)
 		}
@@ -327,14 +356,14 @@ func (r *runner) run(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	if rb == nil {
+	if sh == nil {
 		return nil
 	}
-	if err = r.diff(ctx, rb); err != nil {
+	if err = r.retry(ctx, "diff", func() error { return sh.diff(ctx) }); err != nil {
 		return err
 	}
 	if r.cfg.Swap {
-		err = r.swap(ctx, rb)
+		err = r.swap(ctx, sh)
 	}
 	return err
 }
@@ -365,8 +394,8 @@ func (r *runner) interrupted(ctx context.Context, err error) error {
 	}
 	var resume resumeError
 	switch {
-	case r.cfg.Mode == RebuildProgress:
-		return fmt.Errorf("%w; the live progress table is untouched", ErrInterrupted)
+	case r.cfg.Mode.rebuilds():
+		return fmt.Errorf("%w; the live tables are untouched", ErrInterrupted)
 	case errors.As(err, &resume):
 		r.res.ResumeSeq = resume.seq
 	case r.res.LastSeq > 0:
@@ -410,65 +439,18 @@ func (r *runner) write(ctx context.Context, wr batchWriter, msgs []eventlog.Stre
 	return nil
 }
 
-// fold counts one batch of events into the progress shadow, each mapped
-// as a worker maps it to its row.
-func (r *runner) fold(ctx context.Context, rb *store.ProgressRebuild, msgs []eventlog.StreamMsg) error {
-	evs := make([]store.ProgressEvent, 0, len(msgs))
-	for _, m := range msgs {
-		e, err := events.DecodeAt(m.Subject, m.Data)
-		if err != nil {
-			r.res.Poison++
-			r.log.Warn("replay: undecodable event skipped", "stream_seq", m.Seq, "subject", m.Subject, "err", err)
-			continue
-		}
-		evs = append(evs, worker.Row(m.Seq, e).ProgressEvent())
-	}
-	var n int64
-	err := r.retry(ctx, "fold", func() (err error) {
-		n, err = rb.Fold(ctx, evs)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	r.res.Counted += n
-	r.res.NotCounted += int64(len(evs)) - n
-	r.res.LastSeq = msgs[len(msgs)-1].Seq
-	return nil
-}
-
-// diff compares the shadow with the live table, after counting into the
-// shadow the recorded attempts no event read accounted for.
-func (r *runner) diff(ctx context.Context, rb *store.ProgressRebuild) error {
-	var d store.ProgressDiff
-	err := r.retry(ctx, "diff", func() (err error) {
-		d, err = rb.Diff(ctx, r.cfg.DiffRows)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	r.res.Diff = &d
-	r.res.FromTable += d.FoldedFromTable
-	return nil
-}
-
-// swap replaces the live progress table with the shadow. The replay's
-// Duration ends where the swap begins.
-func (r *runner) swap(ctx context.Context, rb *store.ProgressRebuild) error {
+// swap replaces the live tables with the shadow. The replay's Duration
+// ends where the swap begins.
+func (r *runner) swap(ctx context.Context, sh shadow) error {
 	start := time.Now()
 	r.res.Duration = start.Sub(r.start)
-	var n int64
-	err := r.retry(ctx, "swap", func() (err error) {
-		n, err = rb.Swap(ctx, r.cfg.LockTimeout)
-		return err
-	})
+	err := r.retry(ctx, "swap", func() error { return sh.swap(ctx) })
 	r.res.SwapDuration = time.Since(start)
 	if err != nil {
 		return err
 	}
-	r.res.Swapped, r.res.CountedUnderLock = true, n
-	r.log.Info("replay: progress swapped", "counted_under_lock", n, "duration", r.res.SwapDuration)
+	r.res.Swapped = true
+	r.log.Info("replay: rebuilt tables swapped", "mode", r.cfg.Mode, "counted_under_lock", r.res.CountedUnderLock, "duration", r.res.SwapDuration)
 	return nil
 }
 

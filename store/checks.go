@@ -40,37 +40,50 @@ type CheckTest struct {
 	TimeMS int64  `json:"time_ms"`
 }
 
-// writeChecksSQL folds a batch of check rows into the projection in one
-// statement: each row keeps its most advanced status (queued, running,
+// checkBatchSQL is a batch of check rows passed as arrays ($1 to $14),
+// one row per check: its most advanced.
+var checkBatchSQL = `
+	SELECT DISTINCT ON (id) * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[],
+		$7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::text[]::jsonb[],
+		$13::text[], $14::bigint[])
+		AS b(` + checkRowColumns + `)
+	ORDER BY id, ` + checkRank("status") + ` DESC`
+
+// checkRowColumns are the columns of a checks table, in the order
+// foldChecksSQL's rows give them.
+const checkRowColumns = `id, student_id, exercise_id, course_id, language, source_hash, idempotency_key, status,
+	submitted_at, started_at, finished_at, tests, output, stream_seq`
+
+// foldChecksSQL returns the statement that folds rows (a relation of
+// check rows, checkRowColumns, one per check) into a checks table and its
+// passes table: each row keeps its most advanced status (queued, running,
 // then a final one, which never changes again), whatever order the events
 // come in; a check passed adds its exercise to the student's passes once.
 // Rows are written in id order, passes in (student, exercise) order, so
-// that concurrent workers never deadlock.
-var writeChecksSQL = `
-	WITH batch AS (
-		SELECT DISTINCT ON (id) * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[],
-			$7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::text[]::jsonb[],
-			$13::text[], $14::bigint[])
-			AS b(id, student_id, exercise_id, course_id, language, source_hash, idempotency_key, status,
-			submitted_at, started_at, finished_at, tests, output, stream_seq)
-		ORDER BY id, ` + checkRank("status") + ` DESC
+// that concurrent writers never deadlock. The workers fold into the live
+// tables, a rebuild into its shadow: the one statement of the projection.
+func foldChecksSQL(checks, passes, rows string) string {
+	return `
+	WITH batch AS (` + rows + `
 	), ins AS (
-		INSERT INTO checks (id, student_id, exercise_id, course_id, language, source_hash, idempotency_key, status,
-			submitted_at, started_at, finished_at, tests, output, stream_seq)
+		INSERT INTO ` + checks + ` AS c (` + checkRowColumns + `)
 		SELECT * FROM batch ORDER BY id
 		ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status,
-			started_at = coalesce(checks.started_at, EXCLUDED.started_at), finished_at = EXCLUDED.finished_at,
+			started_at = coalesce(c.started_at, EXCLUDED.started_at), finished_at = EXCLUDED.finished_at,
 			tests = EXCLUDED.tests, output = EXCLUDED.output, stream_seq = EXCLUDED.stream_seq
-		WHERE ` + checkRank("checks.status") + ` < ` + checkRank("EXCLUDED.status") + `
+		WHERE ` + checkRank("c.status") + ` < ` + checkRank("EXCLUDED.status") + `
 		RETURNING id, student_id, exercise_id, course_id, status, finished_at
 	), passes AS (
-		INSERT INTO exercise_passes (student_id, exercise_id, course_id, check_id, passed_at)
+		INSERT INTO ` + passes + ` (student_id, exercise_id, course_id, check_id, passed_at)
 		SELECT student_id, exercise_id, course_id, id, finished_at FROM ins WHERE status = 'passed'
 		ORDER BY student_id, exercise_id
 		ON CONFLICT (student_id, exercise_id) DO NOTHING
 		RETURNING 1
 	)
 	SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM passes)`
+}
+
+var writeChecksSQL = foldChecksSQL("checks", "exercise_passes", checkBatchSQL)
 
 // checkRank orders statuses: queued, running, then the final ones.
 func checkRank(col string) string {
@@ -90,6 +103,16 @@ func (s *Store) WriteChecks(ctx context.Context, rows []Check) (CheckWriteResult
 	if len(rows) == 0 {
 		return res, nil
 	}
+	args, err := checkArrays(rows)
+	if err != nil {
+		return res, fmt.Errorf("write checks: %w", err)
+	}
+	err = s.pool.QueryRow(ctx, writeChecksSQL, args...).Scan(&res.Changed, &res.Passes)
+	return res, wrap("write checks", err)
+}
+
+// checkArrays returns rows as checkBatchSQL's 14 arrays.
+func checkArrays(rows []Check) ([]any, error) {
 	n := len(rows)
 	var (
 		id, student, exercise, course = make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n)
@@ -103,7 +126,7 @@ func (s *Store) WriteChecks(ctx context.Context, rows []Check) (CheckWriteResult
 	for i, r := range rows {
 		t, err := json.Marshal(nonNil(r.Tests))
 		if err != nil {
-			return res, fmt.Errorf("write checks: %w", err)
+			return nil, err
 		}
 		id[i], student[i], exercise[i], course[i] = r.ID, r.StudentID, r.ExerciseID, r.CourseID
 		lang[i], hash[i], status[i], output[i] = r.Language, r.SourceHash, r.Status, r.Output
@@ -112,9 +135,7 @@ func (s *Store) WriteChecks(ctx context.Context, rows []Check) (CheckWriteResult
 		}
 		submitted[i], started[i], finished[i], tests[i], seq[i] = r.SubmittedAt, r.StartedAt, r.FinishedAt, string(t), int64(r.StreamSeq)
 	}
-	err := s.pool.QueryRow(ctx, writeChecksSQL, id, student, exercise, course, lang, hash, key, status,
-		submitted, started, finished, tests, output, seq).Scan(&res.Changed, &res.Passes)
-	return res, wrap("write checks", err)
+	return []any{id, student, exercise, course, lang, hash, key, status, submitted, started, finished, tests, output, seq}, nil
 }
 
 const checkColumns = `id, student_id, exercise_id, course_id, language, source_hash, coalesce(idempotency_key, ''),

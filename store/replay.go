@@ -30,11 +30,43 @@ const (
 	countedTable = "progress_rebuild_counted"
 )
 
-// rebuildLockKey is the advisory lock that keeps two rebuilds apart.
+// rebuildLockKey is the advisory lock that keeps two rebuilds of
+// progress apart.
 const rebuildLockKey = 7239002
 
-// ErrRebuildRunning means another progress rebuild holds the rebuild lock.
-var ErrRebuildRunning = errors.New("store: another progress rebuild is running")
+// ErrRebuildRunning means another rebuild of the projection holds its
+// rebuild lock.
+var ErrRebuildRunning = errors.New("store: another rebuild of this projection is running")
+
+// takeRebuildLock takes the advisory lock key on a connection of its own,
+// which holds it until release; ErrRebuildRunning when another holds it.
+func (s *Store) takeRebuildLock(ctx context.Context, key int64) (*pgxpool.Conn, error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var locked bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&locked); err != nil {
+		conn.Release()
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	if !locked {
+		conn.Release()
+		return nil, ErrRebuildRunning
+	}
+	return conn, nil
+}
+
+// releaseRebuildLock releases the lock takeRebuildLock took on conn, and conn.
+func releaseRebuildLock(conn *pgxpool.Conn, key int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, key); err != nil {
+		// The connection is gone, and the lock with it.
+		conn.Conn().Close(ctx)
+	}
+	conn.Release()
+}
 
 // ProgressRebuild rebuilds the progress projection into a shadow table,
 // progress_rebuild, next to the live one. The shadow counts an attempt only
@@ -51,18 +83,12 @@ type ProgressRebuild struct {
 // tables, replacing any an earlier rebuild left behind. It returns
 // ErrRebuildRunning when another rebuild holds the lock.
 func (s *Store) StartProgressRebuild(ctx context.Context) (*ProgressRebuild, error) {
-	conn, err := s.pool.Acquire(ctx)
+	conn, err := s.takeRebuildLock(ctx, rebuildLockKey)
+	if errors.Is(err, ErrRebuildRunning) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, wrap("start progress rebuild", err)
-	}
-	var locked bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, rebuildLockKey).Scan(&locked); err != nil {
-		conn.Release()
-		return nil, wrap("start progress rebuild: lock", err)
-	}
-	if !locked {
-		conn.Release()
-		return nil, ErrRebuildRunning
 	}
 	r := &ProgressRebuild{s: s, lock: conn}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -305,12 +331,6 @@ func (r *ProgressRebuild) Close(ctx context.Context, keep bool) error {
 }
 
 func (r *ProgressRebuild) unlock() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := r.lock.Exec(ctx, `SELECT pg_advisory_unlock($1)`, rebuildLockKey); err != nil {
-		// The connection is gone, and the lock with it.
-		r.lock.Conn().Close(ctx)
-	}
-	r.lock.Release()
+	releaseRebuildLock(r.lock, rebuildLockKey)
 	r.lock = nil
 }

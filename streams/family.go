@@ -1,6 +1,9 @@
 package streams
 
 import (
+	"fmt"
+	"strings"
+
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quizstream/quizstream/events"
@@ -137,4 +140,17 @@ func Declared(attempts StreamConfig, exams ExamStreamConfig, checks CheckStreamC
 		checks.Replicas = replicas
 	}
 	return []Family{Attempts(attempts), Exams(exams), Checks(checks), ReadModel(attempts)}
+}
+
+// Err returns an error wrapping ErrNotApplied that names every stream and
+// consumer the status found missing, or nil when none is.
+func (st StatusResult) Err() error {
+	var missing []string
+	for _, f := range st.Families {
+		missing = append(missing, f.Missing...)
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%s: %w", strings.Join(missing, ", "), ErrNotApplied)
+	}
+	return nil
 }

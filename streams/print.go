@@ -92,3 +92,26 @@ func (st StatusResult) WriteText(w io.Writer) error {
 	}
 	return nil
 }
+
+// WriteDeadLetters prints dead letters as `quizstream dlq list` shows
+// them: a table, then their count. It returns the first error of writing.
+func WriteDeadLetters(w io.Writer, letters []DeadLetter) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tORIGINAL_SEQ\tTIME\tSUBJECT\tREASON")
+	for _, l := range letters {
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\n", l.Seq, l.OriginalSeq, l.Time.UTC().Format("2006-01-02T15:04:05Z"), l.OriginalSubject, l.Reason)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "%d dead letter(s)\n", len(letters))
+	return err
+}
+
+// WriteText prints one dead letter as `quizstream dlq show` shows it,
+// its data as stored; it returns the error of writing.
+func (l DeadLetter) WriteText(w io.Writer) error {
+	_, err := fmt.Fprintf(w, "seq: %d\noriginal_seq: %d\nsubject: %s\ntime: %s\nreason: %s\ndata: %s\n",
+		l.Seq, l.OriginalSeq, l.OriginalSubject, l.Time.UTC().Format("2006-01-02T15:04:05.000Z"), l.Reason, l.Data)
+	return err
+}

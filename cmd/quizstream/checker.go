@@ -4,10 +4,9 @@ import (
 	"context"
 	"flag"
 	"log/slog"
-	"strconv"
-	"strings"
 
 	"github.com/quizstream/quizstream/app"
+	"github.com/quizstream/quizstream/checker"
 	"github.com/quizstream/quizstream/worker"
 )
 
@@ -25,30 +24,15 @@ func checkerSettings(fs *flag.FlagSet, c *config) {
 	fs.IntVar(&k.Runner.Concurrency, "checker-concurrency", worker.DefaultCheckConcurrency, "check requests this process holds at once")
 }
 
-// parseLanguages reads CHECKER_LANGUAGES: name=id pairs, comma-separated;
-// empty is nil (the checker's defaults).
-func parseLanguages(v string) (map[string]int, error) {
-	if strings.TrimSpace(v) == "" {
-		return nil, nil
-	}
-	m := map[string]int{}
-	for _, p := range strings.Split(v, ",") {
-		name, id, ok := strings.Cut(strings.TrimSpace(p), "=")
-		n, err := strconv.Atoi(id)
-		if !ok || name == "" || err != nil || n <= 0 {
-			return nil, usageErr("CHECKER_LANGUAGES: %q is not name=id (python=71)", p)
-		}
-		m[name] = n
-	}
-	return m, nil
-}
-
 // checkerConfig is the checker role as the settings say.
 func (c *config) checkerConfig(log *slog.Logger, withAPI, dev bool, workers int) (app.Config, error) {
 	cfg := c.app(log, withAPI, dev, workers)
-	langs, err := parseLanguages(c.CheckerLanguages)
+	langs, err := checker.ParseLanguages(c.CheckerLanguages)
+	if err != nil {
+		return cfg, usageErr("CHECKER_LANGUAGES: %v", err)
+	}
 	cfg.Checker.Client.Languages = langs
-	return cfg, err
+	return cfg, nil
 }
 
 func runChecker(ctx context.Context, c *config, in invocation) error {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"strings"
 	"time"
 
@@ -148,46 +147,12 @@ func (f *flags) logConfig(log *slog.Logger, command string) {
 				v = "REDACTED"
 			}
 		case env == "DATABASE_URL" || env == "NATS_URL":
-			v = redact(v)
+			v = app.RedactURL(v)
 		}
 		attrs = append(attrs, slog.String(strings.ToLower(envName(fl.Name)), v))
 	})
 	log.Info("quizstream: configuration", attrs...)
 }
-
-// redact hides the password of a connection URL, or of each URL of a
-// comma-separated NATS list; a NATS URL's user without a password is a
-// token, and hidden too.
-func redact(raw string) string {
-	if strings.Contains(raw, ",") && strings.Contains(raw, "://") {
-		parts := strings.Split(raw, ",")
-		for i, p := range parts {
-			parts[i] = redact(strings.TrimSpace(p))
-		}
-		return strings.Join(parts, ",")
-	}
-	u, err := url.Parse(raw)
-	if err != nil || u.Scheme == "" {
-		if strings.Contains(raw, "password") || strings.Contains(raw, "@") {
-			return "(redacted)"
-		}
-		return raw
-	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "REDACTED")
-	} else if u.User != nil && natsSchemes[u.Scheme] {
-		u.User = url.User("REDACTED")
-	}
-	q := u.Query()
-	if q.Has("password") {
-		q.Set("password", "REDACTED")
-		u.RawQuery = q.Encode()
-	}
-	return u.String()
-}
-
-// natsSchemes are the URL schemes of NATS servers, whose URL may carry a token.
-var natsSchemes = map[string]bool{"nats": true, "tls": true, "ws": true, "wss": true}
 
 // list is a comma-separated list setting.
 type list []string

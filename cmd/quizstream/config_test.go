@@ -218,21 +218,6 @@ func TestSettingsFromEnvironment(t *testing.T) { // not parallel: it sets the en
 	}
 }
 
-func TestRedact(t *testing.T) {
-	t.Parallel()
-	for in, want := range map[string]string{
-		"postgres://u:secret@h:5432/db?sslmode=disable": "postgres://u:REDACTED@h:5432/db?sslmode=disable",
-		"postgres://h/db?password=secret":               "postgres://h/db?password=REDACTED",
-		"postgres://localhost:5432/quizstream":          "postgres://localhost:5432/quizstream",
-		"host=h password=secret":                        "(redacted)",
-		"nats://127.0.0.1:4222":                         "nats://127.0.0.1:4222",
-	} {
-		if got := redact(in); got != want {
-			t.Errorf("redact(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // flagsOf returns the flag set of a command (of its first verb), as run
 // builds it, setting c.
 func flagsOf(t testing.TB, name string, c *config) *flags {

@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 
 	"github.com/quizstream/quizstream/app"
 	"github.com/quizstream/quizstream/content"
@@ -49,49 +48,41 @@ func runContent(ctx context.Context, c *config, in invocation) error {
 		}
 		return err
 	}
-	if c.DryRun {
-		file, err := content.Parse(data)
-		if err != nil {
-			return invalid(err)
-		}
-		n := file.Count()
-		if c.JSON {
-			return json.NewEncoder(stdout).Encode(content.Result{Counts: n})
-		}
-		fmt.Fprintf(stdout, "valid: %d courses, %d quizzes, %d questions, %d choices; nothing written (--dry-run)\n",
-			n.Courses, n.Quizzes, n.Questions, n.Choices)
-		return nil
-	}
-	st, err := store.Open(ctx, store.Config{URL: c.DatabaseURL})
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	ci := app.ContentImport{Store: st, Logger: in.log}
-	if c.NATSURL != "" {
-		nc, js, err := app.ConnectJetStream(c.NATSURL, c.NATSAuth, in.log)
-		if err != nil {
-			return err
-		}
-		defer nc.Close()
-		ci.NATS, ci.JS = nc, js
-	}
-	res, err := app.ImportContent(ctx, ci, data)
+	res, err := importContent(ctx, c, in, data)
 	if err != nil {
 		return invalid(err)
 	}
 	if c.JSON {
 		return json.NewEncoder(stdout).Encode(res)
 	}
-	fmt.Fprintf(stdout, "imported %d courses, %d quizzes, %d questions, %d choices: %d rows changed\n",
-		res.Courses, res.Quizzes, res.Questions, res.Choices, res.RowsChanged)
-	if res.CopySaved {
-		fmt.Fprintln(stdout, "content copy in NATS saved")
-	}
-	if res.Notified {
-		fmt.Fprintln(stdout, "API instances told to reload content")
-	}
+	res.WriteText(stdout, c.DryRun)
 	return nil
+}
+
+// importContent imports data, or with --dry-run only validates it.
+func importContent(ctx context.Context, c *config, in invocation, data []byte) (content.Result, error) {
+	if c.DryRun {
+		file, err := content.Parse(data)
+		if err != nil {
+			return content.Result{}, err
+		}
+		return content.Result{Counts: file.Count()}, nil
+	}
+	st, err := store.Open(ctx, store.Config{URL: c.DatabaseURL})
+	if err != nil {
+		return content.Result{}, err
+	}
+	defer st.Close()
+	ci := app.ContentImport{Store: st, Logger: in.log}
+	if c.NATSURL != "" {
+		nc, js, err := app.ConnectJetStream(c.NATSURL, c.NATSAuth, in.log)
+		if err != nil {
+			return content.Result{}, err
+		}
+		defer nc.Close()
+		ci.NATS, ci.JS = nc, js
+	}
+	return app.ImportContent(ctx, ci, data)
 }
 
 func readContentFile(name string) ([]byte, error) {
@@ -125,24 +116,8 @@ func contentExport(ctx context.Context, c *config, out string, stdout io.Writer,
 		_, err := stdout.Write(data)
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(out), filepath.Base(out)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("content export: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("content export: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("content export: %w", err)
-	}
-	// The file holds the answer keys: readable by its owner alone.
-	if err := os.Chmod(tmp.Name(), 0o600); err != nil {
-		return fmt.Errorf("content export: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), out); err != nil {
-		return fmt.Errorf("content export: %w", err)
+	if err := content.WriteFile(out, data); err != nil {
+		return err
 	}
 	log.Info("content: exported", "file", out, "bytes", len(data))
 	return nil

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"strconv"
-	"text/tabwriter"
 
 	"github.com/quizstream/quizstream/app"
 	"github.com/quizstream/quizstream/streams"
@@ -47,16 +46,7 @@ func runDLQ(ctx context.Context, c *config, in invocation) error {
 		if c.JSON {
 			return printJSON(stdout, letters)
 		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "SEQ\tORIGINAL_SEQ\tTIME\tSUBJECT\tREASON")
-		for _, l := range letters {
-			fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\n", l.Seq, l.OriginalSeq, l.Time.UTC().Format("2006-01-02T15:04:05Z"), l.OriginalSubject, l.Reason)
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "%d dead letter(s)\n", len(letters))
-		return nil
+		return streams.WriteDeadLetters(stdout, letters)
 	case "show":
 		if len(seqs) != 1 {
 			return usageErr("show takes one sequence number")
@@ -68,9 +58,7 @@ func runDLQ(ctx context.Context, c *config, in invocation) error {
 		if c.JSON {
 			return printJSON(stdout, l)
 		}
-		fmt.Fprintf(stdout, "seq: %d\noriginal_seq: %d\nsubject: %s\ntime: %s\nreason: %s\ndata: %s\n",
-			l.Seq, l.OriginalSeq, l.OriginalSubject, l.Time.UTC().Format("2006-01-02T15:04:05.000Z"), l.Reason, l.Data)
-		return nil
+		return l.WriteText(stdout)
 	case "redrive":
 		if c.All {
 			letters, err := dl.List(ctx, 0, 1<<30)

@@ -7,7 +7,7 @@
 //	quizstream seed     loads the demo content (idempotent)
 //	quizstream dev      all of the above in one process, with an embedded NATS server
 //	quizstream dlq      lists, shows and redrives dead letters
-//	quizstream replay   re-reads the stream to restore the database or rebuild progress
+//	quizstream replay   re-reads the streams to restore the database or rebuild a projection
 //	quizstream stream   applies the stream settings (the one owner of them), or shows them
 //	quizstream version  prints the build's version, commit and Go version
 //

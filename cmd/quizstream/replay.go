@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/quizstream/quizstream/app"
 	"github.com/quizstream/quizstream/progress"
 	"github.com/quizstream/quizstream/replay"
@@ -16,10 +14,12 @@ import (
 )
 
 // replayOptions are the flags of one replay: the replay's Config, and the
-// flags that choose its Mode and its range in time.
+// flags that choose its Mode (or the projection rebuilt) and its range in
+// time.
 type replayOptions struct {
 	cfg          replay.Config
 	rebuild      string
+	projection   *replay.Projection // the one --rebuild names
 	dryRun       bool
 	exams        bool
 	since, until string
@@ -32,17 +32,17 @@ func replayFlags(fs *flag.FlagSet, c *config) {
 	fs.StringVar(&o.until, "until", "", "read up to the last event stored at or before this RFC 3339 time (default: the stream's last event when the replay starts)")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "validate and count, write nothing")
 	fs.BoolVar(&o.exams, "exams", false, "restore the timed-exam sessions and answers from the exams stream instead of attempts")
-	fs.StringVar(&o.rebuild, "rebuild", "", "rebuild a projection instead of restoring attempts: \"progress\" or \"readmodel\"")
-	fs.BoolVar(&o.cfg.Swap, "swap", false, "with --rebuild: replace the live table with the rebuilt one")
-	fs.BoolVar(&o.cfg.KeepShadow, "keep-shadow", false, "with --rebuild and without --swap: keep the rebuilt table as progress_rebuild for inspection")
+	fs.StringVar(&o.rebuild, "rebuild", "", "rebuild a projection instead of restoring attempts: checks, progress or readmodel")
+	fs.BoolVar(&o.cfg.Swap, "swap", false, "with --rebuild: replace the live projection with the rebuilt one")
+	fs.BoolVar(&o.cfg.KeepShadow, "keep-shadow", false, "with --rebuild checks or progress and without --swap: keep the rebuilt tables for inspection")
 	fs.IntVar(&o.cfg.DiffRows, "diff-rows", 10, "with --rebuild: how many differing rows to print")
-	fs.DurationVar(&o.cfg.LockTimeout, "lock-timeout", replay.DefaultLockTimeout, "with --swap: how long to wait for the lock on progress before giving up")
+	fs.DurationVar(&o.cfg.LockTimeout, "lock-timeout", replay.DefaultLockTimeout, "with --swap: how long to wait for the lock on the live tables before giving up")
 	fs.BoolVar(&c.JSON, "json", false, "print the result as JSON (the progress meter goes to stderr)")
 }
 
-// runReplay re-reads the attempts stream to restore the database or
-// rebuild a projection, and prints what it did. A rebuild that finds the
-// live table differing and leaves it so returns errDrift.
+// runReplay re-reads a stream to restore the database or rebuild a
+// projection, and prints what it did. A rebuild that finds the live
+// projection differing and leaves it so returns errDrift.
 func runReplay(ctx context.Context, c *config, in invocation) error {
 	o, log := &c.Replay, in.log
 	if err := o.validate(); err != nil {
@@ -58,30 +58,33 @@ func runReplay(ctx context.Context, c *config, in invocation) error {
 		return err
 	}
 	defer nc.Close()
-	if o.rebuild == "readmodel" {
-		return rebuildReadModel(ctx, c, in, st, js)
-	}
 	cfg := o.cfg
-	cfg.Store, cfg.JetStream, cfg.Stream, cfg.Logger = st, js, c.Stream, log
+	cfg.Store, cfg.JetStream, cfg.Stream, cfg.ExamStream, cfg.Checks, cfg.Logger = st, js, c.Stream, c.Exams, c.Checks, log
 	meterOut := in.stdout
 	if c.JSON {
 		meterOut = in.stderr
 	}
 	m := progress.New(meterOut, log, "replay "+cfg.Mode.Name(), "events")
 	cfg.Progress = m.Update
-	res, err := replay.Run(ctx, cfg)
+	var res replay.Rebuilt
+	var run replay.Result
+	if o.projection != nil {
+		res, err = o.projection.Rebuild(ctx, cfg)
+	} else if run, err = replay.Run(ctx, cfg); run.Mode != "" {
+		res = run
+	}
 	m.Stop()
 	switch {
-	case res.Mode == "":
+	case res == nil:
 	case c.JSON:
 		err = errors.Join(err, printJSON(in.stdout, res))
 	default:
 		res.WriteText(in.stdout, cfg, err)
 	}
-	if err == nil && res.Diff != nil && res.Diff.Differs() && !res.Swapped {
-		return fmt.Errorf("%w: the live progress table differs from the one rebuilt from the stream (--swap replaces it)", errDrift)
+	if err == nil && res != nil && res.Drift() != "" {
+		return fmt.Errorf("%w: %s", errDrift, res.Drift())
 	}
-	return resumeHint(err, res)
+	return resumeHint(err, run)
 }
 
 // validate checks the flags against each other, parses the times and
@@ -99,6 +102,14 @@ func (o *replayOptions) validate() error {
 			return err
 		}
 	}
+	if o.rebuild != "" {
+		p, err := replay.Lookup(o.rebuild)
+		if err != nil {
+			return usageErr("%v", err)
+		}
+		o.projection = &p
+	}
+	p := o.projection
 	switch {
 	case c.FromSeq == 0:
 		return usageErr("replay: --from-seq must be at least 1")
@@ -108,14 +119,14 @@ func (o *replayOptions) validate() error {
 		return usageErr("replay: --until %s is before --since %s", o.until, o.since)
 	case c.BatchSize < 1 || c.BatchSize > replay.MaxBatchSize:
 		return usageErr("replay: --batch-size must be between 1 and %d, not %d", replay.MaxBatchSize, c.BatchSize)
-	case o.rebuild != "" && o.rebuild != "progress" && o.rebuild != "readmodel":
-		return usageErr("replay: --rebuild %q: the projections that can be rebuilt are progress and readmodel", o.rebuild)
-	case o.rebuild != "" && o.dryRun:
+	case p != nil && !p.Ranged && (c.FromSeq != 1 || o.since != "" || o.until != ""):
+		return usageErr("replay: --rebuild %s reads its whole stream: --from-seq, --since and --until do not apply", p.Name)
+	case p != nil && o.dryRun:
 		return usageErr("replay: --dry-run and --rebuild are exclusive: a rebuild without --swap already leaves the live table untouched")
-	case c.Swap && o.rebuild == "":
-		return usageErr("replay: --swap needs --rebuild progress")
-	case c.KeepShadow && o.rebuild == "":
-		return usageErr("replay: --keep-shadow needs --rebuild progress")
+	case c.Swap && p == nil:
+		return usageErr("replay: --swap needs --rebuild")
+	case c.KeepShadow && (p == nil || !p.Tables()):
+		return usageErr("replay: --keep-shadow needs --rebuild checks or progress")
 	case c.KeepShadow && c.Swap:
 		return usageErr("replay: --keep-shadow and --swap are exclusive: after a swap the shadow is the live table")
 	case c.DiffRows < 0:
@@ -124,12 +135,12 @@ func (o *replayOptions) validate() error {
 		return usageErr("replay: --lock-timeout must be positive")
 	}
 	switch {
-	case o.exams && (o.rebuild != "" || o.dryRun):
+	case o.exams && (p != nil || o.dryRun):
 		return usageErr("replay: --exams restores; it goes with neither --rebuild nor --dry-run")
 	case o.exams:
 		c.Mode = replay.RestoreExams
-	case o.rebuild != "":
-		c.Mode = replay.RebuildProgress
+	case p != nil:
+		c.Mode = p.Mode
 	case o.dryRun:
 		c.Mode = replay.DryRun
 	default:
@@ -151,26 +162,6 @@ func parseTime(name, v string) (time.Time, error) {
 func resumeHint(err error, res replay.Result) error {
 	if errors.Is(err, replay.ErrInterrupted) && res.ResumeSeq > 0 {
 		return fmt.Errorf("%w: run again with --from-seq %d to go on", err, res.ResumeSeq)
-	}
-	return err
-}
-
-// rebuildReadModel rebuilds the student read model (replay.RebuildReadModel)
-// and prints what it did. Differing values left in place return errDrift.
-func rebuildReadModel(ctx context.Context, c *config, in invocation, st *store.Store, js jetstream.JetStream) error {
-	res, err := replay.RebuildReadModel(ctx, replay.ReadModelConfig{Store: st, JetStream: js, Stream: c.Stream,
-		Swap: c.Replay.cfg.Swap, Logger: in.log})
-	if c.JSON {
-		err = errors.Join(err, printJSON(in.stdout, res))
-	} else {
-		fmt.Fprintf(in.stdout, "replay rebuild readmodel: %d events folded into the shadow (%d undecodable), %d students in PostgreSQL\n",
-			res.Read, res.Poison, res.Students)
-		fmt.Fprintf(in.stdout, "  shadow equal to PostgreSQL: %d; from PostgreSQL (history beyond the stream): %d; in the stream only: %d\n",
-			res.Matched, res.FromPostgres, res.NotInPostgres)
-		fmt.Fprintf(in.stdout, "  live values differing: %d; swapped: %d; took %s\n", res.Differed, res.Swapped, res.Duration.Round(time.Millisecond))
-	}
-	if err == nil && res.Differed > res.Swapped {
-		return fmt.Errorf("%w: %d values of the read model differ from PostgreSQL (--swap replaces them)", errDrift, res.Differed-res.Swapped)
 	}
 	return err
 }

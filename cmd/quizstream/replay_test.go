@@ -13,6 +13,7 @@ import (
 
 	"github.com/quizstream/quizstream/app/apptest"
 	"github.com/quizstream/quizstream/client"
+	"github.com/quizstream/quizstream/eventlog"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/replay"
 	"github.com/quizstream/quizstream/store"
@@ -38,9 +39,12 @@ func TestReplayFlags(t *testing.T) {
 		{[]string{"--from-seq", "5", "--since", "2025-01-01T00:00:00Z"}, "exclusive"},
 		{[]string{"--since", "2025-01-02T00:00:00Z", "--until", "2025-01-01T00:00:00Z"}, "is before --since"},
 		{[]string{"--batch-size", "0"}, "--batch-size must be between"},
-		{[]string{"--rebuild", "attempts"}, "the projections that can be rebuilt are progress and readmodel"},
-		{[]string{"--swap"}, "--swap needs --rebuild progress"},
-		{[]string{"--keep-shadow"}, "--keep-shadow needs --rebuild"},
+		{[]string{"--rebuild", "attempts"}, `no projection "attempts": the registered projections are checks, progress, readmodel`},
+		{[]string{"--swap"}, "--swap needs --rebuild"},
+		{[]string{"--keep-shadow"}, "--keep-shadow needs --rebuild checks or progress"},
+		{[]string{"--rebuild", "readmodel", "--keep-shadow"}, "--keep-shadow needs --rebuild checks or progress"},
+		{[]string{"--rebuild", "checks", "--from-seq", "5"}, "--rebuild checks reads its whole stream"},
+		{[]string{"--rebuild", "readmodel", "--since", "2025-01-01T00:00:00Z"}, "--rebuild readmodel reads its whole stream"},
 		{[]string{"--rebuild", "progress", "--swap", "--keep-shadow"}, "exclusive"},
 		{[]string{"--rebuild", "progress", "--dry-run"}, "exclusive"},
 		{[]string{"--lock-timeout", "0s", "--rebuild", "progress", "--swap"}, "--lock-timeout must be positive"},
@@ -121,6 +125,30 @@ func TestReplayCommand(t *testing.T) {
 	if n := count(storetest.ProgressDriftSQL("progress")); n != 0 {
 		t.Fatalf("after replay --rebuild progress --swap, progress differs from the attempts in %d rows", n)
 	}
+
+	// --rebuild checks: a check in the stream that no writer stored is
+	// drift (exit 3), which --swap repairs.
+	checks, err := eventlog.OpenCheckLog(t.Context(), s.JS, streams.CheckStreamConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer checks.Close()
+	ref := events.CheckRef{CheckID: uuid.New(), StudentID: uuid.New(), ExerciseID: uuid.New(), CourseID: uuid.New(),
+		Language: "python", SourceHash: events.HashSource(uuid.Nil, "python", "print(1)"), SubmittedAt: time.Now().UTC().Truncate(time.Microsecond)}
+	if _, err := checks.Request(t.Context(), events.CodeCheckRequested{CheckRef: ref, Source: "print(1)"}); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, err = runOn(t, s, "replay", "--rebuild", "checks", "--json")
+	res = replay.Result{}
+	if jerr := json.Unmarshal([]byte(stdout), &res); exitCode(err) != exitDrift || jerr != nil || res.Mode != replay.RebuildChecks ||
+		res.Checks == nil || res.Checks.Missing != 1 || res.Swapped {
+		t.Fatalf("replay --rebuild checks --json with a check not stored: %v, %v, %+v\n%s", err, jerr, res, stderr)
+	}
+	runCommand(t, s, "replay", "--rebuild", "checks", "--swap")
+	if n := count(`SELECT count(*) FROM checks WHERE status = 'queued'`); n != 1 {
+		t.Fatalf("after replay --rebuild checks --swap, %d queued checks, want the one requested", n)
+	}
+	runCommand(t, s, "replay", "--rebuild", "checks") // no drift left: exit 0
 }
 
 // The summary shows each figure of the Result under its own label, the
@@ -131,6 +159,7 @@ func TestReplayPrint(t *testing.T) {
 	one, two, nine := 1, 2, 9
 	course, other := uuid.MustParse("00000000-0000-0000-0000-00000000000c"), uuid.MustParse("00000000-0000-0000-0000-00000000000d")
 	student, quiz := uuid.MustParse("00000000-0000-0000-0000-000000000005"), uuid.MustParse("00000000-0000-0000-0000-00000000000a")
+	errorStatus, passedStatus := store.CheckError, store.CheckPassed
 	for _, tc := range []struct {
 		name string
 		cfg  replay.Config
@@ -202,6 +231,31 @@ progress: 5 live rows, 6 rebuilt rows: 2 changed, 1 missing from live, 0 only in
 
 progress: 3 live rows, 3 rebuilt rows: no differences
 progress swapped: the rebuilt table is live (2 attempt(s) stored meanwhile counted under the lock, swap took 1.5s)
+`,
+	}, {
+		name: "rebuild checks, drift kept",
+		cfg:  replay.Config{Mode: replay.RebuildChecks, KeepShadow: true},
+		res: replay.Result{Mode: replay.RebuildChecks, Read: 9, FirstSeq: 1, LastSeq: 9, Counted: 6, NotCounted: 2, Poison: 1, FromTable: 3,
+			Duration: time.Second, Checks: &store.CheckDiff{LiveRows: 3, RebuiltRows: 4, Changed: 1, Missing: 1, LivePasses: 0, RebuiltPasses: 1,
+				PassesMissing: 1, First: []store.CheckDiffRow{
+					{CheckID: quiz, StudentID: student, LiveStatus: &errorStatus, RebuiltStatus: &passedStatus},
+					{CheckID: course, StudentID: student, RebuiltStatus: &passedStatus},
+				}}},
+		want: `replay rebuild checks: stream seq 1 to 9
+  read       9   events
+  changed    6   check rows the events inserted or advanced
+  unchanged  2   events folded into a row of their batch, or finding it as advanced already
+  poison     1   undecodable events, skipped
+  from live  3   live rows folded in (their events gone from the stream, or stored after it was read)
+  duration   1s  
+  rate       9   events/s
+
+checks: 3 live rows, 4 rebuilt rows: 1 changed, 1 missing from live, 0 only in live
+exercises passed: 0 live rows, 1 rebuilt rows: 0 changed, 1 missing from live, 0 only in live
+  KIND     CHECK                                 STUDENT                               LIVE status  REBUILT status
+  changed  00000000-0000-0000-0000-00000000000a  00000000-0000-0000-0000-000000000005  error        passed
+  missing  00000000-0000-0000-0000-00000000000c  00000000-0000-0000-0000-000000000005  -            passed
+live checks untouched (--swap replaces them); the rebuilt tables are kept as checks_rebuild and exercise_passes_rebuild, and go stale as workers write
 `,
 	}} {
 		var b bytes.Buffer

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
-	"strings"
 
 	"github.com/quizstream/quizstream/app"
 	"github.com/quizstream/quizstream/streams"
@@ -45,12 +43,5 @@ func runStream(ctx context.Context, c *config, in invocation) error {
 	if err != nil {
 		return err
 	}
-	var missing []string
-	for _, f := range st.Families {
-		missing = append(missing, f.Missing...)
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("%s: %w", strings.Join(missing, ", "), streams.ErrNotApplied)
-	}
-	return nil
+	return st.Err()
 }
