@@ -331,24 +331,7 @@ func (a *App) buildWorkers(ctx context.Context) error {
 		}
 		a.Workers = append(a.Workers, w)
 	}
-	if a.Model == nil {
-		return nil
-	}
-	// One fold loop a process: its batches are large, and any number of
-	// processes share the model's consumer.
-	mc, err := a.JS.Consumer(ctx, a.cfg.Stream.Name, streams.ReadModelConsumer)
-	if err != nil {
-		return fmt.Errorf("consumer %s: %w", streams.ReadModelConsumer, err)
-	}
-	mcfg := wc
-	mcfg.BatchSize, mcfg.MaxWait = 0, 0 // the model's own defaults
-	mcfg.AckWait = a.ackWait[streams.ReadModelConsumer]
-	w, err := worker.NewModelWorker(mc, cons, a.Model, a.Store, mcfg)
-	if err != nil {
-		return err
-	}
-	a.Workers = append(a.Workers, w)
-	return nil
+	return a.buildModelWorker(ctx, cons, wc)
 }
 
 // readiness is the process's rule, the same on both listeners: an API is
@@ -429,23 +412,6 @@ var _ api.EventLog = eventLog{}
 func (e eventLog) Capacity(ctx context.Context) (streams.Capacity, error) { return e.log.Capacity(ctx) }
 
 func (e eventLog) Trimmed(ctx context.Context) bool { return e.log.Trimmed(ctx) }
-
-// SaveContentCopy saves the content PostgreSQL holds as its copy in NATS
-// (the content bucket, which `quizstream stream apply` creates), from which
-// an API instance starts while PostgreSQL is down; `quizstream seed` calls
-// it, and every API instance does when it loads new content. It reports
-// whether the copy changed, or returns the first error.
-func SaveContentCopy(ctx context.Context, st *store.Store, js jetstream.JetStream) (bool, error) {
-	courses, err := st.LoadContent(ctx)
-	if err != nil {
-		return false, err
-	}
-	data, err := store.EncodeContent(courses)
-	if err != nil {
-		return false, err
-	}
-	return streams.NewContentSnapshots(js).Save(ctx, data)
-}
 
 type publisher interface {
 	PublishAttempt(ctx context.Context, e events.AttemptSubmitted) (eventlog.Published, error)

@@ -10,6 +10,7 @@ import (
 	"github.com/quizstream/quizstream/content"
 	"github.com/quizstream/quizstream/events"
 	"github.com/quizstream/quizstream/store"
+	"github.com/quizstream/quizstream/streams"
 )
 
 // ContentImport is what ImportContent works with.
@@ -59,4 +60,21 @@ func ImportContent(ctx context.Context, ci ContentImport, data []byte) (content.
 		log.Info("content: API instances told to reload content")
 	}
 	return res, nil
+}
+
+// SaveContentCopy saves the content PostgreSQL holds as its copy in NATS
+// (the content bucket, which `quizstream stream apply` creates), from which
+// an API instance starts while PostgreSQL is down; `quizstream seed` calls
+// it, and every API instance does when it loads new content. It reports
+// whether the copy changed, or returns the first error.
+func SaveContentCopy(ctx context.Context, st *store.Store, js jetstream.JetStream) (bool, error) {
+	courses, err := st.LoadContent(ctx)
+	if err != nil {
+		return false, err
+	}
+	data, err := store.EncodeContent(courses)
+	if err != nil {
+		return false, err
+	}
+	return streams.NewContentSnapshots(js).Save(ctx, data)
 }

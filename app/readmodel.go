@@ -3,11 +3,12 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quizstream/quizstream/api"
-
 	"github.com/quizstream/quizstream/eventlog"
 	"github.com/quizstream/quizstream/readmodel"
 	"github.com/quizstream/quizstream/store"
@@ -46,4 +47,26 @@ var _ api.ReadModel = apiModel{}
 
 func (m apiModel) Seed(ctx context.Context, student uuid.UUID, floor uint64) (readmodel.Student, error) {
 	return worker.SeedModel(ctx, m.Model, m.store, student, floor)
+}
+
+// buildModelWorker adds the read model's fold loop when the model is on:
+// one a process (its batches are large; any number of processes share the
+// model's consumer), behind the writers' consumer writers, configured as
+// the writers are (wc) but for its batches.
+func (a *App) buildModelWorker(ctx context.Context, writers jetstream.Consumer, wc worker.Config) error {
+	if a.Model == nil {
+		return nil
+	}
+	mc, err := a.JS.Consumer(ctx, a.cfg.Stream.Name, streams.ReadModelConsumer)
+	if err != nil {
+		return fmt.Errorf("consumer %s: %w", streams.ReadModelConsumer, err)
+	}
+	wc.BatchSize, wc.MaxWait = 0, 0 // the model's own defaults
+	wc.AckWait = a.ackWait[streams.ReadModelConsumer]
+	w, err := worker.NewModelWorker(mc, writers, a.Model, a.Store, wc)
+	if err != nil {
+		return err
+	}
+	a.Workers = append(a.Workers, w)
+	return nil
 }
