@@ -2,13 +2,11 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // The shadow tables of a checks rebuild, shaped as the live ones (LIKE
@@ -27,39 +25,20 @@ const checksRebuildLockKey = 7239004
 // statement the check writers fold with (foldChecksSQL), compares them
 // with the live ones and swaps them in. Close it when done.
 type CheckRebuild struct {
-	s    *Store
-	lock *pgxpool.Conn // holds the advisory lock for the whole rebuild
+	shadows
 }
 
 // StartCheckRebuild takes the checks rebuild lock and creates empty
 // shadow tables, replacing any an earlier rebuild left behind. It returns
 // ErrRebuildRunning when another rebuild of checks holds the lock.
 func (s *Store) StartCheckRebuild(ctx context.Context) (*CheckRebuild, error) {
-	conn, err := s.takeRebuildLock(ctx, checksRebuildLockKey)
-	if errors.Is(err, ErrRebuildRunning) {
+	sh, err := s.startShadows(ctx, "checks", checksRebuildLockKey, checksShadow+`, `+passesShadow,
+		`CREATE TABLE `+checksShadow+` (LIKE checks INCLUDING ALL)`,
+		`CREATE TABLE `+passesShadow+` (LIKE exercise_passes INCLUDING ALL)`)
+	if err != nil {
 		return nil, err
 	}
-	if err != nil {
-		return nil, wrap("start checks rebuild", err)
-	}
-	r := &CheckRebuild{s: s, lock: conn}
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		for _, sql := range []string{
-			`DROP TABLE IF EXISTS ` + checksShadow + `, ` + passesShadow,
-			`CREATE TABLE ` + checksShadow + ` (LIKE checks INCLUDING ALL)`,
-			`CREATE TABLE ` + passesShadow + ` (LIKE exercise_passes INCLUDING ALL)`,
-		} {
-			if _, err := tx.Exec(ctx, sql); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		r.unlock()
-		return nil, wrap("start checks rebuild: create shadow", err)
-	}
-	return r, nil
+	return &CheckRebuild{sh}, nil
 }
 
 // Fold folds rows (CheckRow of events read in stream order) into the
@@ -218,26 +197,6 @@ func swapTable(ctx context.Context, tx pgx.Tx, live, shadow string) error {
 		}
 	}
 	return nil
-}
-
-// Close ends the rebuild: it drops the shadow tables (after a Swap, none
-// are left) unless keep is set, and releases the rebuild lock and its
-// connection. Calls after the first do nothing.
-func (r *CheckRebuild) Close(ctx context.Context, keep bool) error {
-	if r.lock == nil {
-		return nil
-	}
-	defer r.unlock()
-	if keep {
-		return nil
-	}
-	_, err := r.s.pool.Exec(ctx, `DROP TABLE IF EXISTS `+checksShadow+`, `+passesShadow)
-	return wrap("drop checks rebuild tables", err)
-}
-
-func (r *CheckRebuild) unlock() {
-	releaseRebuildLock(r.lock, checksRebuildLockKey)
-	r.lock = nil
 }
 
 // Kind says how the row differs: "changed" (both have it, with other

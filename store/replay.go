@@ -75,29 +75,49 @@ func releaseRebuildLock(conn *pgxpool.Conn, key int64) {
 // on the invariant the workers keep: progress is the aggregate of the
 // recorded attempts. Close it when done.
 type ProgressRebuild struct {
-	s    *Store
-	lock *pgxpool.Conn // holds the advisory lock for the whole rebuild
+	shadows
 }
 
 // StartProgressRebuild takes the rebuild lock and creates empty shadow
 // tables, replacing any an earlier rebuild left behind. It returns
 // ErrRebuildRunning when another rebuild holds the lock.
 func (s *Store) StartProgressRebuild(ctx context.Context) (*ProgressRebuild, error) {
-	conn, err := s.takeRebuildLock(ctx, rebuildLockKey)
-	if errors.Is(err, ErrRebuildRunning) {
+	sh, err := s.startShadows(ctx, "progress", rebuildLockKey, shadowTable+`, `+countedTable,
+		`CREATE TABLE `+shadowTable+` (LIKE progress INCLUDING ALL)`,
+		// Unlogged: it only lives as long as the rebuild.
+		`CREATE UNLOGGED TABLE `+countedTable+` (id uuid PRIMARY KEY)`)
+	if err != nil {
 		return nil, err
 	}
-	if err != nil {
-		return nil, wrap("start progress rebuild", err)
+	return &ProgressRebuild{sh}, nil
+}
+
+// shadows is what every rebuild of a projection in PostgreSQL holds: the
+// advisory lock that keeps two rebuilds of it apart, on a connection of
+// its own, and the shadow tables it builds beside the live ones.
+type shadows struct {
+	s      *Store
+	what   string
+	key    int64
+	tables string        // the shadow tables, "a, b"
+	lock   *pgxpool.Conn // holds the advisory lock for the whole rebuild
+}
+
+// startShadows takes the advisory lock key of the rebuild of what, then
+// drops tables (left by an earlier rebuild) and runs create in one
+// transaction. It returns ErrRebuildRunning when another rebuild holds the
+// lock, or the error, the lock released.
+func (s *Store) startShadows(ctx context.Context, what string, key int64, tables string, create ...string) (shadows, error) {
+	conn, err := s.takeRebuildLock(ctx, key)
+	if errors.Is(err, ErrRebuildRunning) {
+		return shadows{}, err
 	}
-	r := &ProgressRebuild{s: s, lock: conn}
+	if err != nil {
+		return shadows{}, wrap("start "+what+" rebuild", err)
+	}
+	sh := shadows{s: s, what: what, key: key, tables: tables, lock: conn}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		for _, sql := range []string{
-			`DROP TABLE IF EXISTS ` + shadowTable + `, ` + countedTable,
-			`CREATE TABLE ` + shadowTable + ` (LIKE progress INCLUDING ALL)`,
-			// Unlogged: it only lives as long as the rebuild.
-			`CREATE UNLOGGED TABLE ` + countedTable + ` (id uuid PRIMARY KEY)`,
-		} {
+		for _, sql := range append([]string{`DROP TABLE IF EXISTS ` + tables}, create...) {
 			if _, err := tx.Exec(ctx, sql); err != nil {
 				return err
 			}
@@ -105,10 +125,30 @@ func (s *Store) StartProgressRebuild(ctx context.Context) (*ProgressRebuild, err
 		return nil
 	})
 	if err != nil {
-		r.unlock()
-		return nil, wrap("start progress rebuild: create shadow", err)
+		sh.unlock()
+		return shadows{}, wrap("start "+what+" rebuild: create shadow", err)
 	}
-	return r, nil
+	return sh, nil
+}
+
+// Close drops the shadow tables (or what is left of them) unless keep is
+// set, and releases the rebuild lock and its connection (the pool cannot
+// close before). Calls after the first do nothing.
+func (r *shadows) Close(ctx context.Context, keep bool) error {
+	if r.lock == nil {
+		return nil
+	}
+	defer r.unlock()
+	if keep {
+		return nil
+	}
+	_, err := r.s.pool.Exec(ctx, `DROP TABLE IF EXISTS `+r.tables)
+	return wrap("drop "+r.what+" rebuild tables", err)
+}
+
+func (r *shadows) unlock() {
+	releaseRebuildLock(r.lock, r.key)
+	r.lock = nil
 }
 
 // ProgressEvent is what the shadow needs of an AttemptSubmitted event.
@@ -312,25 +352,4 @@ func (r *ProgressRebuild) Swap(ctx context.Context, lockTimeout time.Duration) (
 	// Fresh planner statistics for the new table; a failure only costs plans.
 	_, _ = r.s.pool.Exec(ctx, `ANALYZE progress`)
 	return n, nil
-}
-
-// Close ends the rebuild: it drops the shadow tables (after a Swap, only
-// what is left of them) unless keep is set, and releases the rebuild lock
-// and its connection (the pool cannot close before). Calls after the
-// first do nothing.
-func (r *ProgressRebuild) Close(ctx context.Context, keep bool) error {
-	if r.lock == nil {
-		return nil
-	}
-	defer r.unlock()
-	if keep {
-		return nil
-	}
-	_, err := r.s.pool.Exec(ctx, `DROP TABLE IF EXISTS `+shadowTable+`, `+countedTable)
-	return wrap("drop progress rebuild tables", err)
-}
-
-func (r *ProgressRebuild) unlock() {
-	releaseRebuildLock(r.lock, rebuildLockKey)
-	r.lock = nil
 }
