@@ -47,3 +47,11 @@ var _ api.ReadModel = apiModel{}
 func (m apiModel) Seed(ctx context.Context, student uuid.UUID, floor uint64) (readmodel.Student, error) {
 	return worker.SeedModel(ctx, m.Model, m.store, student, floor)
 }
+
+func (m apiModel) SeedSessions(ctx context.Context, student uuid.UUID) (readmodel.Sessions, error) {
+	return worker.SeedSessions(ctx, m.Model, m.store, student)
+}
+
+func (m apiModel) SeedChecks(ctx context.Context, student uuid.UUID) (readmodel.Checks, error) {
+	return worker.SeedChecks(ctx, m.Model, m.store, student)
+}
