@@ -59,6 +59,9 @@ type ReadModelResult struct {
 	Differed int64
 	// Swapped counts the values written by Swap.
 	Swapped int64
+	// Parts is what the rebuild did with the students' exam sessions and
+	// checks (readmodel_parts.go).
+	Parts PartsResult
 	// Duration is how long the rebuild took.
 	Duration time.Duration
 }
@@ -141,6 +144,9 @@ func RebuildReadModel(ctx context.Context, cfg ReadModelConfig) (ReadModelResult
 		res.Swapped += boolInt(o.swapped)
 		return nil
 	})
+	if err == nil {
+		res.Parts, err = rebuildParts(ctx, cfg, model)
+	}
 	// What is left of the shadow are students PostgreSQL has no attempt of.
 	res.NotInPostgres = int64(len(shadow))
 	cfg.Logger.Info("replay: read model rebuilt", "read", res.Read, "students", res.Students, "matched", res.Matched,

@@ -167,10 +167,12 @@ func rebuildReadModel(ctx context.Context, c *config, in invocation, st *store.S
 			res.Read, res.Poison, res.Students)
 		fmt.Fprintf(in.stdout, "  shadow equal to PostgreSQL: %d; from PostgreSQL (history beyond the stream): %d; in the stream only: %d\n",
 			res.Matched, res.FromPostgres, res.NotInPostgres)
+		fmt.Fprintf(in.stdout, "  sessions and checks of %d students: values differing: %d; swapped: %d\n",
+			res.Parts.Students, res.Parts.Differed, res.Parts.Swapped)
 		fmt.Fprintf(in.stdout, "  live values differing: %d; swapped: %d; took %s\n", res.Differed, res.Swapped, res.Duration.Round(time.Millisecond))
 	}
-	if err == nil && res.Differed > res.Swapped {
-		return fmt.Errorf("%w: %d values of the read model differ from PostgreSQL (--swap replaces them)", errDrift, res.Differed-res.Swapped)
+	if drift := res.Differed - res.Swapped + res.Parts.Differed - res.Parts.Swapped; err == nil && drift > 0 {
+		return fmt.Errorf("%w: %d values of the read model differ from PostgreSQL (--swap replaces them)", errDrift, drift)
 	}
 	return err
 }
