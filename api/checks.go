@@ -192,8 +192,9 @@ func (s *Server) submitCheck(c echo.Context) error {
 	return writeJSON(c, http.StatusAccepted, out)
 }
 
-// getCheck answers one of the student's checks: the stored row, or the
-// stream's, whichever is further along (a final row needs no stream read).
+// getCheck answers one of the student's checks: the stored one (the read
+// model's, else PostgreSQL's row), or the stream's, whichever is further
+// along (a final one needs no stream read).
 func (s *Server) getCheck(c echo.Context) error {
 	id, err := uuid.Parse(c.Param("check_id"))
 	if err != nil {
@@ -204,18 +205,18 @@ func (s *Server) getCheck(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	student := session(c).Student.ID
-	row, rowErr := s.store.GetCheck(ctx, student, id)
+	row, rowErr := s.storedCheck(ctx, student, id)
 	if rowErr == nil && checkRank(row.Status) == 2 {
-		return writeJSON(c, http.StatusOK, checkFromRow(row))
+		return writeJSON(c, http.StatusOK, row)
 	}
 	st, err := s.cfg.Checks.Check(ctx, student, id)
 	switch {
 	case err == nil && rowErr == nil:
-		return writeJSON(c, http.StatusOK, further(checkFromRow(row), checkFromState(st)))
+		return writeJSON(c, http.StatusOK, further(row, checkFromState(st)))
 	case err == nil:
 		return writeJSON(c, http.StatusOK, checkFromState(st))
 	case !errors.Is(err, eventlog.ErrNoCheck) && rowErr == nil:
-		return writeJSON(c, http.StatusOK, checkFromRow(row))
+		return writeJSON(c, http.StatusOK, row)
 	case !errors.Is(err, eventlog.ErrNoCheck):
 		s.log.Debug("api: reading a check from the event log failed", "err", err)
 		return unavailable("the event log")
@@ -224,11 +225,11 @@ func (s *Server) getCheck(c echo.Context) error {
 	case rowErr != nil:
 		return rowErr
 	}
-	return writeJSON(c, http.StatusOK, checkFromRow(row))
+	return writeJSON(c, http.StatusOK, row)
 }
 
 // listChecks answers a page of the student's checks, newest first: the
-// stored rows merged with the stream's checks above the check writers'
+// stored ones (the read model's, else PostgreSQL's rows) merged with the stream's checks above the check writers'
 // ack floor, as listAttempts does.
 func (s *Server) listChecks(c echo.Context) error {
 	p := store.ListChecksParams{StudentID: session(c).Student.ID}
@@ -262,15 +263,15 @@ func (s *Server) listChecks(c echo.Context) error {
 		s.log.Warn("api: a student has too many unstored checks to list; are the workers running?", "student_id", p.StudentID)
 		return unavailable("the checks list")
 	}
-	rows, err := s.store.ListChecks(ctx, p)
+	rows, err := s.storedChecks(ctx, p)
 	if err != nil {
 		return err
 	}
 	at := map[uuid.UUID]int{}
 	out := make([]checkJSON, 0, len(rows)+len(pending))
 	for _, r := range rows {
-		at[r.ID] = len(out)
-		out = append(out, checkFromRow(r))
+		at[r.CheckID] = len(out)
+		out = append(out, r)
 	}
 	for _, st := range pending {
 		ch := checkFromState(st)

@@ -52,7 +52,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "quizstream_api_readmodel_fallbacks_total",
-			Help: "Student reads the read model could not answer, read from PostgreSQL instead, by read (progress, attempts, attempt) and reason: no_model, missing (no value for the student), error (the bucket did not answer), filter, cursor, limit (beyond the model's page), older (an attempt older than the page).",
+			Help: "Student reads the read model could not answer, read from PostgreSQL instead, by read (progress, attempts, attempt, sessions, session, checks, check) and reason: no_model, missing (no value for the student), error (the bucket did not answer), filter, cursor, limit (beyond the model's page), older (an attempt or check older than the page), output (a check held without its tests and output), size (sessions too large for a value).",
 		}, []string{"read", "reason"}),
 	}
 	if reg != nil {

@@ -19,6 +19,15 @@ type ReadModel interface {
 	// read before, stores it unless the model holds one, and returns the
 	// value held then (worker.SeedModel), or the error.
 	Seed(ctx context.Context, student uuid.UUID, floor uint64) (readmodel.Student, error)
+	// GetSessions and GetChecks return a student's sessions and newest
+	// checks, readmodel.ErrMissing, or the error.
+	GetSessions(ctx context.Context, student uuid.UUID) (readmodel.Sessions, uint64, error)
+	GetChecks(ctx context.Context, student uuid.UUID) (readmodel.Checks, uint64, error)
+	// SeedSessions and SeedChecks build them from PostgreSQL, store them
+	// unless the model holds them, and return what the model holds then
+	// (worker.SeedSessions, worker.SeedChecks), or the error.
+	SeedSessions(ctx context.Context, student uuid.UUID) (readmodel.Sessions, error)
+	SeedChecks(ctx context.Context, student uuid.UUID) (readmodel.Checks, error)
 }
 
 // Reads the model answers, in the fallback metric.

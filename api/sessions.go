@@ -17,7 +17,6 @@ import (
 
 	"github.com/quizstream/quizstream/eventlog"
 	"github.com/quizstream/quizstream/events"
-	"github.com/quizstream/quizstream/store"
 )
 
 // Timed exams (API v1.1; docs/exams.md). A session is event-sourced like an
@@ -437,7 +436,8 @@ func (x *exams) ackFloor(ctx context.Context) (uint64, error) {
 }
 
 // get answers one of the student's sessions, read as attempts are: the ack
-// floor first, then PostgreSQL, then the session's events above the floor,
+// floor first, then the read model (or PostgreSQL), then the session's
+// events above the floor,
 // folded together (the highest seq of each question winning, as in the
 // projection). A 202 is thus visible at once, on any instance.
 func (x *exams) get(c echo.Context) error {
@@ -455,11 +455,8 @@ func (x *exams) get(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	st := events.NewExamSession()
-	switch row, err := x.s.store.GetExamSession(ctx, student, id); {
-	case err == nil:
-		st = fromRow(row)
-	case !errors.Is(err, store.ErrNotFound):
+	st, err := x.storedSession(ctx, student, id)
+	if err != nil {
 		return err
 	}
 	msgs, err := x.log.Events(ctx, events.ExamSessionSubjects(student, id), floor, maxPending)
@@ -497,8 +494,8 @@ func (x *exams) list(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	// The events above the floor are read before the rows, as for
-	// attempts: what settles meanwhile is then in the rows.
+	// The events above the floor are read before the stored sessions, as
+	// for attempts: what settles meanwhile is then in those.
 	msgs, err := x.log.Events(ctx, subject, floor, maxPending)
 	if err != nil {
 		return x.unavailableLog("read session events", err)
@@ -507,13 +504,9 @@ func (x *exams) list(c echo.Context) error {
 		x.s.log.Warn("api: a student has too many unstored exam events to list; are the workers running?", "student_id", student)
 		return unavailable("the sessions list")
 	}
-	rows, err := x.s.store.ListExamSessions(ctx, student, quizID)
+	byID, err := x.storedSessions(ctx, student, quizID)
 	if err != nil {
 		return err
-	}
-	byID := make(map[uuid.UUID]*events.ExamSession, len(rows))
-	for _, r := range rows {
-		byID[r.ID] = fromRow(r)
 	}
 	for _, m := range msgs {
 		sid := m.Event.SessionID()

@@ -28,6 +28,9 @@ func (a *App) openExams(ctx context.Context) error {
 	}
 	wc := a.cfg.ExamWorker
 	wc.AckWait, wc.Logger, wc.Registerer = a.ackWait[a.Exams.Config().Writer], a.log, a.Registry
+	if a.Model != nil {
+		wc.Projector = worker.NewProjector(a.Model, a.Store, a.Log.AckFloor, a.log)
+	}
 	a.ExamWorker, err = worker.NewExamWorker(ctx, a.Exams, a.Store, a.Log, wc)
 	return err
 }

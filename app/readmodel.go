@@ -49,6 +49,14 @@ func (m apiModel) Seed(ctx context.Context, student uuid.UUID, floor uint64) (re
 	return worker.SeedModel(ctx, m.Model, m.store, student, floor)
 }
 
+func (m apiModel) SeedSessions(ctx context.Context, student uuid.UUID) (readmodel.Sessions, error) {
+	return worker.SeedSessions(ctx, m.Model, m.store, student)
+}
+
+func (m apiModel) SeedChecks(ctx context.Context, student uuid.UUID) (readmodel.Checks, error) {
+	return worker.SeedChecks(ctx, m.Model, m.store, student)
+}
+
 // buildModelWorker adds the read model's fold loop when the model is on:
 // one a process (its batches are large; any number of processes share the
 // model's consumer), behind the writers' consumer writers, configured as

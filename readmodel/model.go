@@ -67,28 +67,72 @@ func (m *Model) Close() {
 // Get returns a student's value and its revision (the compare-and-set of
 // Put), ErrMissing, or the error of the read.
 func (m *Model) Get(ctx context.Context, student uuid.UUID) (Student, uint64, error) {
-	e, err := m.kv.Get(ctx, student.String())
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return Student{}, 0, ErrMissing
-	}
-	if err != nil {
-		return Student{}, 0, fmt.Errorf("readmodel: get: %w", err)
-	}
-	s, err := Decode(e.Value())
-	if errors.Is(err, errVersion) {
-		return Student{}, e.Revision(), ErrMissing
-	}
-	return s, e.Revision(), err
+	return get(ctx, m, student.String(), Decode)
 }
 
 // Put stores s as the student's value provided that the value is still at
 // revision rev (0: there is none), and returns its new revision,
 // ErrConflict, or an error after which the outcome is unknown (read again).
 func (m *Model) Put(ctx context.Context, student uuid.UUID, s *Student, rev uint64) (uint64, error) {
+	return m.put(ctx, student.String(), s.Encode(), rev)
+}
+
+// Keys of a student's further values, beside the one keyed by the id
+// alone: each family's part has its own key, so that a read of one does
+// not fetch and decode the others, and each stays under the bucket's
+// message size.
+const (
+	sessionsSuffix = ".sessions"
+	checksSuffix   = ".checks"
+)
+
+// GetSessions returns a student's exam sessions and their revision,
+// ErrMissing, or the error of the read.
+func (m *Model) GetSessions(ctx context.Context, student uuid.UUID) (Sessions, uint64, error) {
+	return get(ctx, m, student.String()+sessionsSuffix, DecodeSessions)
+}
+
+// PutSessions is Put for a student's exam sessions.
+func (m *Model) PutSessions(ctx context.Context, student uuid.UUID, s *Sessions, rev uint64) (uint64, error) {
+	return m.put(ctx, student.String()+sessionsSuffix, s.Encode(), rev)
+}
+
+// GetChecks returns a student's newest checks and their revision,
+// ErrMissing, or the error of the read.
+func (m *Model) GetChecks(ctx context.Context, student uuid.UUID) (Checks, uint64, error) {
+	return get(ctx, m, student.String()+checksSuffix, DecodeChecks)
+}
+
+// PutChecks is Put for a student's newest checks.
+func (m *Model) PutChecks(ctx context.Context, student uuid.UUID, s *Checks, rev uint64) (uint64, error) {
+	return m.put(ctx, student.String()+checksSuffix, s.Encode(), rev)
+}
+
+// get reads key's value and decodes it; a value of another version reads
+// as missing (with its revision, so that a Put may replace it).
+func get[T any](ctx context.Context, m *Model, key string, decode func([]byte) (T, error)) (T, uint64, error) {
+	var zero T
+	e, err := m.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return zero, 0, ErrMissing
+	}
+	if err != nil {
+		return zero, 0, fmt.Errorf("readmodel: get: %w", err)
+	}
+	v, err := decode(e.Value())
+	if errors.Is(err, errVersion) {
+		return zero, e.Revision(), ErrMissing
+	}
+	return v, e.Revision(), err
+}
+
+// put stores data as key's value provided that it is still at revision
+// rev (0: there is none).
+func (m *Model) put(ctx context.Context, key string, data []byte, rev uint64) (uint64, error) {
 	if m.pub == nil {
 		return 0, errors.New("readmodel: Put on a model opened for reading")
 	}
-	msg := &nats.Msg{Subject: "$KV." + streams.ReadModelBucket + "." + student.String(), Data: s.Encode(),
+	msg := &nats.Msg{Subject: "$KV." + streams.ReadModelBucket + "." + key, Data: data,
 		Header: nats.Header{jetstream.ExpectedLastSubjSeqHeader: {strconv.FormatUint(rev, 10)}}}
 	ack, err := m.pub.Publish(ctx, msg)
 	var apiErr *jetstream.APIError
@@ -102,8 +146,9 @@ func (m *Model) Put(ctx context.Context, student uuid.UUID, s *Student, rev uint
 	return ack.Sequence, nil
 }
 
-// Keys calls fn with every student the bucket holds a value of, for
-// rebuilds and tests, or returns the error of the listing.
+// Keys calls fn with every student the bucket holds a value (keyed by
+// the id alone) of, for rebuilds and tests, or returns the error of the
+// listing.
 func (m *Model) Keys(ctx context.Context, fn func(uuid.UUID) error) error {
 	keys, err := m.kv.ListKeys(ctx)
 	if err != nil {

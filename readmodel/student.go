@@ -1,8 +1,8 @@
-// Package readmodel is the student read model: one value per student in a
+// Package readmodel is the student read model: values per student in a
 // JetStream key-value bucket (streams.ReadModel), holding what the
-// student reads most (progress per quiz, the newest attempts), folded
-// from the attempts stream by the workers after each commit and read by
-// the API with one direct get. PostgreSQL stays the system of record: a
+// student reads most (progress per quiz, the newest attempts; under keys
+// of their own, exam sessions and the newest checks), folded by the
+// workers after each commit and read by the API with one direct get. PostgreSQL stays the system of record: a
 // read the model cannot answer falls back to it. Knows JetStream and
 // events, not SQL (docs/architecture.md, "Read model").
 package readmodel

@@ -59,6 +59,9 @@ type ReadModelResult struct {
 	Differed int64
 	// Swapped counts the values written by Swap.
 	Swapped int64
+	// Parts is what the rebuild did with the students' exam sessions and
+	// checks (readmodel_parts.go).
+	Parts PartsResult
 	// Duration is how long the rebuild took.
 	Duration time.Duration
 }
@@ -140,6 +143,9 @@ func RebuildReadModel(ctx context.Context, cfg ReadModelConfig) (res ReadModelRe
 		res.Swapped += boolInt(o.swapped)
 		return nil
 	})
+	if err == nil {
+		res.Parts, err = rebuildParts(ctx, cfg, model)
+	}
 	// What is left of the shadow are students PostgreSQL has no attempt of.
 	res.NotInPostgres = int64(len(shadow))
 	cfg.Logger.Info("replay: read model rebuilt", "read", res.Read, "students", res.Students, "matched", res.Matched,
@@ -207,13 +213,15 @@ func (res ReadModelResult) WriteText(w io.Writer, _ Config, _ error) {
 		res.Read, res.Poison, res.Students)
 	fmt.Fprintf(w, "  shadow equal to PostgreSQL: %d; from PostgreSQL (history beyond the stream): %d; in the stream only: %d\n",
 		res.Matched, res.FromPostgres, res.NotInPostgres)
+	fmt.Fprintf(w, "  sessions and checks of %d students: values differing: %d; swapped: %d\n",
+		res.Parts.Students, res.Parts.Differed, res.Parts.Swapped)
 	fmt.Fprintf(w, "  live values differing: %d; swapped: %d; took %s\n", res.Differed, res.Swapped, res.Duration.Round(time.Millisecond))
 }
 
 // Drift describes the values of the live model that differ from the
 // rebuilt ones and were left so; "" when none.
 func (res ReadModelResult) Drift() string {
-	if n := res.Differed - res.Swapped; n > 0 {
+	if n := res.Differed - res.Swapped + res.Parts.Differed - res.Parts.Swapped; n > 0 {
 		return fmt.Sprintf("%d values of the read model differ from PostgreSQL (--swap replaces them)", n)
 	}
 	return ""

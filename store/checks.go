@@ -141,12 +141,16 @@ func checkArrays(rows []Check) ([]any, error) {
 const checkColumns = `id, student_id, exercise_id, course_id, language, source_hash, coalesce(idempotency_key, ''),
 	status, submitted_at, started_at, finished_at, tests, output, stream_seq`
 
-func scanCheck(row pgx.CollectableRow) (Check, error) {
+func scanCheck(row pgx.CollectableRow) (Check, error) { return scanCheckWith(row) }
+
+// scanCheckWith scans a row of checkColumns followed by extra columns.
+func scanCheckWith(row pgx.CollectableRow, extra ...any) (Check, error) {
 	var c Check
 	var seq int64
 	var tests []byte
-	err := row.Scan(scanID(&c.ID), scanID(&c.StudentID), scanID(&c.ExerciseID), scanID(&c.CourseID), &c.Language,
-		&c.SourceHash, &c.IdempotencyKey, &c.Status, &c.SubmittedAt, &c.StartedAt, &c.FinishedAt, &tests, &c.Output, &seq)
+	err := row.Scan(append([]any{scanID(&c.ID), scanID(&c.StudentID), scanID(&c.ExerciseID), scanID(&c.CourseID), &c.Language,
+		&c.SourceHash, &c.IdempotencyKey, &c.Status, &c.SubmittedAt, &c.StartedAt, &c.FinishedAt, &tests, &c.Output, &seq},
+		extra...)...)
 	if err != nil {
 		return c, err
 	}

@@ -91,3 +91,47 @@ func (s *Store) StudentsWithAttempts(ctx context.Context, fn func(uuid.UUID) err
 	}
 	return nil
 }
+
+// CheckSnapshot is a student's newest checks and how many they have, in
+// one statement: what the read model's checks of a student are built from.
+type CheckSnapshot struct {
+	Total int
+	// Page is the newest checks, in the checks list's order.
+	Page []Check
+}
+
+// GetCheckSnapshot returns a student's check count and newest page
+// checks, or the error.
+func (s *Store) GetCheckSnapshot(ctx context.Context, student uuid.UUID, page int) (CheckSnapshot, error) {
+	var snap CheckSnapshot
+	// The window's count is taken over every row of the student, before
+	// the limit.
+	rows, _ := s.pool.Query(ctx, `SELECT `+checkColumns+`, count(*) OVER () FROM checks WHERE student_id = $1
+		ORDER BY submitted_at DESC, id DESC LIMIT $2`, student, page)
+	var err error
+	snap.Page, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Check, error) {
+		return scanCheckWith(row, &snap.Total)
+	})
+	return snap, wrap("check snapshot", err)
+}
+
+// StudentsWithSessionsOrChecks calls fn with every student who has an
+// exam session or a code check, in id order, or returns the first error:
+// what a rebuild of the read model's sessions and checks walks.
+func (s *Store) StudentsWithSessionsOrChecks(ctx context.Context, fn func(uuid.UUID) error) error {
+	rows, _ := s.pool.Query(ctx, `SELECT DISTINCT student_id FROM exam_sessions UNION SELECT DISTINCT student_id FROM checks ORDER BY 1`)
+	ids, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (uuid.UUID, error) {
+		var id uuid.UUID
+		err := row.Scan(scanID(&id))
+		return id, err
+	})
+	if err != nil {
+		return wrap("students with sessions or checks", err)
+	}
+	for _, id := range ids {
+		if err := fn(id); err != nil {
+			return err
+		}
+	}
+	return nil
+}

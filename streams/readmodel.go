@@ -7,7 +7,8 @@ import (
 )
 
 // ReadModelBucket is the key-value bucket of the student read model
-// (package readmodel): one key per student, its id.
+// (package readmodel): one key per student, its id, and one per student
+// and family for exam sessions and checks ("<id>.sessions", "<id>.checks").
 const ReadModelBucket = "quizstream_students"
 
 // ReadModelConsumer is the durable consumer on the attempts stream that

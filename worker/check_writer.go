@@ -17,8 +17,8 @@ import (
 // times) into the checks projection and the exercises passed, one
 // transaction per batch, splitting it to isolate what PostgreSQL refuses.
 type CheckWriter struct {
-	// Projector, when set, adds the passes a batch committed to the read
-	// model before the batch is acknowledged.
+	// Projector, when set, adds the checks and passes a batch committed
+	// to the read model before the batch is acknowledged.
 	Projector *Projector
 
 	store      *store.Store
@@ -76,7 +76,7 @@ func (w *CheckWriter) write(ctx context.Context, items []checkItem, out *Outcome
 		})
 	switch {
 	case err == nil:
-		if w.Projector != nil && w.Projector.ProjectPasses(ctx, passes(items)) != nil {
+		if w.Projector != nil && w.project(ctx, rows, items) != nil {
 			// Stored, not yet in the read model: delivered again, stored
 			// again as nothing new, and projected then.
 			for _, it := range items {
@@ -100,6 +100,15 @@ func (w *CheckWriter) write(ctx context.Context, items []checkItem, out *Outcome
 	half := len(items) / 2
 	w.write(ctx, items[:half], out)
 	w.write(ctx, items[half:], out)
+}
+
+// project folds the committed rows into the read model: the student's
+// checks, then the exercises they pass.
+func (w *CheckWriter) project(ctx context.Context, rows []store.Check, items []checkItem) error {
+	if err := w.Projector.ProjectChecks(ctx, rows); err != nil {
+		return err
+	}
+	return w.Projector.ProjectPasses(ctx, passes(items))
 }
 
 // passes are the exercises items pass.

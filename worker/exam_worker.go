@@ -43,6 +43,9 @@ type ExamConfig struct {
 	// FinalizeTimeout bounds finalizing one session (its reads and
 	// publishes); past it the timer is delivered again. Defaults to 10s.
 	FinalizeTimeout time.Duration
+	// Projector, when set, folds every committed batch of session events
+	// into the read model before it is acknowledged.
+	Projector *Projector
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the worker's metrics. Defaults to none.
@@ -129,7 +132,7 @@ func (w *ExamWorker) Run(ctx context.Context) error {
 	} else {
 		w.log.Warn("worker: attempts of finalized sessions published one at a time", "err", err)
 	}
-	w.writer = NewExamWriter(w.store, ExamWriterConfig{Attempts: w.attempts, Logger: w.log})
+	w.writer = NewExamWriter(w.store, ExamWriterConfig{Attempts: w.attempts, Projector: w.cfg.Projector, Logger: w.log})
 	w.writer.maxBackoff = w.cfg.MaxBackoff
 	loop := Config{BatchSize: w.cfg.BatchSize, MaxWait: w.cfg.MaxWait, AckWait: w.cfg.AckWait,
 		ShutdownTimeout: w.cfg.ShutdownTimeout, MaxBackoff: w.cfg.MaxBackoff, Logger: w.cfg.Logger, Registerer: w.cfg.Registerer}

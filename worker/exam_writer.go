@@ -31,6 +31,9 @@ type ExamWriterConfig struct {
 	// session published it already, but may have died before. Replays
 	// leave it unset (the attempts stream is replayed on its own).
 	Attempts AttemptPublisher
+	// Projector, when set, folds the sessions of every batch committed
+	// into the read model before the batch counts as settled.
+	Projector *Projector
 	// DryRun writes each batch in a transaction that is rolled back and
 	// publishes nothing.
 	DryRun bool
@@ -86,8 +89,30 @@ func (w *ExamWriter) Write(ctx context.Context, recs []Record) Outcome {
 		items = append(items, examItem{index: i, rec: r, event: e})
 	}
 	stored := w.write(ctx, items, &out)
-	w.publishAttempts(ctx, stored, &out)
+	if w.project(ctx, stored, &out) {
+		w.publishAttempts(ctx, stored, &out)
+	}
 	return out
+}
+
+// project folds the committed items into the read model; when it cannot
+// before ctx ends they are left unsettled (and it returns false),
+// delivered again, stored again as nothing new, and folded then.
+func (w *ExamWriter) project(ctx context.Context, items []examItem, out *Outcome) bool {
+	if w.cfg.Projector == nil || w.cfg.DryRun || len(items) == 0 {
+		return true
+	}
+	evs := make([]events.ExamEvent, len(items))
+	for i, it := range items {
+		evs[i] = it.event
+	}
+	if w.cfg.Projector.ProjectSessions(ctx, evs) == nil {
+		return true
+	}
+	for _, it := range items {
+		out.Unsettled = append(out.Unsettled, it.index)
+	}
+	return false
 }
 
 // write stores items and returns those in a committed transaction.
