@@ -67,9 +67,6 @@ type Config struct {
 
 	// Workers is how many batch writers this process runs. Defaults to 0.
 	Workers int
-	// ReadModel: API instances read students from the read model, workers
-	// fold into it (docs/architecture.md, "Read model"; off by default).
-	ReadModel bool
 	// WorkerConfig holds the workers' settings; App fills its AckWait from
 	// Stream, and its Logger and Registerer.
 	WorkerConfig worker.Config
@@ -266,7 +263,7 @@ func (a *App) openStream(ctx context.Context) error {
 		}
 		a.log.Warn(msg, "object", m.Object, "setting", m.Field, "found", m.Was, "configured", m.Now)
 	}
-	if a.cfg.Workers > 0 && a.cfg.ReadModel && len(check.Missing) > 0 {
+	if a.cfg.Workers > 0 && a.cfg.Stream.ReadModel && len(check.Missing) > 0 {
 		return fmt.Errorf("events: %s: %w", strings.Join(check.Missing, ", "), streams.ErrNotApplied)
 	}
 	if a.cfg.API && !check.ContentBucket {
@@ -277,7 +274,7 @@ func (a *App) openStream(ctx context.Context) error {
 	if a.Log, err = eventlog.OpenLog(ctx, a.JS, s); err != nil {
 		return fmt.Errorf("events: %w", err)
 	}
-	if a.cfg.ReadModel {
+	if a.cfg.Stream.ReadModel {
 		// Student reads answer from the model, so an event is settled for
 		// them once the model's consumer has folded it too.
 		a.Log.SettledAlsoBy(streams.ReadModelConsumer)

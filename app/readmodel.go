@@ -21,7 +21,7 @@ import (
 // read counted as a fallback); a worker has refused to start already
 // (openStream: the bucket's stream is a declared, optional stream).
 func (a *App) openReadModel(ctx context.Context) error {
-	if !a.cfg.ReadModel {
+	if !a.cfg.Stream.ReadModel {
 		return nil
 	}
 	// Both write: workers fold, and an API stores the value of a student

@@ -54,10 +54,15 @@ var (
 )
 
 // Attempts declares the attempts family: the ATTEMPTS stream (the system
-// of record of attempts), its dead letters, the writers' consumer and the
-// read model's (ReadModelConsumer).
+// of record of attempts), its dead letters, the writers' consumer and,
+// with the read model on, the model's (ReadModelConsumer).
 func Attempts(cfg StreamConfig) Family {
 	err := cfg.Validate()
+	consumers := []Consumer{{Stream: cfg.Name, Config: consumerConfig(cfg), Fatal: consumerFatal}}
+	if cfg.ReadModel {
+		consumers = append(consumers, Consumer{Stream: cfg.Name, Fatal: consumerFatal,
+			Config: durableConsumer(cfg, ReadModelConsumer, "quizstream workers: settled attempts into the read model")})
+	}
 	return Family{
 		Name: "attempts",
 		Streams: []Stream{
@@ -65,12 +70,8 @@ func Attempts(cfg StreamConfig) Family {
 			// Only what decides a dead letter's fate is checked.
 			{Config: deadLetterConfig(cfg), Only: []string{"replicas"}, Optional: true},
 		},
-		Consumers: []Consumer{
-			{Stream: cfg.Name, Config: consumerConfig(cfg), Fatal: consumerFatal},
-			{Stream: cfg.Name, Config: durableConsumer(cfg, ReadModelConsumer, "quizstream workers: settled attempts into the read model"),
-				Fatal: consumerFatal},
-		},
-		err: err,
+		Consumers: consumers,
+		err:       err,
 	}
 }
 

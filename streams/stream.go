@@ -77,6 +77,11 @@ type StreamConfig struct {
 	// ReadModelTTL is how long a student's value lives unwritten. Defaults
 	// to 120 days (a term).
 	ReadModelTTL time.Duration
+	// ReadModel turns the student read model on: API instances read
+	// students from it, workers fold into it, and the attempts family
+	// declares its consumer (ReadModelConsumer). Off, both use PostgreSQL
+	// alone, and no consumer waits unread. The binary's default is on.
+	ReadModel bool
 }
 
 func (c *StreamConfig) defaults() {

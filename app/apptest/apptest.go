@@ -77,6 +77,9 @@ func NewOn(t testing.TB, natsURL string, stream streams.StreamConfig) *Stack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The read model on, as the binary's default: tests hold it to its
+	// promises.
+	stream.ReadModel = true
 	if err := stream.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +122,6 @@ func (s *Stack) WithDatabase(dbURL string) *Stack {
 // does; a test of an instance that only checks them unsets ApplyStream).
 func (s *Stack) Config(t testing.TB) app.Config {
 	return app.Config{
-		ReadModel:   true, // tests hold the model to its promises; a site turns it on
 		DatabaseURL: s.DBURL, NATSURL: s.NATSURL, Stream: s.Stream, ApplyStream: true,
 		ListenAddr: "127.0.0.1:0", APIConfig: api.Config{ContentReload: -1},
 		Logger: Logger(t), Dev: true,
@@ -251,7 +253,6 @@ func (s *Stack) Env() []string {
 	return []string{
 		"DATABASE_URL=" + s.DBURL,
 		"NATS_URL=" + s.NATSURL,
-		"READ_MODEL=true",
 		"METRICS_ADDR=off",
 		"LOG_LEVEL=warn",
 		fmt.Sprintf("ACK_WAIT=%s", s.Stream.AckWait),

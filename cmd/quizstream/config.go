@@ -47,7 +47,6 @@ type config struct {
 
 	ShutdownTimeout time.Duration
 	Profiling       bool
-	ReadModel       bool
 
 	DataDir  string
 	NATSPort int
@@ -218,11 +217,8 @@ func stream(fs *flag.FlagSet, c *config) {
 	fs.DurationVar(&c.Checks.CheckerAckWait, "checker-ack-wait", streams.DefaultCheckerAckWait, "how long a checker may hold a check request unheard before it is redelivered")
 	fs.Int64Var(&s.ReadModelMaxBytes, "read-model-max-bytes", streams.DefaultReadModelMaxBytes, "bytes the student read model's bucket keeps; past it the least recently written students drop out (read from PostgreSQL)")
 	fs.DurationVar(&s.ReadModelTTL, "read-model-ttl", streams.DefaultReadModelTTL, "how long a student's read-model value lives unwritten (a term)")
+	fs.BoolVar(&s.ReadModel, "read-model", true, "API instances read students from the read model, which workers fold into on a consumer of their own (docs/architecture.md, \"Read model\"); off, both use PostgreSQL alone and stream apply declares no consumer for it")
 	fs.IntVar(&s.MaxAckPending, "max-ack-pending", streams.DefaultMaxAckPending, "unacknowledged messages across all workers (>= workers x batch size)")
-}
-
-func readModel(fs *flag.FlagSet, c *config) {
-	fs.BoolVar(&c.ReadModel, "read-model", false, "API instances read students from the read model and workers fold into it before acking (docs/architecture.md, \"Read model\"); off, both use PostgreSQL alone")
 }
 
 func shutdown(fs *flag.FlagSet, c *config) {
@@ -312,7 +308,7 @@ func (c *config) app(log *slog.Logger, withAPI, dev bool, workers int) app.Confi
 		ApplyStream: dev, // dev owns its server; api and worker only check (quizstream stream apply)
 		API:         withAPI, ListenAddr: c.ListenAddr, APIConfig: ac, Publish: c.Publish, Exams: c.Exams, ExamWorker: c.ExamWorker,
 		Checks: c.Checks, Checker: c.Checker,
-		Workers: workers, WorkerConfig: wc, ReadModel: c.ReadModel,
+		Workers: workers, WorkerConfig: wc,
 		MetricsAddr: c.MetricsAddr, Profiling: c.Profiling, Dev: dev, Logger: log,
 	}
 }

@@ -110,7 +110,7 @@ var pinned = []struct{ flag, env, def, cmds string }{
 	{"check-deadline", "CHECK_DEADLINE", "10m0s", "checker,dev"},
 	{"checker-concurrency", "CHECKER_CONCURRENCY", "8", "checker,dev"},
 	// Added since.
-	{"read-model", "READ_MODEL", "false", "api,worker,dev"},
+	{"read-model", "READ_MODEL", "true", "api,worker,checker,dev,stream"},
 	{"signup-rate", "SIGNUP_RATE", "1", "api,dev"}, // with the three below, in place of LOGIN_RATE and LOGIN_BURST
 	{"signup-burst", "SIGNUP_BURST", "2000", "api,dev"},
 	{"login-failure-rate", "LOGIN_FAILURE_RATE", "1", "api,dev"},

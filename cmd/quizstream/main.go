@@ -109,9 +109,9 @@ type invocation struct {
 
 var commands = map[string]*command{
 	"api": {nats: true, run: runAPI,
-		groups: []group{common, database, natsRequired, metrics("127.0.0.1:9090"), stream, readModel, apiSettings, shutdown}},
+		groups: []group{common, database, natsRequired, metrics("127.0.0.1:9090"), stream, apiSettings, shutdown}},
 	"worker": {nats: true, run: runWorker,
-		groups: []group{common, database, natsRequired, metrics("127.0.0.1:9091"), stream, readModel, workerSettings, shutdown}},
+		groups: []group{common, database, natsRequired, metrics("127.0.0.1:9091"), stream, workerSettings, shutdown}},
 	"checker": {nats: true, run: runChecker,
 		groups: []group{common, database, natsRequired, metrics("127.0.0.1:9092"), stream, checkerSettings, shutdown}},
 	"migrate": {run: runMigrate,
@@ -119,7 +119,7 @@ var commands = map[string]*command{
 	"seed": {run: runSeed,
 		groups: []group{common, database, natsSettings("NATS server URL(s); when set, running API instances are told to reload content")}},
 	"dev": {run: runDev, groups: []group{common, database, natsSettings("NATS server URL(s), comma-separated; empty starts an embedded server"),
-		metrics("127.0.0.1:9090"), stream, readModel, apiSettings, workerSettings, checkerSettings, shutdown, devSettings}},
+		metrics("127.0.0.1:9090"), stream, apiSettings, workerSettings, checkerSettings, shutdown, devSettings}},
 	"dlq": {verbs: []string{"list", "show", "redrive"}, args: true, nats: true, run: runDLQ,
 		groups: []group{common, natsRequired}, own: dlqFlags},
 	"replay": {nats: true, run: runReplay,
