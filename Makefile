@@ -55,7 +55,7 @@ bench:
 deploy-rules:
 	bash .ci/rules
 
-## deploy-check: compose.yaml's process set on this machine (3 clustered nats-servers, migrate, stream apply at R3, 2 api, 2 worker) under a short load, the stream leader killed and restarted
+## deploy-check: compose.yaml's process set on this machine (3 clustered nats-servers, migrate, stream apply at R3, 2 api, 2 worker, the checker) under a short load, the stream leader killed and restarted
 deploy-check:
 	$(GO) run ./deploy/cmd/deploycheck
 
