@@ -157,14 +157,14 @@ func literals(srcs []string, pattern string) map[string]bool {
 }
 
 // The docs say what the code does: every command, subcommand and flag of
-// quizstream that README.md and docs/*.md cite exists (the commands as
+// quizstream that README.md, bench/README.md and docs/*.md cite exists (the commands as
 // `quizstream help` lists them, subcommands and flags as the command's
 // source names them), every make target is in the Makefile, every
 // setting is one quizstream reads (or a stream the streams package names,
 // an environment variable a test reads, a make variable), and every test
 // name is a function in a _test.go file.
 func TestDocsCiteWhatExists(t *testing.T) {
-	docs := []string{filepath.Join(repoRoot, "README.md")}
+	docs := []string{filepath.Join(repoRoot, "README.md"), filepath.Join(repoRoot, "bench", "README.md")}
 	more, err := filepath.Glob(filepath.Join(repoRoot, "docs", "*.md"))
 	if err != nil || len(more) == 0 {
 		t.Fatalf("no docs/*.md: %v", err)
