@@ -1,5 +1,6 @@
-# One image for every role: api, worker, migrate, seed, stream apply, dlq,
-# replay. The role is the command: `docker run quizstream api`.
+# One image for every role: api, worker, checker, migrate, stream apply,
+# seed, dlq, replay, content. The role is the command: `docker run
+# quizstream api`.
 #
 #   docker build --build-arg VERSION=$(git describe --tags --always) \
 #                --build-arg COMMIT=$(git rev-parse HEAD) -t quizstream .

@@ -7,9 +7,16 @@ PKGS := ./...
 # a run with "context deadline exceeded" as a duration ends (go.dev/issue/75804).
 FUZZTIME ?= 50000x
 
-## run: build bin/quizstream and start the whole service (embedded NATS, migrations, demo content); ctrl-C stops it, exit 0
+## run: build bin/quizstream and start the whole service (embedded NATS, migrations, demo content); ctrl-C drains it and exits 0
+# ctrl-C at a terminal signals the whole foreground process group, and GNU
+# make always ends by a SIGINT it receives (status 130), whatever its recipe
+# does. So the recipe's shell runs dev as a job of its own (set -m): dev alone
+# is in the foreground and gets the ctrl-C, drains and exits 0, and so does
+# make. The shell ignores SIGINT (dev inherits that, and Go's signal.Notify
+# takes the signal back); the trailing exit keeps bash from exec-ing dev in
+# the shell's place, which would skip the job control.
 run: build
-	bin/quizstream dev
+	@trap "" INT; set -m 2>/dev/null; bin/quizstream dev; exit $$?
 
 ## test: every test, against a real PostgreSQL and real JetStream servers
 test:
@@ -55,7 +62,7 @@ bench:
 deploy-rules:
 	bash .ci/rules
 
-## deploy-check: compose.yaml's process set on this machine (3 clustered nats-servers, migrate, stream apply at R3, 2 api, 2 worker) under a short load, the stream leader killed and restarted
+## deploy-check: compose.yaml's process set on this machine (3 clustered nats-servers, migrate, stream apply at R3, 2 api, 2 worker, the checker) under a short load, the stream leader killed and restarted
 deploy-check:
 	$(GO) run ./deploy/cmd/deploycheck
 

@@ -18,8 +18,9 @@ import (
 )
 
 // dev's embedded NATS server listens on NATS_PORT, where the holder of the
-// seed dev keeps reaches the streams; cancelling dev (as SIGINT does) ends
-// it without an error, so the process exits 0.
+// seed dev keeps reaches the streams, and dev prints that address and the
+// nats CLI's flags with its ready line; cancelling dev (as SIGINT does)
+// ends it without an error, so the process exits 0.
 func TestDevNATSPort(t *testing.T) {
 	t.Parallel()
 	_, port, err := net.SplitHostPort(apptest.FreeAddr(t))
@@ -64,5 +65,13 @@ func TestDevNATSPort(t *testing.T) {
 		}
 	case <-time.After(time.Minute):
 		t.Fatal("dev did not stop within a minute of its context ending")
+	}
+	// The ready lines: the NATS server's address with the stock nats CLI's
+	// way in (README), then the API's.
+	url := "nats://127.0.0.1:" + port
+	want := "quizstream NATS listening on " + url + " (nats CLI: nats --server " + url + " --nkey " + auth.NKeySeedFile + ")\n" +
+		"quizstream API listening on http://" + addr + "/api/v1/courses\n"
+	if stdout.String() != want {
+		t.Errorf("dev printed\n%s\nwant\n%s", stdout.String(), want)
 	}
 }

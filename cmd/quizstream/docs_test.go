@@ -157,14 +157,14 @@ func literals(srcs []string, pattern string) map[string]bool {
 }
 
 // The docs say what the code does: every command, subcommand and flag of
-// quizstream that README.md and docs/*.md cite exists (the commands as
+// quizstream that README.md, bench/README.md and docs/*.md cite exists (the commands as
 // `quizstream help` lists them, subcommands and flags as the command's
 // source names them), every make target is in the Makefile, every
 // setting is one quizstream reads (or a stream the streams package names,
 // an environment variable a test reads, a make variable), and every test
 // name is a function in a _test.go file.
 func TestDocsCiteWhatExists(t *testing.T) {
-	docs := []string{filepath.Join(repoRoot, "README.md")}
+	docs := []string{filepath.Join(repoRoot, "README.md"), filepath.Join(repoRoot, "bench", "README.md")}
 	more, err := filepath.Glob(filepath.Join(repoRoot, "docs", "*.md"))
 	if err != nil || len(more) == 0 {
 		t.Fatalf("no docs/*.md: %v", err)
@@ -294,4 +294,38 @@ func settingNames() map[string]bool {
 		}
 	}
 	return out
+}
+
+// mdLink is a Markdown link's target.
+var mdLink = regexp.MustCompile(`\]\(([^)\s]+)\)`)
+
+// Every relative link of README.md, bench/README.md and docs/*.md names a
+// file or folder of the repository: the README once pointed to an API.md
+// the repository does not hold.
+func TestDocLinksExist(t *testing.T) {
+	docs, err := filepath.Glob(filepath.Join(repoRoot, "docs", "*.md"))
+	if err != nil || len(docs) == 0 {
+		t.Fatalf("no docs/*.md: %v", err)
+	}
+	docs = append(docs, filepath.Join(repoRoot, "README.md"), filepath.Join(repoRoot, "bench", "README.md"))
+	n := 0
+	for _, doc := range docs {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range mdLink.FindAllStringSubmatch(string(b), -1) {
+			target, _, _ := strings.Cut(m[1], "#")
+			if target == "" || strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			n++
+			if _, err := os.Stat(filepath.Join(filepath.Dir(doc), target)); err != nil {
+				t.Errorf("%s links to %s, which does not exist", doc, m[1])
+			}
+		}
+	}
+	if n < 10 {
+		t.Errorf("only %d relative links found", n)
+	}
 }

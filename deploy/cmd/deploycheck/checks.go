@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,15 +20,30 @@ import (
 	"github.com/quizstream/quizstream/deploy"
 )
 
-// checkStreams connects as the api processes do and checks that the
-// attempts stream is R3 with every replica current.
+// wantStreams is every stream `stream apply` makes: the three event
+// families' streams and their dead letters and timers, the read model's
+// bucket and the content snapshot's object store.
+var wantStreams = []string{"ATTEMPTS", "ATTEMPTS_DLQ", "CHECKS", "EXAMS", "EXAM_TIMERS", "KV_quizstream_students", "OBJ_quizstream_content"}
+
+// checkStreams connects as the api processes do and checks that every
+// stream on the cluster, each of wantStreams among them, is R3 with
+// every replica current.
 func (c *check) checkStreams(ctx context.Context) error {
 	js, close, err := c.jetStream()
 	if err != nil {
 		return err
 	}
 	defer close()
-	for _, name := range []string{"ATTEMPTS", "ATTEMPTS_DLQ", "EXAMS", "EXAM_TIMERS"} {
+	names, err := streamNames(ctx, js)
+	if err != nil {
+		return err
+	}
+	for _, name := range wantStreams {
+		if !slices.Contains(names, name) {
+			return fmt.Errorf("stream %s: missing after stream apply (the cluster has %v)", name, names)
+		}
+	}
+	for _, name := range names {
 		info, err := streamInfo(ctx, js, name)
 		if err != nil {
 			return fmt.Errorf("stream %s: %w", name, err)
@@ -46,6 +62,23 @@ func (c *check) checkStreams(ctx context.Context) error {
 		c.say("stream %s: R%d, leader %s, 2 followers current, storage %s", name, info.Config.Replicas, info.Cluster.Leader, info.Config.Storage)
 	}
 	return nil
+}
+
+// streamNames returns the names of the streams on the cluster, sorted,
+// asking for at most 2 s.
+func streamNames(ctx context.Context, js jetstream.JetStream) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	l := js.StreamNames(ctx)
+	var names []string
+	for n := range l.Name() {
+		names = append(names, n)
+	}
+	if err := l.Err(); err != nil {
+		return nil, fmt.Errorf("stream names: %w", err)
+	}
+	slices.Sort(names)
+	return names, nil
 }
 
 // jetStream connects as the api processes do; close closes the connection.

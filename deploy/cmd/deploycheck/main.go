@@ -2,15 +2,16 @@
 // this machine, without a container engine: the three NATS servers of the
 // cluster (the nats-server of the version go.mod pins, each with
 // deploy/nats/nats.conf and its own environment), migrate and stream apply
-// to completion, the demo seed, 2 api and 2 worker processes of the
-// quizstream binary, each with its service's environment. Only addresses
+// to completion, the demo seed, 2 api and 2 worker processes and the
+// checker (against a Judge0-compatible fake) of the quizstream binary,
+// each with its service's environment. Only addresses
 // and paths are changed: every service's host:port becomes a loopback
 // port of its own, named volumes become folders, and the database is a
 // fresh one on the local PostgreSQL (dropped at the end). It then checks
-// that the streams are R3 on three current servers, runs a short load
+// that every stream is R3 on three current servers, runs a short load
 // against both APIs (bench/load, the verification included) during which
 // it SIGKILLs the NATS server leading the attempts stream and starts it
-// again (-kill-leader), stops the api and worker processes with SIGTERM
+// again (-kill-leader), stops the api, worker and checker processes with SIGTERM
 // within their stop_grace_period, and reports. `make deploy-check`; -h lists the flags.
 package main
 

@@ -277,7 +277,7 @@ func waitOK(ctx context.Context, p *proc, u string) error {
 	}
 }
 
-// stopServing sends SIGTERM to the api and worker processes, as compose
+// stopServing sends SIGTERM to the api, worker and checker processes, as compose
 // stop does, and checks each exits 0 within its stop_grace_period.
 func (c *check) stopServing() error {
 	var errs []error
