@@ -297,10 +297,21 @@ func (s *Server) getAttempt(c echo.Context) error {
 		return err
 	}
 	// The read model first (api/readmodel.go), then PostgreSQL: the
-	// stored attempt wins over the stream's copy.
-	if m, stored, ok := s.modelAttempt(ctx, student, id); ok && stored {
+	// stored attempt wins over the stream's copy. With the model on, an
+	// attempt it does not hold is looked for above the floor first: there
+	// it is unsettled, and answered accepted even if PostgreSQL holds it
+	// already, as progress (the model's) does not count it yet.
+	m, stored, ok := s.modelAttempt(ctx, student, id)
+	if ok && stored {
 		return writeJSON(c, http.StatusOK, m)
-	} else if !ok {
+	}
+	var pub eventlog.Published
+	if s.model != nil {
+		if pub, err = s.events.Attempt(ctx, student, id); err == nil && pub.Seq > floor {
+			return writeJSON(c, http.StatusOK, attemptFromEvent(pub.Event, statusAccepted))
+		}
+	}
+	if !ok {
 		a, err := s.store.GetAttempt(ctx, student, id)
 		if err == nil {
 			return writeJSON(c, http.StatusOK, attemptFromRow(a))
@@ -309,7 +320,9 @@ func (s *Server) getAttempt(c echo.Context) error {
 			return err
 		}
 	}
-	pub, err := s.events.Attempt(ctx, student, id)
+	if s.model == nil {
+		pub, err = s.events.Attempt(ctx, student, id)
+	}
 	switch {
 	case errors.Is(err, eventlog.ErrNotInLog):
 		return notFound("attempt")
@@ -401,7 +414,11 @@ func (s *Server) listAttempts(c echo.Context) error {
 		s.log.Debug("api: reading pending attempts from the event log failed", "err", err)
 		return unavailable("the event log")
 	}
-	rows, err := s.storedPage(ctx, p)
+	unsettled := make(map[uuid.UUID]bool, len(pending))
+	for _, pub := range pending {
+		unsettled[pub.Event.AttemptID] = true
+	}
+	rows, err := s.storedPage(ctx, p, unsettled)
 	if err != nil {
 		return err
 	}

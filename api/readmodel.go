@@ -101,8 +101,9 @@ func (s *Server) progressRows(ctx context.Context, student uuid.UUID) ([]store.P
 // storedPage returns the stored attempts of the page p asks for (up to
 // p.Limit of them): from the model when it holds them all (a student
 // whose every attempt is in its page, or a first page without filter
-// within the page's length), else from PostgreSQL.
-func (s *Server) storedPage(ctx context.Context, p store.ListAttemptsParams) ([]attemptJSON, error) {
+// within the page's length), else from PostgreSQL, where with the model
+// on those in unsettled (above the ack floor) read as accepted.
+func (s *Server) storedPage(ctx context.Context, p store.ListAttemptsParams, unsettled map[uuid.UUID]bool) ([]attemptJSON, error) {
 	v, ok := s.modelStudent(ctx, readAttempts, p.StudentID)
 	if ok && !v.Complete() {
 		switch {
@@ -125,6 +126,12 @@ func (s *Server) storedPage(ctx context.Context, p store.ListAttemptsParams) ([]
 		out := make([]attemptJSON, len(rows))
 		for i, a := range rows {
 			out[i] = attemptFromRow(a)
+			// With the model on, an attempt it has not folded yet is
+			// unsettled, whatever PostgreSQL holds: accepted, as
+			// progress (the model's) does not count it yet.
+			if s.model != nil && unsettled[a.ID] {
+				out[i].Status = statusAccepted
+			}
 		}
 		return out, nil
 	}
