@@ -2,12 +2,12 @@ package readmodel
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/google/uuid"
+	segjson "github.com/segmentio/encoding/json"
 
 	"github.com/quizstream/quizstream/events"
 )
@@ -52,8 +52,8 @@ type Check struct {
 // CheckDetailMax: a function of the check alone, so that a folded value
 // and one built from PostgreSQL agree.
 func (c *Check) Trim() {
-	tests, _ := json.Marshal(c.Tests)
-	output, _ := json.Marshal(c.Output)
+	tests, _ := segjson.Marshal(c.Tests)
+	output, _ := segjson.Marshal(c.Output)
 	if len(tests)+len(output) > CheckDetailMax {
 		c.Tests, c.Output, c.Cut = nil, "", true
 	}
@@ -123,7 +123,7 @@ func (s *Checks) Apply(c Check) Result {
 // Encode returns s's bytes.
 func (s *Checks) Encode() []byte {
 	s.V = version
-	b, _ := json.Marshal(s) // of ids, numbers, times and strings: it cannot fail
+	b, _ := segjson.Marshal(s) // of ids, numbers, times and strings: it cannot fail
 	return b
 }
 
@@ -131,7 +131,7 @@ func (s *Checks) Encode() []byte {
 // cannot read (errVersion for one of another version).
 func DecodeChecks(data []byte) (Checks, error) {
 	var s Checks
-	if err := json.Unmarshal(data, &s); err != nil {
+	if err := segjson.Unmarshal(data, &s); err != nil {
 		return Checks{}, fmt.Errorf("readmodel: decode: %w", err)
 	}
 	if s.V != version {

@@ -2,12 +2,12 @@ package readmodel
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/google/uuid"
+	segjson "github.com/segmentio/encoding/json"
 
 	"github.com/quizstream/quizstream/events"
 )
@@ -140,7 +140,7 @@ func (s *Sessions) Fit() bool {
 // Encode returns s's bytes.
 func (s *Sessions) Encode() []byte {
 	s.V = version
-	b, _ := json.Marshal(s) // of ids, numbers, times and short strings: it cannot fail
+	b, _ := segjson.Marshal(s) // of ids, numbers, times and short strings: it cannot fail
 	return b
 }
 
@@ -148,7 +148,7 @@ func (s *Sessions) Encode() []byte {
 // cannot read (errVersion for one of another version).
 func DecodeSessions(data []byte) (Sessions, error) {
 	var s Sessions
-	if err := json.Unmarshal(data, &s); err != nil {
+	if err := segjson.Unmarshal(data, &s); err != nil {
 		return Sessions{}, fmt.Errorf("readmodel: decode: %w", err)
 	}
 	if s.V != version {

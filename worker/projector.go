@@ -18,8 +18,11 @@ import (
 )
 
 // projectConcurrency bounds the students of one batch folded at once;
-// their compare-and-set puts share the model's atomic batches.
-const projectConcurrency = 64
+// their compare-and-set puts share the model's atomic batches. A fold is
+// round trips (a get, a put that waits for its batch's sync), not CPU:
+// at 64 a batch of 4,000 events for 500 students took 1.1 s, at 512 0.6 s
+// (POST-only load, 500 students, one dev process, same machine).
+const projectConcurrency = 512
 
 // floorMaxAge is how old a reading of the ack floor a fold may use: any
 // reading is safe (the floor only rises), a fresher one keeps values'
