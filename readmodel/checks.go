@@ -2,7 +2,6 @@ package readmodel
 
 import (
 	"bytes"
-	"fmt"
 	"slices"
 	"time"
 
@@ -129,16 +128,7 @@ func (s *Checks) Encode() []byte {
 
 // DecodeChecks returns the value data holds, or an error for one it
 // cannot read (errVersion for one of another version).
-func DecodeChecks(data []byte) (Checks, error) {
-	var s Checks
-	if err := segjson.Unmarshal(data, &s); err != nil {
-		return Checks{}, fmt.Errorf("readmodel: decode: %w", err)
-	}
-	if s.V != version {
-		return Checks{}, errVersion
-	}
-	return s, nil
-}
+func DecodeChecks(data []byte) (Checks, error) { return decode[Checks](data) }
 
 // Equal reports whether s and o show the same checks.
 func (s *Checks) Equal(o *Checks) bool {

@@ -2,7 +2,6 @@ package readmodel
 
 import (
 	"bytes"
-	"fmt"
 	"slices"
 	"time"
 
@@ -146,16 +145,7 @@ func (s *Sessions) Encode() []byte {
 
 // DecodeSessions returns the value data holds, or an error for one it
 // cannot read (errVersion for one of another version).
-func DecodeSessions(data []byte) (Sessions, error) {
-	var s Sessions
-	if err := segjson.Unmarshal(data, &s); err != nil {
-		return Sessions{}, fmt.Errorf("readmodel: decode: %w", err)
-	}
-	if s.V != version {
-		return Sessions{}, errVersion
-	}
-	return s, nil
-}
+func DecodeSessions(data []byte) (Sessions, error) { return decode[Sessions](data) }
 
 // Equal reports whether s and o show the same sessions: the started ones
 // (a save or final folded before its start is not shown, and a value

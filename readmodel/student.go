@@ -216,15 +216,31 @@ func (s *Student) Encode() []byte {
 }
 
 // Decode returns the value data holds, or an error for one it cannot read.
-func Decode(data []byte) (Student, error) {
-	var s Student
-	if err := segjson.Unmarshal(data, &s); err != nil {
-		return Student{}, fmt.Errorf("readmodel: decode: %w", err)
+func Decode(data []byte) (Student, error) { return decode[Student](data) }
+
+// value is a value of the model's keys: a student's attempts, sessions or
+// checks, each with its encoding's version.
+type value[T any] interface {
+	*T
+	version() int
+}
+
+func (s *Student) version() int  { return s.V }
+func (s *Sessions) version() int { return s.V }
+func (s *Checks) version() int   { return s.V }
+
+// decode returns the value of type T data holds, or an error for one it
+// cannot read (errVersion for one of another version).
+func decode[T any, P value[T]](data []byte) (T, error) {
+	var v T
+	if err := segjson.Unmarshal(data, &v); err != nil {
+		return v, fmt.Errorf("readmodel: decode: %w", err)
 	}
-	if s.V != version {
-		return Student{}, errVersion
+	if P(&v).version() != version {
+		var zero T
+		return zero, errVersion
 	}
-	return s, nil
+	return v, nil
 }
 
 // Equal reports whether s and o show a student the same: their attempt
