@@ -69,17 +69,6 @@ type checkPage struct {
 	NextCursor *string     `json:"next_cursor"`
 }
 
-// checkRank orders statuses: a later one is further along.
-func checkRank(status string) int {
-	switch status {
-	case events.CheckQueued:
-		return 0
-	case events.CheckRunning:
-		return 1
-	}
-	return 2
-}
-
 func checkFromRow(r store.Check) checkJSON {
 	out := checkJSON{CheckID: r.ID, ExerciseID: r.ExerciseID, StudentID: r.StudentID, Language: r.Language, Status: r.Status,
 		SubmittedAt: r.SubmittedAt.UTC(), Tests: []checkTestJSON{}, Output: r.Output}
@@ -109,7 +98,7 @@ func checkFromState(st *eventlog.CheckState) checkJSON {
 
 // further returns whichever of a and b is further along.
 func further(a, b checkJSON) checkJSON {
-	if checkRank(b.Status) > checkRank(a.Status) {
+	if events.CheckRank(b.Status) > events.CheckRank(a.Status) {
 		return b
 	}
 	return a
@@ -206,7 +195,7 @@ func (s *Server) getCheck(c echo.Context) error {
 	ctx := c.Request().Context()
 	student := session(c).Student.ID
 	row, rowErr := s.storedCheck(ctx, student, id)
-	if rowErr == nil && checkRank(row.Status) == 2 {
+	if rowErr == nil && events.CheckRank(row.Status) == events.CheckRank(events.CheckPassed) {
 		return writeJSON(c, http.StatusOK, row)
 	}
 	st, err := s.cfg.Checks.Check(ctx, student, id)

@@ -54,6 +54,19 @@ const (
 	CheckError   = "error"
 )
 
+// CheckRank orders a check's statuses: a higher one is further along (a
+// check's row, and its read-model entry, only ever move up). The final
+// statuses share the highest rank.
+func CheckRank(status string) int {
+	switch status {
+	case CheckQueued:
+		return 0
+	case CheckRunning:
+		return 1
+	}
+	return 2
+}
+
 // CheckRef is what every event of a check carries of its request: enough
 // to write the check's row from any one of them.
 type CheckRef struct {

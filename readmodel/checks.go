@@ -58,17 +58,6 @@ func (c *Check) Trim() {
 	}
 }
 
-// CheckRank orders a check's statuses: a higher one is further along.
-func CheckRank(status string) int {
-	switch status {
-	case events.CheckQueued:
-		return 0
-	case events.CheckRunning:
-		return 1
-	}
-	return 2
-}
-
 // Before reports whether c sorts before o in the contract's order.
 func (c Check) Before(o Check) bool {
 	if !c.SubmittedAt.Equal(o.SubmittedAt) {
@@ -96,7 +85,7 @@ func (s *Checks) Find(id uuid.UUID) (Check, bool) {
 func (s *Checks) Apply(c Check) Result {
 	c.Trim()
 	if i := slices.IndexFunc(s.Page, func(x Check) bool { return x.ID == c.ID }); i >= 0 {
-		if CheckRank(c.Status) <= CheckRank(s.Page[i].Status) {
+		if events.CheckRank(c.Status) <= events.CheckRank(s.Page[i].Status) {
 			return Skipped
 		}
 		s.Page[i] = c
