@@ -84,7 +84,9 @@ func TestFaultNATSRestart(t *testing.T) {
 					r.End.Sub(res.Start).Round(time.Millisecond), downAt.Sub(res.Start).Round(time.Millisecond), upFrom.Sub(res.Start).Round(time.Millisecond))
 			}
 		}
-		if r.Status == http.StatusServiceUnavailable && r.Start.After(downAt) && r.End.Before(upFrom) {
+		// Sent while no server ran, and refused: whether its 503 came
+		// before the restart or after (a slow one) does not matter here.
+		if r.Status == http.StatusServiceUnavailable && r.Start.After(downAt) && r.Start.Before(upFrom) {
 			unavailable++
 		}
 	}
@@ -92,7 +94,7 @@ func TestFaultNATSRestart(t *testing.T) {
 		t.Errorf("%d attempts answered 202 with no NATS server running: a 202 without a PubAck", inGap)
 	}
 	if unavailable == 0 {
-		t.Error("no POST answered 503 while NATS was down: the gap did not hit the load")
+		t.Error("no POST sent while NATS was down answered 503: the gap did not hit the load")
 	}
 	if res.TransportErrors > 0 {
 		t.Errorf("%d transport errors: the API process should have stayed up through the restart", res.TransportErrors)
@@ -111,7 +113,7 @@ func TestFaultNATSRestart(t *testing.T) {
 		settled = at.Sub(upAt).Round(time.Millisecond).String()
 	}
 	deliveries, redelivered := faults.Redeliveries(t, s)
-	t.Logf("restart: shutdown took %s, server down %s, new server ready %s after start; 503s inside the gap: %d, 202s inside it: %d",
+	t.Logf("restart: shutdown took %s, server down %s, new server ready %s after start; 503s to POSTs sent inside the gap: %d, 202s inside it: %d",
 		downAt.Sub(downFrom).Round(time.Millisecond), upFrom.Sub(downAt).Round(time.Millisecond), upAt.Sub(upFrom).Round(time.Millisecond), unavailable, inGap)
 	gap, _ := load.LongestGap()
 	t.Logf("recovery: every student had a 202 again %s after the new server was ready; longest time without any 202 %s; everything accepted before the shutdown acked %s after the restart; deliveries %d, redeliveries %d",
