@@ -10,10 +10,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/quizstream/quizstream/readmodel"
-	"github.com/quizstream/quizstream/retry"
 	"github.com/quizstream/quizstream/store"
 )
 
@@ -92,22 +90,10 @@ func (p *Projector) Project(ctx context.Context, folds []readmodel.Fold) error {
 		by[f.Event.StudentID] = append(by[f.Event.StudentID], f)
 	}
 	floor := p.ackFloor(ctx)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(projectConcurrency)
-	for student, fs := range by {
+	return eachStudent(ctx, p, by, func(ctx context.Context, student uuid.UUID, fs []readmodel.Fold) error {
 		slices.SortFunc(fs, func(a, b readmodel.Fold) int { return cmp.Compare(a.Seq, b.Seq) })
-		g.Go(func() error {
-			return retry.Do(gctx, retry.Policy{Initial: 5 * time.Millisecond, Max: p.backoff}, retry.Always,
-				func(err error, d time.Duration) {
-					if errors.Is(err, readmodel.ErrConflict) {
-						p.metrics.folds.WithLabelValues("conflict").Inc()
-						return
-					}
-					p.log.Warn("worker: read model fold failed, retrying", "err", err, "retry_in", d)
-				}, func() error { return p.student(gctx, student, fs, floor) })
-		})
-	}
-	return g.Wait()
+		return p.student(ctx, student, fs, floor)
+	})
 }
 
 // student folds one student's events: read, fold, put if changed.
@@ -218,31 +204,24 @@ func (p *Projector) ProjectPasses(ctx context.Context, passes []StudentPass) err
 	for _, sp := range passes {
 		by[sp.Student] = append(by[sp.Student], sp.Pass)
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(projectConcurrency)
-	for student, ps := range by {
-		g.Go(func() error {
-			return retry.Do(gctx, retry.Policy{Initial: 5 * time.Millisecond, Max: p.backoff}, retry.Always, nil, func() error {
-				s, rev, err := p.model.Get(gctx, student)
-				switch {
-				case errors.Is(err, readmodel.ErrMissing):
-					s, err = p.seed(gctx, student, p.ackFloor(gctx), readmodel.Student{})
-				case err == nil:
-					changed := false
-					for _, pass := range ps {
-						changed = s.AddPass(pass) || changed
-					}
-					if !changed {
-						return nil
-					}
-				}
-				if err != nil {
-					return err
-				}
-				_, err = p.model.Put(gctx, student, &s, rev)
-				return err
-			})
-		})
-	}
-	return g.Wait()
+	return eachStudent(ctx, p, by, func(ctx context.Context, student uuid.UUID, ps []readmodel.Pass) error {
+		s, rev, err := p.model.Get(ctx, student)
+		switch {
+		case errors.Is(err, readmodel.ErrMissing):
+			s, err = p.seed(ctx, student, p.ackFloor(ctx), readmodel.Student{})
+		case err == nil:
+			changed := false
+			for _, pass := range ps {
+				changed = s.AddPass(pass) || changed
+			}
+			if !changed {
+				return nil
+			}
+		}
+		if err != nil {
+			return err
+		}
+		_, err = p.model.Put(ctx, student, &s, rev)
+		return err
+	})
 }

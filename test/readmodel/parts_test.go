@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/quizstream/quizstream/api"
 	"github.com/quizstream/quizstream/app/apptest"
 	"github.com/quizstream/quizstream/checker/judge0test"
 	"github.com/quizstream/quizstream/client"
@@ -94,6 +95,17 @@ func TestSessionAndCheckReadsWithoutPostgres(t *testing.T) {
 	})
 	waitPartsSettled(t, s)
 
+	// The reads go to an API instance of its own: the full instance's
+	// workers and checker share its store, and a statement of theirs
+	// (a late redelivery, say) is not a read's.
+	reader := s.StartAPI(t, api.Config{AttemptRate: -1, MaxUnsettledPerStudent: -1, TokenMissRate: -1, TokenCacheTTL: 10 * time.Minute})
+	for i, st := range people {
+		clients[i] = st.On(reader.URL)
+		if _, err := clients[i].User(t.Context()); err != nil { // the token, cached before the count
+			t.Fatal(err)
+		}
+	}
+	in = reader
 	before := in.App.Store.Queries()
 	for r := range 400 {
 		i, id := r%len(people), people[r%len(people)].ID
